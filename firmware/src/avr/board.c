@@ -1,0 +1,81 @@
+// Board: reset-cause capture, safe output levels from the first instruction, watchdog, clock tick, status LED.
+#include <avr/io.h>        // MCUSR, DDRx, PORTx, TCCR2A
+#include <avr/wdt.h>       // wdt_enable, wdt_reset, wdt_disable
+#include <avr/interrupt.h> // ISR
+#include <util/atomic.h>   // ATOMIC_BLOCK
+#include "board.h"         // board_init
+#include "safety.h"        // board_outputs_safe
+#include "commands.h"      // clock_ms, board_reset_cause
+#include "protocol.h"      // enum reset_cause
+#include "pen_config.h"    // PIN_*, WATCHDOG_TIMEOUT_MS
+
+#define PIN_INACTIVE(name)                                                        \
+  do {                                                                            \
+    if (PIN_##name##_ACTIVE_LOW) PIN_##name##_PORT |= _BV(PIN_##name##_BIT);      \
+    else PIN_##name##_PORT &= (uint8_t)~_BV(PIN_##name##_BIT);                    \
+  } while (0)
+#define PIN_SAFE_OUTPUT(name) do { PIN_INACTIVE(name); PIN_##name##_DDR |= _BV(PIN_##name##_BIT); } while (0)
+#define PIN_PULLED_UP_INPUT(name)                                                 \
+  do { PIN_##name##_DDR &= (uint8_t)~_BV(PIN_##name##_BIT); PIN_##name##_PORT |= _BV(PIN_##name##_BIT); } while (0)
+
+// Survives the C runtime's .bss clearing: written in .init3, before it.
+static uint8_t reset_flags __attribute__((section(".noinit")));
+static volatile uint32_t uptime_ms;
+
+void board_outputs_safe(void) {
+  PIN_SAFE_OUTPUT(MOTOR_ENABLE);
+  PIN_SAFE_OUTPUT(MOTOR_PWM);
+  PIN_SAFE_OUTPUT(STEPPER_ENABLE);
+  PIN_SAFE_OUTPUT(STEPPER_STEP);
+  PIN_SAFE_OUTPUT(STEPPER_DIR);
+  PIN_SAFE_OUTPUT(BUZZER);
+}
+
+// Runs before main and before .data/.bss setup: outputs safe, watchdog off, reset cause kept.
+void board_early_init(void) __attribute__((naked, used, section(".init3")));
+void board_early_init(void) {
+  reset_flags = MCUSR;
+  MCUSR = 0;
+  wdt_disable();  // a watchdog reset leaves it running at its shortest period
+  board_outputs_safe();
+}
+
+void board_init(void) {
+  PIN_SAFE_OUTPUT(STATUS_LED);
+  PIN_PULLED_UP_INPUT(ESTOP);
+  PIN_PULLED_UP_INPUT(HOME_SWITCH);
+  PIN_PULLED_UP_INPUT(CARTRIDGE_PRESENT);
+  PIN_PULLED_UP_INPUT(FOOTSWITCH);
+  // Timer2, CTC at 1 kHz: 16 MHz / 64 / 250.
+  TCCR2A = _BV(WGM21);
+  TCCR2B = _BV(CS22);
+  OCR2A = (uint8_t)(F_CPU / 64 / 1000 - 1);
+  TIMSK2 = _BV(OCIE2A);
+  _Static_assert(WATCHDOG_TIMEOUT_MS == 60, "watchdog period below assumes 60 ms");
+  wdt_enable(WDTO_60MS);
+}
+
+ISR(TIMER2_COMPA_vect) { uptime_ms++; }
+
+uint32_t clock_ms(void) {
+  uint32_t now;
+  ATOMIC_BLOCK(ATOMIC_RESTORESTATE) { now = uptime_ms; }
+  return now;
+}
+
+void board_watchdog_kick(void) { wdt_reset(); }
+
+void board_status_led(uint8_t on) {
+  if (on) PIN_STATUS_LED_PORT |= _BV(PIN_STATUS_LED_BIT);
+  else PIN_STATUS_LED_PORT &= (uint8_t)~_BV(PIN_STATUS_LED_BIT);
+}
+
+uint8_t board_reset_cause(void) {
+  if (reset_flags & _BV(WDRF)) return RESET_CAUSE_WATCHDOG;
+  if (reset_flags & _BV(BORF)) return RESET_CAUSE_BROWN_OUT;
+  if (reset_flags & _BV(EXTRF)) return RESET_CAUSE_EXTERNAL;
+  if (reset_flags & _BV(PORF)) return RESET_CAUSE_POWER_ON;
+  return RESET_CAUSE_UNKNOWN;
+}
+
+uint32_t board_build_id(void) { return BUILD_ID; }

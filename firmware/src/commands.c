@@ -1,0 +1,83 @@
+// Command dispatcher: checks each command's length, the protocol handshake and the FAULT whitelist, then answers it.
+#include <string.h>   // memcpy, strncpy
+#include "commands.h" // commands_telemetry
+#include "link.h"     // link_execute, LINK_REPLY_MAX
+#include "safety.h"   // safety_state
+#include "protocol.h" // msg_*_t, HOST_MESSAGES
+#include "pen_config.h" // BOARD_NAME, FIRMWARE_VERSION_*
+
+_Static_assert(sizeof(msg_identify_reply_t) <= LINK_REPLY_MAX, "identify reply must fit the replay buffer");
+_Static_assert(sizeof(msg_telemetry_t) <= LINK_REPLY_MAX, "telemetry must fit the replay buffer");
+
+// Set by an identify carrying our protocol version; until then only identify and stop are served.
+static uint8_t host_compatible;
+
+struct command_rule { uint8_t id; uint8_t length; uint8_t allowed_in_fault; };
+#define COMMAND_RULE(name, length, allowed_in_fault) { MSG_##name, length, allowed_in_fault },
+static const struct command_rule command_rules[] = { HOST_MESSAGES(COMMAND_RULE) };
+
+static uint8_t reply_error(uint8_t *reply, uint8_t request_id, uint8_t code, int32_t detail) {
+  msg_error_t error = { MSG_ERROR, request_id, code, detail };
+  memcpy(reply, &error, sizeof error);
+  return sizeof error;
+}
+
+static uint8_t reply_ok(uint8_t *reply, uint8_t request_id) {
+  msg_ok_t ok = { MSG_OK, request_id };
+  memcpy(reply, &ok, sizeof ok);
+  return sizeof ok;
+}
+
+uint8_t commands_telemetry(uint8_t *out) {
+  msg_telemetry_t telemetry = {
+    .msg_id = MSG_TELEMETRY,
+    .state = safety_state(),
+    .fault_code = safety_fault(),
+    .uptime_ms = clock_ms(),
+    .rx_frames_bad = link_bad_frames(),
+    .rx_bytes_dropped = link_dropped_bytes(),
+  };
+  memcpy(out, &telemetry, sizeof telemetry);
+  return sizeof telemetry;
+}
+
+static uint8_t identify(const msg_identify_t *request, uint8_t *reply) {
+  host_compatible = request->host_protocol_version == PROTOCOL_VERSION;
+  msg_identify_reply_t identity = {
+    .msg_id = MSG_IDENTIFY_REPLY,
+    .protocol_version = PROTOCOL_VERSION,
+    .firmware_major = FIRMWARE_VERSION_MAJOR,
+    .firmware_minor = FIRMWARE_VERSION_MINOR,
+    .firmware_patch = FIRMWARE_VERSION_PATCH,
+    .reset_cause = board_reset_cause(),
+    .build_id = board_build_id(),
+  };
+  strncpy(identity.board_name, BOARD_NAME, sizeof identity.board_name);
+  memcpy(reply, &identity, sizeof identity);
+  return sizeof identity;
+}
+
+uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
+  uint8_t id = request[0];
+  const struct command_rule *rule = 0;
+  for (uint8_t i = 0; i < sizeof command_rules / sizeof command_rules[0]; i++) {
+    if (command_rules[i].id == id) rule = &command_rules[i];
+  }
+  if (!rule) return reply_error(reply, id, id >= 0x80 ? ERROR_CODE_NOT_HOST_MESSAGE : ERROR_CODE_UNKNOWN_MESSAGE, id);
+  if (length != rule->length) return reply_error(reply, id, ERROR_CODE_BAD_LENGTH, rule->length);
+  if (id == MSG_IDENTIFY) {
+    msg_identify_t identify_request;
+    memcpy(&identify_request, request, sizeof identify_request);
+    return identify(&identify_request, reply);
+  }
+  if (id == MSG_STOP) return reply_ok(reply, id);  // already acted on by the link layer
+  if (!host_compatible) return reply_error(reply, id, ERROR_CODE_PROTOCOL_MISMATCH, PROTOCOL_VERSION);
+  if (safety_state() == PEN_STATE_FAULT && !rule->allowed_in_fault) {
+    return reply_error(reply, id, ERROR_CODE_NOT_ALLOWED_IN_FAULT, safety_fault());
+  }
+  switch (id) {
+    case MSG_HEARTBEAT: return reply_ok(reply, id);
+    case MSG_GET_STATUS: return commands_telemetry(reply);
+  }
+  return reply_error(reply, id, ERROR_CODE_UNKNOWN_MESSAGE, id);
+}

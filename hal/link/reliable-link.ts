@@ -1,0 +1,225 @@
+// Reliable link: sequence numbers, a retransmit window with go-back-N, reply matching and link-loss detection.
+import type { Clock, Timer } from '../../hardware/clock.ts';
+import { pen } from '../../hardware/description.ts';
+import { FrameKind, SEQ_WINDOW, type HostMessageName, type MessageFields } from '../generated/protocol.ts';
+import { decodeMessage, encodeMessage, DecodeError, type Message } from './codec.ts';
+import { encodeFrame, FrameParser, type Frame } from './frame.ts';
+import type { Transport } from './transport.ts';
+
+export interface LinkOptions {
+  readonly clock: Clock;
+  readonly retransmitTimeoutMs?: number;
+  readonly maxRetransmits?: number;
+  /** No valid frame from the pen for this long means the link is lost. */
+  readonly linkLossTimeoutMs?: number;
+}
+
+export class LinkLostError extends Error {}
+
+export interface LinkStats {
+  framesSent: number;
+  retransmits: number;
+  naksReceived: number;
+  framesReceived: number;
+  framesBad: number;
+  bytesDropped: number;
+  undecodable: number;
+}
+
+interface PendingRequest {
+  readonly seq: number;
+  readonly frame: Uint8Array;
+  readonly name: HostMessageName;
+  readonly resolve: (reply: Message) => void;
+  readonly reject: (error: Error) => void;
+  retransmits: number;
+  timer: Timer | null;
+}
+
+const sequenceMask = 0x0f;
+
+export class PenLink {
+  readonly stats: LinkStats = {
+    framesSent: 0, retransmits: 0, naksReceived: 0, framesReceived: 0, framesBad: 0, bytesDropped: 0, undecodable: 0,
+  };
+  private readonly clock: Clock;
+  private readonly retransmitTimeoutMs: number;
+  private readonly maxRetransmits: number;
+  private readonly linkLossTimeoutMs: number;
+  private readonly parser = new FrameParser();
+  private readonly eventListeners: ((message: Message) => void)[] = [];
+  private readonly lostListeners: ((error: LinkLostError) => void)[] = [];
+  private readonly inFlight: PendingRequest[] = [];
+  private readonly waiting: (() => void)[] = [];
+  private nextSeq = 0;
+  private lost: LinkLostError | null = null;
+  private closing = false;
+  private silenceTimer: Timer | null = null;
+  private syncAnswered: (() => void) | null = null;
+
+  private constructor(private readonly transport: Transport, options: LinkOptions) {
+    this.clock = options.clock;
+    this.retransmitTimeoutMs = options.retransmitTimeoutMs ?? pen.timing.retransmitTimeoutMs;
+    this.maxRetransmits = options.maxRetransmits ?? pen.timing.maxRetransmits;
+    this.linkLossTimeoutMs = options.linkLossTimeoutMs ?? pen.timing.linkLossTimeoutMs;
+    transport.onData((bytes) => {
+      this.parser.push(bytes, (frame) => this.onFrame(frame));
+      this.stats.framesBad = this.parser.stats.framesBad;
+      this.stats.bytesDropped = this.parser.stats.bytesDropped;
+    });
+    transport.onClose((error) => {
+      if (!this.closing) this.fail(`${transport.description} closed${error ? `: ${error.message}` : ''}`);
+    });
+  }
+
+  /** Restarts the pen's sequence numbering and starts watching for silence. */
+  static async open(transport: Transport, options: LinkOptions): Promise<PenLink> {
+    const link = new PenLink(transport, options);
+    await link.synchronise();
+    link.armSilenceTimer();
+    return link;
+  }
+
+  get description(): string {
+    return this.transport.description;
+  }
+
+  onEvent(listener: (message: Message) => void): void {
+    this.eventListeners.push(listener);
+  }
+
+  onLost(listener: (error: LinkLostError) => void): void {
+    this.lostListeners.push(listener);
+  }
+
+  /** Sends a command and resolves with the pen's reply (an `error` message is a reply too). */
+  async request<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<Message> {
+    const payload = encodeMessage(name, fields);
+    while (this.inFlight.length >= SEQ_WINDOW && this.lost === null) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    if (this.lost !== null) throw this.lost;
+    const seq = this.nextSeq;
+    this.nextSeq = (seq + 1) & sequenceMask;
+    return new Promise<Message>((resolve, reject) => {
+      const request: PendingRequest = {
+        seq, name, resolve, reject, retransmits: 0, timer: null,
+        frame: encodeFrame(FrameKind.data | seq, payload),
+      };
+      this.inFlight.push(request);
+      this.send(request);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    this.fail('link closed by the host');
+    await this.transport.close();
+  }
+
+  private send(request: PendingRequest): void {
+    request.timer?.cancel();
+    this.transport.write(request.frame);
+    this.stats.framesSent++;
+    request.timer = this.clock.after(this.retransmitTimeoutMs, () => this.onTimeout(request));
+  }
+
+  private onTimeout(request: PendingRequest): void {
+    if (request.retransmits >= this.maxRetransmits) {
+      this.fail(`no answer to ${request.name} from ${this.transport.description} after ${request.retransmits + 1} tries`);
+      return;
+    }
+    // Go-back-N: the pen executes in order, so resend everything from this request on.
+    this.retransmitFrom(request.seq);
+  }
+
+  private retransmitFrom(seq: number): void {
+    const start = this.inFlight.findIndex((r) => r.seq === seq);
+    for (const request of this.inFlight.slice(Math.max(0, start))) {
+      request.retransmits++;
+      this.stats.retransmits++;
+      this.send(request);
+    }
+  }
+
+  private onFrame(frame: Frame): void {
+    this.stats.framesReceived++;
+    this.armSilenceTimer();
+    const kind = frame.seqByte & 0xf0;
+    const number = frame.seqByte & sequenceMask;
+    if (kind === FrameKind.nak) {
+      this.stats.naksReceived++;
+      if (this.inFlight.some((r) => r.seq === number)) this.retransmitFrom(number);
+      return;
+    }
+    if (kind === FrameKind.reply && frame.payload.length === 0) {
+      if (number === 0) this.syncAnswered?.();
+      return;
+    }
+    let message: Message;
+    try {
+      message = decodeMessage(frame.payload);
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      this.stats.undecodable++;
+      return;
+    }
+    if (kind === FrameKind.event) {
+      for (const listener of this.eventListeners) listener(message);
+    } else if (kind === FrameKind.reply) {
+      const answered = (number - 1) & sequenceMask;
+      const index = this.inFlight.findIndex((r) => r.seq === answered);
+      const request = this.inFlight[index];
+      if (request === undefined) return;  // a replayed reply we already have
+      this.inFlight.splice(index, 1);
+      request.timer?.cancel();
+      request.resolve(message);
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async synchronise(): Promise<void> {
+    const frame = encodeFrame(FrameKind.sync, new Uint8Array(0));
+    for (let attempt = 0; attempt <= this.maxRetransmits; attempt++) {
+      const answered = await new Promise<boolean>((resolve) => {
+        const timer = this.clock.after(this.retransmitTimeoutMs, () => resolve(false));
+        this.syncAnswered = () => {
+          timer.cancel();
+          resolve(true);
+        };
+        this.transport.write(frame);
+        this.stats.framesSent++;
+      });
+      if (answered) {
+        this.syncAnswered = null;
+        return;
+      }
+      if (this.lost !== null) throw this.lost;
+    }
+    const error = new LinkLostError(
+      `no answer from the pen on ${this.transport.description} after ${this.maxRetransmits + 1} tries: is it powered and running the pen firmware?`,
+    );
+    this.fail(error.message);
+    throw error;
+  }
+
+  private armSilenceTimer(): void {
+    if (this.lost !== null || this.syncAnswered !== null) return;
+    this.silenceTimer?.cancel();
+    this.silenceTimer = this.clock.after(this.linkLossTimeoutMs, () =>
+      this.fail(`no frame from the pen on ${this.transport.description} for ${this.linkLossTimeoutMs} ms`),
+    );
+  }
+
+  private fail(reason: string): void {
+    if (this.lost !== null) return;
+    this.lost = new LinkLostError(`link lost: ${reason}`);
+    this.silenceTimer?.cancel();
+    for (const request of this.inFlight.splice(0)) {
+      request.timer?.cancel();
+      request.reject(this.lost);
+    }
+    for (const wake of this.waiting.splice(0)) wake();
+    if (!this.closing) for (const listener of this.lostListeners) listener(this.lost);
+  }
+}

@@ -1,0 +1,320 @@
+// The virtual pen: the real firmware image running in avr8js, its UART served as a transport, its pins and ADC open to plant models.
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  AVRADC, AVRClock, AVRIOPort, AVRTimer, AVRUSART, AVRWatchdog, CPU, PinState, adcConfig, avrInstruction,
+  clockConfig, portBConfig, portCConfig, portDConfig, timer0Config, timer1Config, timer2Config, usart0Config,
+  watchdogConfig,
+} from 'avr8js';
+import { pen, pins, type PinName } from '../description.ts';
+import { RealClock, VirtualClock, type Clock } from '../clock.ts';
+import { parseIntelHex } from './intel-hex.ts';
+
+export const defaultFirmwarePath = join(dirname(fileURLToPath(import.meta.url)), '../../firmware/build/pen.hex');
+
+const cpuHz = pen.board.cpuHz;
+const cyclesPerMs = cpuHz / 1000;
+const MCUSR = 0x54;
+const resetFlags = { powerOn: 0x01, external: 0x02, watchdog: 0x08 } as const;
+
+export type TimeMode = 'virtual' | 'real';
+
+export interface VirtualPenOptions {
+  /** The firmware image; defaults to firmware/build/pen.hex. */
+  readonly firmwarePath?: string;
+  /** 'virtual': runs as fast as it can, with its own clock for the host; 'real': paced to the wall clock. */
+  readonly timeMode?: TimeMode;
+  /** Seeds the link fault injection, so that the same seed corrupts the same bytes. */
+  readonly seed?: number;
+}
+
+export interface LinkFaults {
+  /** Probability that a byte is flipped, per byte, per direction. */
+  readonly corruptProbability?: number;
+  /** Probability that a byte is lost, per byte, per direction. */
+  readonly dropProbability?: number;
+}
+
+type DataListener = (bytes: Uint8Array) => void;
+type CloseListener = (error?: Error) => void;
+
+/** Small deterministic PRNG (mulberry32), so fault injection replays exactly for a seed. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Machine {
+  readonly cpu: CPU;
+  readonly usart: AVRUSART;
+  readonly adc: AVRADC;
+  readonly ports: Readonly<Record<'B' | 'C' | 'D', AVRIOPort>>;
+  resetRequested: boolean;
+}
+
+export class VirtualPen {
+  /** The clock hosts should use with this pen: virtual time in 'virtual' mode, the wall clock in 'real'. */
+  readonly clock: Clock;
+  readonly timeMode: TimeMode;
+
+  private readonly flash: Uint16Array;
+  private readonly random: () => number;
+  private readonly virtualClock = new VirtualClock();
+  private readonly realClock = new RealClock();
+  private machine: Machine;
+  private port: PenUart | null = null;
+  private cyclesBeforeLastReset = 0;
+  private readonly hostToPen: number[] = [];
+  private penToHost: number[] = [];
+  private linkFaults: Required<LinkFaults> = { corruptProbability: 0, dropProbability: 0 };
+  private readonly inputLevels = new Map<PinName, boolean>();
+  private readonly analogVolts = new Map<number, number>();
+  private running = false;
+  private stopped: Promise<void> = Promise.resolve();
+  private wallStartMs = 0;
+  private simStartMs = 0;
+  readonly linkStats = { bytesCorrupted: 0, bytesDropped: 0 };
+
+  constructor(options: VirtualPenOptions = {}) {
+    const firmwarePath = options.firmwarePath ?? defaultFirmwarePath;
+    if (!existsSync(firmwarePath)) {
+      throw new Error(`firmware image not found at ${firmwarePath}: build it with \`npm run firmware\``);
+    }
+    const image = parseIntelHex(readFileSync(firmwarePath, 'utf8'), pen.board.flashBytes);
+    this.flash = new Uint16Array(image.buffer);
+    this.timeMode = options.timeMode ?? 'virtual';
+    this.clock = this.timeMode === 'virtual' ? this.virtualClock : this.realClock;
+    this.random = seededRandom(options.seed ?? 1);
+    // Inputs at rest: e-stop loop closed, needle at home, cartridge in, footswitch up.
+    const atRest: Record<PinName, boolean> = { estop: false, homeSwitch: true, cartridgePresent: true, footswitch: false, tach: false } as Record<PinName, boolean>;
+    for (const [name, active] of Object.entries(atRest) as [PinName, boolean][]) this.inputLevels.set(name, active !== pins[name].activeLow);
+    this.machine = this.boot(resetFlags.powerOn);
+  }
+
+  /** Opens the pen's UART as a transport (same contract as a serial port or TCP socket); closes any earlier one. */
+  openPort(): PenUart {
+    void this.port?.close();
+    this.port = new PenUart(this);
+    return this.port;
+  }
+
+  /** Simulated time since power-on, in ms (exact: simulated cycles / 16 MHz). */
+  get simTimeMs(): number {
+    return this.totalCycles / cyclesPerMs;
+  }
+
+  /** Simulated CPU cycles since power-on. */
+  get totalCycles(): number {
+    return this.cyclesBeforeLastReset + this.machine.cpu.cycles;
+  }
+
+  /** Starts running the MCU in the background (until stop()). */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.wallStartMs = this.realClock.nowMs();
+    this.simStartMs = this.simTimeMs;
+    this.stopped = this.runLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.stopped;
+  }
+
+  /** Runs the MCU for exactly ms of simulated time, synchronously (for benchmarks and step-by-step tests). */
+  runFor(ms: number): void {
+    this.runUntilCycle(this.totalCycles + Math.round(ms * cyclesPerMs));
+  }
+
+  /** Pulls the reset pin: the MCU restarts with the external-reset flag; pins and ADC keep their levels. */
+  resetMcu(): void {
+    this.cyclesBeforeLastReset += this.machine.cpu.cycles;
+    this.machine = this.boot(resetFlags.external);
+  }
+
+  /** Byte corruption and loss on the serial line, both directions. */
+  setLinkFaults(faults: LinkFaults): void {
+    this.linkFaults = { corruptProbability: faults.corruptProbability ?? 0, dropProbability: faults.dropProbability ?? 0 };
+  }
+
+  /** Drives an input pin: active = the named condition is true (switch pressed, e-stop tripped, ...). */
+  setInput(name: PinName, active: boolean): void {
+    const pin = pins[name];
+    if (pin.direction !== 'input') throw new Error(`${name} is an output pin; only inputs can be driven`);
+    this.inputLevels.set(name, active !== pin.activeLow);
+    this.applyInputs();
+  }
+
+  /** The firmware's output on a pin: true when it drives the named function active. */
+  isActive(name: PinName): boolean {
+    return this.pinIsHigh(name) !== pins[name].activeLow;
+  }
+
+  /** The electrical level of a pin as the firmware drives it (inputs read as their driven level). */
+  pinIsHigh(name: PinName): boolean {
+    const pin = pins[name];
+    const state = this.machine.ports[pin.port].pinState(pin.bit);
+    if (state === PinState.High) return true;
+    if (state === PinState.Low) return false;
+    return this.inputLevels.get(name) ?? state === PinState.InputPullUp;
+  }
+
+  /** Sets the voltage the ADC reads on a channel (0–5 V). */
+  setAnalogVolts(channel: number, volts: number): void {
+    this.analogVolts.set(channel, volts);
+    this.machine.adc.channelValues[channel] = volts;
+  }
+
+  /** Receives bytes from the host side of the UART; they arrive at the MCU at the line's byte rate. */
+  receiveFromHost(bytes: Uint8Array): void {
+    for (const byte of bytes) {
+      if (this.random() < this.linkFaults.dropProbability) {
+        this.linkStats.bytesDropped++;
+        continue;
+      }
+      this.hostToPen.push(this.maybeCorrupt(byte));
+    }
+    if (!this.machine.usart.rxBusy) this.feedNextByte();
+  }
+
+  private maybeCorrupt(byte: number): number {
+    if (this.random() >= this.linkFaults.corruptProbability) return byte;
+    this.linkStats.bytesCorrupted++;
+    return byte ^ (1 << Math.floor(this.random() * 8));
+  }
+
+  private feedNextByte(): void {
+    const usart = this.machine.usart;
+    const byte = this.hostToPen[0];
+    if (byte === undefined || usart.rxBusy) return;
+    // A receiver that is not enabled yet loses the byte, as a real UART does.
+    this.hostToPen.shift();
+    usart.writeByte(byte);
+  }
+
+  private boot(resetFlag: number): Machine {
+    const cpu = new CPU(this.flash);
+    const clock = new AVRClock(cpu, cpuHz, clockConfig);
+    new AVRTimer(cpu, timer0Config);
+    new AVRTimer(cpu, timer1Config);
+    new AVRTimer(cpu, timer2Config);
+    new AVRWatchdog(cpu, watchdogConfig, clock);
+    const usart = new AVRUSART(cpu, usart0Config, cpuHz);
+    // On the chip, entering the UDRE vector does not clear UDRE (only writing UDR does); avr8js clears it
+    // unless the interrupt is marked constant, which would leave a re-enabled UDRIE never firing.
+    (usart as unknown as { UDRE: { constant: boolean } }).UDRE.constant = true;
+    const adc = new AVRADC(cpu, adcConfig);
+    const ports = { B: new AVRIOPort(cpu, portBConfig), C: new AVRIOPort(cpu, portCConfig), D: new AVRIOPort(cpu, portDConfig) };
+    const machine: Machine = { cpu, usart, adc, ports, resetRequested: false };
+    cpu.data[MCUSR] = resetFlag;
+    // avr8js's watchdog resets only the core; we restart the whole MCU, as the chip does.
+    cpu.reset = () => { machine.resetRequested = true; };
+    usart.onByteTransmit = (byte) => {
+      if (this.random() < this.linkFaults.dropProbability) {
+        this.linkStats.bytesDropped++;
+        return;
+      }
+      this.penToHost.push(this.maybeCorrupt(byte));
+    };
+    usart.onRxComplete = () => this.feedNextByte();
+    for (const [channel, volts] of this.analogVolts) adc.channelValues[channel] = volts;
+    this.machine = machine;
+    this.applyInputs();
+    return machine;
+  }
+
+  private applyInputs(): void {
+    for (const [name, high] of this.inputLevels) {
+      const pin = pins[name];
+      this.machine.ports[pin.port].setPin(pin.bit, high);
+    }
+  }
+
+  private runUntilCycle(targetCycle: number): void {
+    let machine = this.machine;
+    while (this.totalCycles < targetCycle) {
+      const { cpu } = machine;
+      const stopAt = targetCycle - this.cyclesBeforeLastReset;
+      while (cpu.cycles < stopAt && !machine.resetRequested) {
+        avrInstruction(cpu);
+        cpu.tick();
+      }
+      if (machine.resetRequested) {
+        this.cyclesBeforeLastReset += cpu.cycles;
+        const flags = cpu.data[MCUSR] ?? 0;
+        machine = this.boot(flags | resetFlags.watchdog);
+      }
+    }
+    this.flushToHost();
+  }
+
+  private flushToHost(): void {
+    if (this.penToHost.length === 0) return;
+    const bytes = Uint8Array.from(this.penToHost);
+    this.penToHost = [];
+    this.port?.deliver(bytes);
+  }
+
+  private async runLoop(): Promise<void> {
+    const sliceMs = 1;
+    while (this.running) {
+      if (this.timeMode === 'virtual') {
+        const nextTimer = this.virtualClock.nextDueMs();
+        const until = Math.min(this.simTimeMs + sliceMs, Math.max(nextTimer, this.simTimeMs));
+        this.runUntilCycle(Math.ceil(until * cyclesPerMs));
+        this.virtualClock.advanceTo(this.simTimeMs);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      } else {
+        this.runUntilCycle(Math.ceil((this.simTimeMs + sliceMs) * cyclesPerMs));
+        const aheadMs = this.simTimeMs - this.simStartMs - (this.realClock.nowMs() - this.wallStartMs);
+        if (aheadMs > 2) await this.realClock.sleep(aheadMs);
+        else await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    }
+  }
+}
+
+/** The pen's UART seen from the host: the Transport contract of hal/link/transport.ts. */
+export class PenUart {
+  readonly description = 'virtual pen (in-process)';
+  private readonly dataListeners: DataListener[] = [];
+  private readonly closeListeners: CloseListener[] = [];
+  private open = true;
+
+  constructor(private readonly pen: VirtualPen) {}
+
+  write(bytes: Uint8Array): void {
+    if (!this.open) throw new Error('the virtual pen transport is closed');
+    this.pen.receiveFromHost(bytes);
+  }
+
+  onData(listener: DataListener): void {
+    this.dataListeners.push(listener);
+  }
+
+  onClose(listener: CloseListener): void {
+    this.closeListeners.push(listener);
+  }
+
+  close(): Promise<void> {
+    if (this.open) {
+      this.open = false;
+      for (const listener of this.closeListeners) listener();
+    }
+    return Promise.resolve();
+  }
+
+  /** Called by the pen with bytes the firmware transmitted. */
+  deliver(bytes: Uint8Array): void {
+    if (!this.open) return;
+    for (const listener of this.dataListeners) listener(bytes);
+  }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Setup: installs the firmware toolchain (Debian: gcc-avr avr-libc make) when missing, then the npm packages,
+# then builds the firmware. Where it cannot install, it prints the exact command to run and exits non-zero.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(gcc-avr avr-libc binutils-avr make)
+missing=()
+command -v avr-gcc >/dev/null 2>&1 || missing+=(gcc-avr binutils-avr)
+[ -f /usr/lib/avr/include/avr/io.h ] || missing+=(avr-libc)
+command -v make >/dev/null 2>&1 || missing+=(make)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: the firmware toolchain is missing (${missing[*]})"
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup: cannot install it from here (needs root on Debian). Run:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y ${packages[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${packages[*]} with apt-get ..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+echo "setup: $(avr-gcc --version | head -n 1)"
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Node.js 20 or newer is needed, this is $(node --version)" >&2
+  exit 1
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages (npm ci) ..."
+  npm ci --no-audit --no-fund
+fi
+
+make -s -C firmware
+echo "setup: done"
