@@ -3,7 +3,7 @@ import type { Clock } from '../hardware/clock.ts';
 import {
   PROTOCOL_VERSION, errorCodeInfo, faultInfo, penStateInfo, resetCauseInfo,
   type FaultName, type HostMessageName, type MessageFields, type PenStateName, type ResetCauseName,
-} from './generated/protocol.ts';
+} from '../hardware/generated/protocol.ts';
 import type { Message } from './link/codec.ts';
 import { PenLink, type LinkOptions, type LinkStats } from './link/reliable-link.ts';
 import type { Transport } from './link/transport.ts';

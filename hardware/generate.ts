@@ -119,6 +119,7 @@ function protocolHeader(): string {
     `#define FRAME_MAX_PAYLOAD (FRAME_MAX_BYTES - FRAME_MIN_BYTES)`,
     `#define FRAME_SYNC ${hex(framing.syncByte)}`,
     `#define SEQ_WINDOW ${framing.seqWindow}`,
+    `#define FRAME_IDLE_TIMEOUT_MS ${framing.frameIdleTimeoutMs}`,
   ];
   for (const [name, kind] of Object.entries(framing.kinds)) lines.push(`#define FRAME_KIND_${upper(name)} ${hex(kind.value)}`);
   for (const [enumName, entries] of Object.entries(enums)) {
@@ -235,7 +236,8 @@ function protocolDoc(): string {
     '',
     `Frame: \`len | seq | payload | CRC16-CCITT (big-endian, poly 0x1021, init 0xFFFF, over len..payload) | ${hex(framing.syncByte)}\`,`,
     `${framing.minFrameBytes}–${framing.maxFrameBytes} bytes; \`len\` counts the whole frame. Multi-byte fields are little-endian.`,
-    `The host keeps at most ${framing.seqWindow} commands unanswered.`,
+    `The host keeps at most ${framing.seqWindow} commands unanswered. The pen drops a partial frame that sees no byte`,
+    `for ${framing.frameIdleTimeoutMs} ms, so a frame cut short by line noise cannot swallow the host's next frame.`,
     '',
     '| kind | high nibble of seq | direction | meaning |',
     '|---|---|---|---|',
@@ -282,7 +284,7 @@ export function generatedFiles(): Map<string, string> {
     ['firmware/generated/pen_config.h', penConfigHeader()],
     ['firmware/generated/protocol.h', protocolHeader()],
     ['firmware/generated/faults.h', faultsHeader()],
-    ['hal/generated/protocol.ts', protocolModule()],
+    ['hardware/generated/protocol.ts', protocolModule()],
     ['docs/protocol.md', protocolDoc()],
     ['docs/faults.md', faultsDoc()],
   ]);

@@ -23,6 +23,8 @@ struct link_session {
 
 uint16_t crc16_ccitt(const uint8_t *data, uint8_t length);
 enum link_feed_result link_feed(struct link_parser *parser, uint8_t byte);
+// Drops a partial frame (the line went idle mid-frame); returns 1 if there was one.
+uint8_t link_drop_partial(struct link_parser *parser);
 uint8_t link_encode(uint8_t *out, uint8_t seq_byte, const uint8_t *payload, uint8_t payload_length);
 
 // Implemented by the caller: queue a whole frame for transmission.

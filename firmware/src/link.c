@@ -43,6 +43,15 @@ enum link_feed_result link_feed(struct link_parser *parser, uint8_t byte) {
   return LINK_FRAME_READY;
 }
 
+uint8_t link_drop_partial(struct link_parser *parser) {
+  parser->discarding = 0;  // after idle, the next byte starts a frame
+  if (parser->length == 0) return 0;
+  parser->dropped_bytes += parser->length;
+  parser->bad_frames++;
+  parser->length = 0;
+  return 1;
+}
+
 uint8_t link_encode(uint8_t *out, uint8_t seq_byte, const uint8_t *payload, uint8_t payload_length) {
   uint8_t length = payload_length + FRAME_MIN_BYTES;
   out[0] = length;

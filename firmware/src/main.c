@@ -34,19 +34,22 @@ static void blink_status_led(uint32_t now) {
 }
 
 int main(void) {
+  uint32_t last_byte_ms = 0;
   board_init();
   uart_init();
   safety_init();
   sei();
   for (;;) {
     board_watchdog_kick();
+    uint32_t now = clock_ms();
     uint8_t byte;
     while (uart_read(&byte)) {
+      last_byte_ms = now;
       enum link_feed_result result = link_feed(&parser, byte);
       if (result == LINK_FRAME_READY) link_on_frame(&session, parser.frame);
       else if (result == LINK_FRAME_BAD) link_on_bad_frame(&session);
     }
-    uint32_t now = clock_ms();
+    if (now - last_byte_ms > FRAME_IDLE_TIMEOUT_MS && link_drop_partial(&parser)) link_on_bad_frame(&session);
     send_telemetry_when_due(now);
     blink_status_led(now);
   }

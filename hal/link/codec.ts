@@ -1,5 +1,5 @@
 // Message codecs: encode and decode payloads from the generated protocol description (little-endian fields).
-import { messageSpecs, type FieldType, type MessageFields, type MessageName } from '../generated/protocol.ts';
+import { messageSpecs, type FieldType, type MessageFields, type MessageName } from '../../hardware/generated/protocol.ts';
 
 export type Message = { [K in MessageName]: { readonly name: K; readonly fields: MessageFields[K] } }[MessageName];
 

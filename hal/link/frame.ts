@@ -1,5 +1,5 @@
 // Framing: CRC16-CCITT, frame encoder and a streaming parser that resynchronises on the sync byte.
-import { FRAME_MAX_BYTES, FRAME_MIN_BYTES, FRAME_SYNC } from '../generated/protocol.ts';
+import { FRAME_MAX_BYTES, FRAME_MIN_BYTES, FRAME_SYNC } from '../../hardware/generated/protocol.ts';
 
 /** CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection; 0x29B1 for "123456789". */
 export function crc16Ccitt(bytes: Uint8Array): number {

@@ -1,7 +1,7 @@
 // Reliable link: sequence numbers, a retransmit window with go-back-N, reply matching and link-loss detection.
 import type { Clock, Timer } from '../../hardware/clock.ts';
 import { pen } from '../../hardware/description.ts';
-import { FrameKind, SEQ_WINDOW, type HostMessageName, type MessageFields } from '../generated/protocol.ts';
+import { FrameKind, SEQ_WINDOW, type HostMessageName, type MessageFields } from '../../hardware/generated/protocol.ts';
 import { decodeMessage, encodeMessage, DecodeError, type Message } from './codec.ts';
 import { encodeFrame, FrameParser, type Frame } from './frame.ts';
 import type { Transport } from './transport.ts';

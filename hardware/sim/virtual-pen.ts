@@ -10,6 +10,7 @@ import {
 import { pen, pins, type PinName } from '../description.ts';
 import { RealClock, VirtualClock, type Clock } from '../clock.ts';
 import { parseIntelHex } from './intel-hex.ts';
+import { FRAME_SYNC } from '../generated/protocol.ts';
 
 export const defaultFirmwarePath = join(dirname(fileURLToPath(import.meta.url)), '../../firmware/build/pen.hex');
 
@@ -59,6 +60,26 @@ interface Machine {
   resetRequested: boolean;
 }
 
+type UsartInterrupt = Parameters<CPU['setInterruptFlag']>[0];
+
+/**
+ * Two places where avr8js's USART differs from the ATmega328P datasheet, corrected so the firmware meets the chip:
+ * entering the UDRE vector does not clear UDRE (only writing UDR does), and writing UCSR0B does not clear a
+ * received byte's RXC flag (only reading UDR does). Without these, toggling UDRIE loses bytes and stalls transmit.
+ */
+function matchChipUsart(cpu: CPU, usart: AVRUSART): void {
+  const interrupts = usart as unknown as { UDRE: UsartInterrupt; RXC: UsartInterrupt };
+  interrupts.UDRE.constant = true;
+  const writeControlB = cpu.writeHooks[usart0Config.UCSRB];
+  if (writeControlB === undefined) throw new Error('avr8js no longer hooks UCSR0B: review matchChipUsart');
+  cpu.writeHooks[usart0Config.UCSRB] = (value, oldValue, address, mask) => {
+    const received = (cpu.data[usart0Config.UCSRA] ?? 0) & interrupts.RXC.flagMask;
+    const handled = writeControlB(value, oldValue, address, mask);
+    if (received !== 0) cpu.setInterruptFlag(interrupts.RXC);
+    return handled;
+  };
+}
+
 export class VirtualPen {
   /** The clock hosts should use with this pen: virtual time in 'virtual' mode, the wall clock in 'real'. */
   readonly clock: Clock;
@@ -77,6 +98,7 @@ export class VirtualPen {
   private readonly inputLevels = new Map<PinName, boolean>();
   private readonly analogVolts = new Map<number, number>();
   private running = false;
+  private framesTransmitted = 0;
   private stopped: Promise<void> = Promise.resolve();
   private wallStartMs = 0;
   private simStartMs = 0;
@@ -208,9 +230,7 @@ export class VirtualPen {
     new AVRTimer(cpu, timer2Config);
     new AVRWatchdog(cpu, watchdogConfig, clock);
     const usart = new AVRUSART(cpu, usart0Config, cpuHz);
-    // On the chip, entering the UDRE vector does not clear UDRE (only writing UDR does); avr8js clears it
-    // unless the interrupt is marked constant, which would leave a re-enabled UDRIE never firing.
-    (usart as unknown as { UDRE: { constant: boolean } }).UDRE.constant = true;
+    matchChipUsart(cpu, usart);
     const adc = new AVRADC(cpu, adcConfig);
     const ports = { B: new AVRIOPort(cpu, portBConfig), C: new AVRIOPort(cpu, portCConfig), D: new AVRIOPort(cpu, portDConfig) };
     const machine: Machine = { cpu, usart, adc, ports, resetRequested: false };
@@ -223,6 +243,8 @@ export class VirtualPen {
         return;
       }
       this.penToHost.push(this.maybeCorrupt(byte));
+      // End the run slice at a frame's sync byte, so the host sees each frame when its last byte leaves.
+      if (byte === FRAME_SYNC) this.framesTransmitted++;
     };
     usart.onRxComplete = () => this.feedNextByte();
     for (const [channel, volts] of this.analogVolts) adc.channelValues[channel] = volts;
@@ -238,15 +260,18 @@ export class VirtualPen {
     }
   }
 
-  private runUntilCycle(targetCycle: number): void {
+  /** Runs to targetCycle; with stopAtFrameEnd, returns early once a frame's last byte has left the UART. */
+  private runUntilCycle(targetCycle: number, stopAtFrameEnd = false): void {
     let machine = this.machine;
     while (this.totalCycles < targetCycle) {
       const { cpu } = machine;
       const stopAt = targetCycle - this.cyclesBeforeLastReset;
-      while (cpu.cycles < stopAt && !machine.resetRequested) {
+      const framesBefore = this.framesTransmitted;
+      while (cpu.cycles < stopAt && !machine.resetRequested && this.framesTransmitted === framesBefore) {
         avrInstruction(cpu);
         cpu.tick();
       }
+      if (this.framesTransmitted !== framesBefore && stopAtFrameEnd) break;
       if (machine.resetRequested) {
         this.cyclesBeforeLastReset += cpu.cycles;
         const flags = cpu.data[MCUSR] ?? 0;
@@ -269,11 +294,11 @@ export class VirtualPen {
       if (this.timeMode === 'virtual') {
         const nextTimer = this.virtualClock.nextDueMs();
         const until = Math.min(this.simTimeMs + sliceMs, Math.max(nextTimer, this.simTimeMs));
-        this.runUntilCycle(Math.ceil(until * cyclesPerMs));
+        this.runUntilCycle(Math.ceil(until * cyclesPerMs), true);
         this.virtualClock.advanceTo(this.simTimeMs);
         await new Promise<void>((resolve) => setImmediate(resolve));
       } else {
-        this.runUntilCycle(Math.ceil((this.simTimeMs + sliceMs) * cyclesPerMs));
+        this.runUntilCycle(Math.ceil((this.simTimeMs + sliceMs) * cyclesPerMs), true);
         const aheadMs = this.simTimeMs - this.simStartMs - (this.realClock.nowMs() - this.wallStartMs);
         if (aheadMs > 2) await this.realClock.sleep(aheadMs);
         else await new Promise<void>((resolve) => setImmediate(resolve));

@@ -1,0 +1,34 @@
+// Benchmark runner (`npm run bench`): runs every benchmark in order, prints `name: value unit`, writes bench/results.json.
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Figure } from './figure.ts';
+import * as firmwareSize from './firmware-size.ts';
+import * as linkRtt from './link-rtt.ts';
+import * as simSpeed from './sim-speed.ts';
+
+const benchmarks: readonly { readonly name: string; readonly measure: () => Promise<Figure[]> }[] = [
+  { name: 'firmware-size', measure: firmwareSize.measure },
+  { name: 'sim-speed', measure: simSpeed.measure },
+  { name: 'link-rtt', measure: linkRtt.measure },
+];
+
+const resultsPath = fileURLToPath(new URL('results.json', import.meta.url));
+
+async function main(): Promise<void> {
+  const figures: Figure[] = [];
+  for (const [index, benchmark] of benchmarks.entries()) {
+    process.stderr.write(`[${index + 1}/${benchmarks.length}] ${benchmark.name}\n`);
+    const startMs = performance.now();
+    const measured = await benchmark.measure();
+    process.stderr.write(`[${index + 1}/${benchmarks.length}] ${benchmark.name} done in ${((performance.now() - startMs) / 1000).toFixed(1)} s\n`);
+    for (const figure of measured) console.log(`${figure.name}: ${figure.value} ${figure.unit}`);
+    figures.push(...measured);
+  }
+  writeFileSync(resultsPath, `${JSON.stringify(figures, null, 2)}\n`);
+  process.stderr.write(`wrote ${resultsPath}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});

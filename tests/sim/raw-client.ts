@@ -1,0 +1,61 @@
+// A raw client for tests: speaks frames to the virtual pen without the HAL, to send what a buggy or hostile host would.
+import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
+import { encodeFrame, FrameParser, type Frame } from '../../hal/link/frame.ts';
+import { decodeMessage, encodeMessage, type Message } from '../../hal/link/codec.ts';
+import { FrameKind, PROTOCOL_VERSION, type HostMessageName, type MessageFields } from '../../hardware/generated/protocol.ts';
+
+export class RawClient {
+  readonly frames: Frame[] = [];
+  readonly parser = new FrameParser();
+  private readonly port;
+
+  constructor(readonly pen: VirtualPen) {
+    this.port = pen.openPort();
+    this.port.onData((bytes) => this.parser.push(bytes, (frame) => this.frames.push(frame)));
+  }
+
+  writeBytes(bytes: Uint8Array): void {
+    this.port.write(bytes);
+  }
+
+  sendFrame(seqByte: number, payload: Uint8Array): void {
+    this.port.write(encodeFrame(seqByte, payload));
+  }
+
+  send<K extends HostMessageName>(seq: number, name: K, fields: MessageFields[K]): void {
+    this.sendFrame(FrameKind.data | seq, encodeMessage(name, fields));
+  }
+
+  /** Frames received since `from` (an index into frames) that are replies or naks, not telemetry. */
+  answers(from = 0): Frame[] {
+    return this.frames.slice(from).filter((f) => (f.seqByte & 0xf0) !== FrameKind.event);
+  }
+
+  /** Waits (simulated time) until an answer arrives after index `from`, or throws after timeoutMs. */
+  async nextAnswer(from: number, timeoutMs = 50): Promise<Frame> {
+    const deadline = this.pen.clock.nowMs() + timeoutMs;
+    for (;;) {
+      const answer = this.answers(from)[0];
+      if (answer !== undefined) return answer;
+      if (this.pen.clock.nowMs() > deadline) throw new Error(`no answer from the pen within ${timeoutMs} ms`);
+      await this.pen.clock.sleep(1);
+    }
+  }
+
+  /** Sends a command with the given sequence number and returns the decoded reply. */
+  async request<K extends HostMessageName>(seq: number, name: K, fields: MessageFields[K]): Promise<{ frame: Frame; message: Message }> {
+    const from = this.frames.length;
+    this.send(seq, name, fields);
+    const frame = await this.nextAnswer(from);
+    return { frame, message: decodeMessage(frame.payload) };
+  }
+
+  /** Restarts sequence numbering and identifies with this host's protocol version. */
+  async handshake(): Promise<void> {
+    const from = this.frames.length;
+    this.sendFrame(FrameKind.sync, new Uint8Array(0));
+    const answer = await this.nextAnswer(from);
+    if (answer.seqByte !== FrameKind.reply || answer.payload.length !== 0) throw new Error('sync was not answered');
+    await this.request(0, 'identify', { hostProtocolVersion: PROTOCOL_VERSION });
+  }
+}
