@@ -1,0 +1,68 @@
+// The `pen` command as a user runs it: the virtual pen served on TCP in one process, `pen info` in another.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { pen as description } from '../../hardware/description.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const run = promisify(execFile);
+const children: ChildProcess[] = [];
+
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill('SIGINT');
+});
+
+async function penCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run('node', ['bin/pen.js', ...args], { cwd: root });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+/** Starts `pen sim` on an OS-chosen port and resolves with the address it printed. */
+function startSim(): Promise<string> {
+  const child = spawn('node', ['bin/pen.js', 'sim', '--listen', 'tcp://127.0.0.1:0'], { cwd: root });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      const address = /listening on (tcp:\/\/\S+)/.exec(output)?.[1];
+      if (address !== undefined) resolve(address);
+    });
+    child.on('exit', (code) => reject(new Error(`pen sim exited with ${code}: ${output}`)));
+  });
+}
+
+describe('pen CLI', () => {
+  it('prints the identity of a pen served by `pen sim --listen` as JSON', async () => {
+    const address = await startSim();
+    const { code, stdout } = await penCli(['info', '--port', address, '--json']);
+    expect(code).toBe(0);
+    const info = JSON.parse(stdout) as { identity: { boardName: string; resetCause: string }; status: { state: string } };
+    expect(info.identity).toMatchObject({ boardName: description.board.name, resetCause: 'power_on' });
+    expect(info.status.state).toBe('homing_required');
+  });
+
+  it('exits 3 with the reason when nothing answers on the port', async () => {
+    const { code, stderr } = await penCli(['info', '--port', 'tcp://127.0.0.1:1']);
+    expect(code).toBe(3);
+    expect(stderr).toMatch(/cannot connect to tcp:\/\/127.0.0.1:1/);
+  });
+
+  it('exits 2 and says what is allowed for a malformed listen address', async () => {
+    const { code, stderr } = await penCli(['sim', '--listen', 'localhost']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/use tcp:\/\/HOST:PORT/);
+  });
+
+  it('exits 2 for an unknown command and shows the help', async () => {
+    const { code, stderr } = await penCli(['frobnicate']);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+});
