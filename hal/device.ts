@@ -1,9 +1,11 @@
-// PenDevice: the typed device API over the reliable link (identity, telemetry, stop, link health).
-import type { Clock } from '../hardware/clock.ts';
+// PenDevice: the typed device API over the reliable link: identity, telemetry, heartbeat, depth axis, needle drive, arming.
+import type { Clock, Timer } from '../hardware/clock.ts';
+import { pen } from '../hardware/description.ts';
 import {
-  PROTOCOL_VERSION, errorCodeInfo, faultInfo, penStateInfo, resetCauseInfo,
-  type FaultName, type HostMessageName, type MessageFields, type PenStateName, type ResetCauseName,
+  PROTOCOL_VERSION, errorCodeInfo, resetCauseInfo, type HostMessageName, type MessageFields, type ResetCauseName,
 } from '../hardware/generated/protocol.ts';
+import { checkDepthMm, checkStrokesPerSecond, HostRefusedError } from './limits.ts';
+import { decodeTelemetry, type Telemetry } from './telemetry.ts';
 import type { Message } from './link/codec.ts';
 import { PenLink, type LinkOptions, type LinkStats } from './link/reliable-link.ts';
 import type { Transport } from './link/transport.ts';
@@ -15,16 +17,6 @@ export interface PenIdentity {
   readonly buildId: string;
   readonly resetCause: ResetCauseName;
   readonly resetCauseText: string;
-}
-
-export interface Telemetry {
-  readonly state: PenStateName;
-  readonly fault: FaultName;
-  readonly faultText: string;
-  readonly uptimeMs: number;
-  /** Frames the pen rejected (bad length, CRC or sync) and bytes it dropped resynchronising. */
-  readonly penRxFramesBad: number;
-  readonly penRxBytesDropped: number;
 }
 
 export class ProtocolMismatchError extends Error {}
@@ -40,30 +32,39 @@ export interface ConnectOptions extends Partial<LinkOptions> {
   readonly clock: Clock;
   /** For tests of the version handshake: the protocol version this host claims. */
   readonly hostProtocolVersion?: number;
+  /** Send heartbeats every heartbeatPeriodMs while connected (default true). */
+  readonly heartbeat?: boolean;
 }
 
-function telemetryFrom(fields: MessageFields['telemetry']): Telemetry {
-  const fault = faultInfo[fields.faultCode];
-  return {
-    state: penStateInfo[fields.state]?.name ?? 'fault',
-    fault: fault?.name ?? 'none',
-    faultText: fault?.text ?? `unknown fault code ${fields.faultCode}`,
-    uptimeMs: fields.uptimeMs,
-    penRxFramesBad: fields.rxFramesBad,
-    penRxBytesDropped: fields.rxBytesDropped,
-  };
+/** The pen latched a fault while a request was waiting for it. */
+export class PenFaultError extends Error {
+  constructor(readonly fault: string, text: string) {
+    super(`pen fault ${fault}: ${text}`);
+  }
 }
+
+export type { Telemetry } from './telemetry.ts';
+export { HostRefusedError } from './limits.ts';
+
+const heartbeatPeriodMs = Math.floor(pen.timing.heartbeatTimeoutMs / 5);
 
 export class PenDevice {
+  readonly depth: DepthAxis;
+  readonly needle: NeedleDrive;
   private readonly telemetryListeners: ((telemetry: Telemetry) => void)[] = [];
   private latest: Telemetry | null = null;
+  private heartbeatTimer: Timer | null = null;
+  private closed = false;
 
-  private constructor(private readonly link: PenLink, readonly identity: PenIdentity) {
+  private constructor(private readonly link: PenLink, readonly identity: PenIdentity, readonly clock: Clock) {
+    this.depth = new DepthAxis(this);
+    this.needle = new NeedleDrive(this);
     link.onEvent((message) => {
       if (message.name !== 'telemetry') return;
-      this.latest = telemetryFrom(message.fields);
+      this.latest = decodeTelemetry(message.fields);
       for (const listener of this.telemetryListeners) listener(this.latest);
     });
+    link.onLost(() => this.setHeartbeat(false));
   }
 
   /** Opens the link, exchanges protocol versions and reads the pen's identity. */
@@ -81,14 +82,16 @@ export class PenDevice {
         );
       }
       const cause = resetCauseInfo[identity.resetCause];
-      return new PenDevice(link, {
+      const device = new PenDevice(link, {
         boardName: identity.boardName,
         firmwareVersion: `${identity.firmwareMajor}.${identity.firmwareMinor}.${identity.firmwarePatch}`,
         protocolVersion: identity.protocolVersion,
         buildId: identity.buildId.toString(16).padStart(8, '0'),
         resetCause: cause?.name ?? 'unknown',
         resetCauseText: cause?.text ?? `unknown reset cause ${identity.resetCause}`,
-      });
+      }, options.clock);
+      device.setHeartbeat(options.heartbeat ?? true);
+      return device;
     } catch (error) {
       await link.close();
       throw error;
@@ -116,28 +119,130 @@ export class PenDevice {
   async status(): Promise<Telemetry> {
     const reply = await this.command('get_status', {});
     if (reply.name !== 'telemetry') throw new Error(`pen answered get_status with ${reply.name}`);
-    return telemetryFrom(reply.fields);
+    this.latest = decodeTelemetry(reply.fields);
+    return this.latest;
   }
 
   async heartbeat(): Promise<void> {
     await this.command('heartbeat', {});
   }
 
-  /** Motor off and disarm; the pen acts on it in its link layer. */
+  /** Starts or stops the periodic heartbeat (stopping it lets the pen's host-silence failsafe act). */
+  setHeartbeat(enabled: boolean): void {
+    this.heartbeatTimer?.cancel();
+    this.heartbeatTimer = null;
+    if (!enabled || this.closed) return;
+    const beat = (): void => {
+      this.heartbeat().catch(() => {});  // a lost link is reported through onLinkLost
+      this.heartbeatTimer = this.clock.after(heartbeatPeriodMs, beat);
+    };
+    beat();
+  }
+
+  /** Motor off, disarm, needle home; the pen acts on it in its link layer, ahead of anything queued. */
   async stop(): Promise<void> {
     await this.command('stop', {});
+    await this.status();  // state changed: refresh what host-side checks read
+  }
+
+  /** Allows the needle motor: refused unless homed, cartridge present and cleared, no interlock, heartbeat fresh. */
+  async arm(): Promise<void> {
+    await this.command('arm', {});
+    await this.status();  // state changed: refresh what host-side checks read
+  }
+
+  async disarm(): Promise<void> {
+    await this.command('disarm', {});
+    await this.status();  // state changed: refresh what host-side checks read
+  }
+
+  /** Leaves FAULT; refused while the cause persists. Faults that may have lost position need homing after. */
+  async clearFault(): Promise<void> {
+    await this.command('clear_fault', {});
+    await this.status();  // state changed: refresh what host-side checks read
+  }
+
+  /** Tells the pen the fitted cartridge was checked (identity, sterilization) and may be used. */
+  async clearCartridge(cartridgeId: number): Promise<void> {
+    if (!Number.isInteger(cartridgeId) || cartridgeId < 0 || cartridgeId > 0xffffffff) {
+      throw new HostRefusedError(`cartridge id ${String(cartridgeId)} is not a 32-bit unsigned number`);
+    }
+    await this.command('clear_cartridge', { cartridgeId });
+  }
+
+  /** Resolves with the first telemetry record that satisfies done; rejects on a fault or after timeoutMs. */
+  async waitFor(done: (telemetry: Telemetry) => boolean, timeoutMs: number, what: string): Promise<Telemetry> {
+    return new Promise((resolve, reject) => {
+      const finish = (outcome: () => void): void => {
+        timer.cancel();
+        this.telemetryListeners.splice(this.telemetryListeners.indexOf(listener), 1);
+        outcome();
+      };
+      const listener = (telemetry: Telemetry): void => {
+        if (done(telemetry)) finish(() => resolve(telemetry));
+        else if (telemetry.state === 'fault') finish(() => reject(new PenFaultError(telemetry.fault, telemetry.faultText)));
+      };
+      const timer = this.clock.after(timeoutMs, () => finish(() => reject(new Error(`${what}: not done within ${timeoutMs} ms`))));
+      this.telemetryListeners.push(listener);
+    });
   }
 
   close(): Promise<void> {
+    this.closed = true;
+    this.setHeartbeat(false);
     return this.link.close();
   }
 
-  private async command<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<Message> {
+  /** Sends a command; an error reply becomes a PenRefusedError. */
+  async command<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<Message> {
     const reply = await this.link.request(name, fields);
     if (reply.name === 'error') {
       const info = errorCodeInfo[reply.fields.code];
       throw new PenRefusedError(name, info?.name ?? `code ${reply.fields.code}`, reply.fields.detail, info?.text ?? 'unknown error');
     }
     return reply;
+  }
+}
+
+/** The depth stepper: homing and absolute moves, in millimetres, checked against the depth window first. */
+export class DepthAxis {
+  constructor(private readonly device: PenDevice) {}
+
+  /** Needle depth from the step count, per the latest telemetry (null before any). */
+  get positionMm(): number | null {
+    return this.device.telemetry?.depthMm ?? null;
+  }
+
+  /** Finds the home switch; resolves once the pen reports IDLE and homed. */
+  async home(timeoutMs = 5000): Promise<void> {
+    await this.device.command('home', {});
+    await this.device.waitFor((t) => t.state === 'idle' && t.homed, timeoutMs, 'homing');
+  }
+
+  /** Moves to depthMm (0.50–2.00 mm); resolves when the pen reports it there and still. */
+  async moveTo(depthMm: number, timeoutMs = 3000): Promise<void> {
+    const depthUm = checkDepthMm(depthMm);
+    const latest = this.device.telemetry;
+    if (latest !== null && !latest.homed) throw new HostRefusedError('not homed: home the depth axis before moving it');
+    await this.device.command('move_to', { depthUm });
+    await this.device.waitFor((t) => !t.moving && Math.round(t.targetDepthMm * 1000) === depthUm, timeoutMs, `move to ${depthMm} mm`);
+  }
+}
+
+/** The needle motor: speed in strokes per second, within the pen description's range. */
+export class NeedleDrive {
+  constructor(private readonly device: PenDevice) {}
+
+  async start(strokesPerSecond: number): Promise<void> {
+    const speed = checkStrokesPerSecond(strokesPerSecond);
+    const latest = this.device.telemetry;
+    if (latest !== null && latest.state !== 'armed' && latest.state !== 'running') {
+      throw new HostRefusedError(`the needle runs only when armed; the pen is ${latest.state.replace('_', ' ')}`);
+    }
+    await this.device.command('start_needle', { strokesPerSecond: speed });
+  }
+
+  async stop(): Promise<void> {
+    await this.device.command('stop_needle', {});
   }
 }

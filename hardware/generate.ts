@@ -56,6 +56,17 @@ function checkDescriptions(): void {
   if (faultDescription.faults.length > 32) throw new Error('fault masks are 32 bits wide');
 }
 
+/** Temperature (0.1 degC) for ADC counts 0..1024 in steps of 32: NTC to ground, pull-up to the ADC reference. */
+export function ntcTable(): number[] {
+  const { ntcPullupOhms, ntcR25Ohms, ntcBeta } = pen.sensors;
+  return Array.from({ length: 33 }, (_, i) => {
+    const counts = Math.min(Math.max(i * 32, 1), 1022);
+    const ohms = (ntcPullupOhms * counts) / (1023 - counts);
+    const kelvin = 1 / (1 / 298.15 + Math.log(ohms / ntcR25Ohms) / ntcBeta);
+    return Math.round((kelvin - 273.15) * 10);
+  });
+}
+
 function penConfigHeader(): string {
   const lines = [
     banner('/*', 'hardware/pen.json') + ' */',
@@ -89,18 +100,20 @@ function penConfigHeader(): string {
     `#define TRAVEL_STEPS ${windowSteps(pen.mechanics.travelMm)}L`,
     `#define DEPTH_MIN_UM ${Math.round(pen.depthWindowMm.min * 1000)}`,
     `#define DEPTH_MAX_UM ${Math.round(pen.depthWindowMm.max * 1000)}`,
-    `#define NEEDLE_MIN_STROKES_PER_S ${pen.needle.minStrokesPerSecond}`,
-    `#define NEEDLE_MAX_STROKES_PER_S ${pen.needle.maxStrokesPerSecond}`,
-    '',
-    '/* Timing */',
   );
-  for (const [name, value] of Object.entries(pen.timing)) lines.push(`#define ${upper(name)} ${value}`);
+  for (const section of ['depthAxis', 'needleDrive', 'sensors', 'limits', 'timing'] as const) {
+    lines.push('', `/* ${section} */`);
+    for (const [name, value] of Object.entries(pen[section])) {
+      if (!Number.isInteger(value)) throw new Error(`pen.json ${section}.${name} must be an integer for the firmware`);
+      const prefix = section === 'timing' ? '' : `${upper(section)}_`;
+      lines.push(`#define ${prefix}${upper(name)} ${value}${Math.abs(value) > 32767 ? 'L' : ''}`);
+    }
+  }
   lines.push(
     '',
-    '/* Thresholds */',
-    `#define SUPPLY_MIN_MV ${pen.supplyMv.min}`,
-    `#define SUPPLY_MAX_MV ${pen.supplyMv.max}`,
-    `#define TEMPERATURE_LIMIT_C ${pen.temperatureLimitC}`,
+    '/* NTC: temperature in 0.1 degC at ADC counts 0, 32, ..., 1024 (interpolate between entries) */',
+    `#define NTC_TABLE_STEP_COUNTS 32`,
+    `#define NTC_TABLE { ${ntcTable().join(', ')} }`,
     '',
   );
   return lines.join('\n');

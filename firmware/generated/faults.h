@@ -17,9 +17,8 @@ enum fault_code {
   FAULT_DEPTH_SENSOR = 12, /* the depth sensor reads outside its plausible range */
   FAULT_WATCHDOG_RESET = 13, /* the firmware was reset by its watchdog */
   FAULT_SPEED_TOLERANCE = 14, /* the puncture rate stayed outside its tolerance */
-  FAULT_HOST_STOP = 15, /* the host sent STOP while outputs were active */
 };
-#define FAULT_COUNT 16
+#define FAULT_COUNT 15
 /* Faults whose clearing needs the depth axis homed again (bit = code) */
 #define FAULT_NEEDS_HOME_MASK 0x3E04UL
 #define FAULT_CRITICAL_MASK 0x3FFEUL

@@ -41,6 +41,27 @@ enum error_code {
   ERROR_CODE_NOT_ALLOWED_IN_FAULT = 5,
   ERROR_CODE_NOT_ALLOWED_IN_STATE = 6,
   ERROR_CODE_OUT_OF_RANGE = 7,
+  ERROR_CODE_NOT_HOMED = 8,
+  ERROR_CODE_CARTRIDGE_MISSING = 9,
+  ERROR_CODE_CARTRIDGE_NOT_CLEARED = 10,
+  ERROR_CODE_INTERLOCK_ACTIVE = 11,
+  ERROR_CODE_HEARTBEAT_STALE = 12,
+  ERROR_CODE_FAULT_CAUSE_PRESENT = 13,
+  ERROR_CODE_CALIBRATION_INVALID = 14,
+};
+
+enum telemetry_flag {
+  TELEMETRY_FLAG_HOMED = 0,
+  TELEMETRY_FLAG_CARTRIDGE_CLEARED = 1,
+  TELEMETRY_FLAG_MOVING = 2,
+  TELEMETRY_FLAG_NEEDLE_ON = 3,
+};
+
+enum input_bit {
+  INPUT_BIT_ESTOP = 0,
+  INPUT_BIT_HOME_SWITCH = 1,
+  INPUT_BIT_CARTRIDGE_PRESENT = 2,
+  INPUT_BIT_FOOTSWITCH = 3,
 };
 
 /* Exchange protocol versions and read the pen's identity. A host whose version differs is refused every command but identify. */
@@ -68,6 +89,57 @@ typedef struct __attribute__((packed)) {
   uint8_t msg_id;
 } msg_stop_t;
 
+/* Find the home switch and set 0 mm there; the pen reports HOMING, then IDLE or a fault. */
+#define MSG_HOME 0x05
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+} msg_home_t;
+
+/* Move the needle to depthUm (refused outside the depth window, never clamped). */
+#define MSG_MOVE_TO 0x06
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint16_t depth_um;
+} msg_move_to_t;
+
+/* Allow the needle motor; refused unless homed, calibrated, cartridge present and cleared, no interlock, fresh heartbeat. */
+#define MSG_ARM 0x07
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+} msg_arm_t;
+
+/* Motor off and leave ARMED or RUNNING for IDLE. */
+#define MSG_DISARM 0x08
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+} msg_disarm_t;
+
+/* Run the needle motor at strokesPerSecond (only when ARMED or RUNNING). */
+#define MSG_START_NEEDLE 0x09
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint16_t strokes_per_second;
+} msg_start_needle_t;
+
+/* Stop the needle motor; RUNNING becomes ARMED. */
+#define MSG_STOP_NEEDLE 0x0A
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+} msg_stop_needle_t;
+
+/* Leave FAULT once the cause is gone; faults that may have lost position need homing after. */
+#define MSG_CLEAR_FAULT 0x0B
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+} msg_clear_fault_t;
+
+/* The host has checked this cartridge (identity, sterilization); it stays cleared until it is removed. */
+#define MSG_CLEAR_CARTRIDGE 0x0C
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint32_t cartridge_id;
+} msg_clear_cartridge_t;
+
 /* The command was accepted. */
 #define MSG_OK 0x80
 typedef struct __attribute__((packed)) {
@@ -88,13 +160,24 @@ typedef struct __attribute__((packed)) {
   char board_name[8];
 } msg_identify_reply_t;
 
-/* Periodic state record, sent every telemetryPeriodMs and in reply to get_status. */
+/* Periodic state record, sent every telemetryPeriodMs and in reply to get_status. flags and inputs are bit sets (telemetry_flag, input_bit). */
 #define MSG_TELEMETRY 0x82
 typedef struct __attribute__((packed)) {
   uint8_t msg_id;
   uint8_t state;
   uint8_t fault_code;
   uint32_t uptime_ms;
+  uint8_t flags;
+  uint8_t inputs;
+  int16_t depth_um;
+  int16_t sensed_depth_um;
+  int16_t target_depth_um;
+  uint16_t strokes_per_second_x100;
+  uint16_t needle_setpoint;
+  uint16_t motor_current_ma;
+  int16_t temperature_deci_c;
+  uint16_t supply_mv;
+  uint8_t motor_duty;
   uint16_t rx_frames_bad;
   uint16_t rx_bytes_dropped;
 } msg_telemetry_t;
@@ -114,4 +197,12 @@ typedef struct __attribute__((packed)) {
   X(HEARTBEAT, sizeof(msg_heartbeat_t), 1) \
   X(GET_STATUS, sizeof(msg_get_status_t), 1) \
   X(STOP, sizeof(msg_stop_t), 1) \
+  X(HOME, sizeof(msg_home_t), 0) \
+  X(MOVE_TO, sizeof(msg_move_to_t), 0) \
+  X(ARM, sizeof(msg_arm_t), 0) \
+  X(DISARM, sizeof(msg_disarm_t), 1) \
+  X(START_NEEDLE, sizeof(msg_start_needle_t), 0) \
+  X(STOP_NEEDLE, sizeof(msg_stop_needle_t), 1) \
+  X(CLEAR_FAULT, sizeof(msg_clear_fault_t), 1) \
+  X(CLEAR_CARTRIDGE, sizeof(msg_clear_cartridge_t), 0) \
   /* end of HOST_MESSAGES */

@@ -1,11 +1,34 @@
-// Safety supervisor: the pen's one state variable, the latched fault, and the safe-state path.
+// Safety supervisor: the pen's one state variable, interlocks, heartbeat, the latched fault and the one safe path.
 #pragma once
 #include <stdint.h> // uint8_t
 
-void safety_init(void);
+void safety_init(uint8_t reset_cause);
 uint8_t safety_state(void);
 uint8_t safety_fault(void);
-// Outputs to their safe level at once (STOP, faults); called from the link layer.
+uint8_t safety_cartridge_cleared(void);
+// Motor on, armed, or the needle moving on the host's command: what the heartbeat must keep alive.
+uint8_t safety_outputs_active(void);
+
+// From interrupts: the fault to latch at the next main-loop pass (the first one wins).
+void safety_flag_fault(uint8_t code);
+// The 1 kHz tick: heartbeat expiry, acted on within the tick.
+void safety_tick_1khz(uint32_t now_ms);
+// The main loop: latches flagged faults, checks interlocks and sensors, runs homing and the needle loop.
+void safety_poll(uint32_t now_ms);
+// Set when a fault was latched since the last call (for an immediate telemetry report).
+uint8_t safety_take_report(void);
+
+// Commands; each returns 0 or an error_code, with *detail set for the error reply.
+void safety_heartbeat(uint32_t now_ms);
+uint8_t safety_home(int32_t *detail);
+uint8_t safety_move_to(uint16_t depth_um, int32_t *detail);
+uint8_t safety_arm(int32_t *detail);
+void safety_disarm(void);
+uint8_t safety_start_needle(uint16_t strokes_per_second, int32_t *detail);
+void safety_stop_needle(void);
+uint8_t safety_clear_fault(int32_t *detail);
+uint8_t safety_clear_cartridge(uint32_t cartridge_id, int32_t *detail);
+// STOP: motor off, disarm, needle home. Not a fault.
 void safety_stop(void);
 
 // Implemented by the board: drive every output to its safe level.

@@ -2,7 +2,10 @@
 #include <string.h>   // memcpy, strncpy
 #include "commands.h" // commands_telemetry
 #include "link.h"     // link_execute, LINK_REPLY_MAX
-#include "safety.h"   // safety_state
+#include "safety.h"   // safety_state, safety_arm
+#include "stepper.h"  // stepper_position
+#include "motor.h"    // motor_speed_x100
+#include "sensors.h"  // sensors_inputs
 #include "protocol.h" // msg_*_t, HOST_MESSAGES
 #include "pen_config.h" // BOARD_NAME, FIRMWARE_VERSION_*
 
@@ -29,11 +32,24 @@ static uint8_t reply_ok(uint8_t *reply, uint8_t request_id) {
 }
 
 uint8_t commands_telemetry(uint8_t *out) {
+  int32_t position = stepper_position();
   msg_telemetry_t telemetry = {
     .msg_id = MSG_TELEMETRY,
     .state = safety_state(),
     .fault_code = safety_fault(),
     .uptime_ms = clock_ms(),
+    .flags = (stepper_homed() << TELEMETRY_FLAG_HOMED) | (safety_cartridge_cleared() << TELEMETRY_FLAG_CARTRIDGE_CLEARED) |
+             (stepper_moving() << TELEMETRY_FLAG_MOVING) | (motor_on() << TELEMETRY_FLAG_NEEDLE_ON),
+    .inputs = sensors_inputs(),
+    .depth_um = (int16_t)(position * 1000 / STEPS_PER_MM),
+    .sensed_depth_um = sensors_depth_um(),
+    .target_depth_um = (int16_t)(stepper_target() * 1000 / STEPS_PER_MM),
+    .strokes_per_second_x100 = motor_speed_x100(),
+    .needle_setpoint = motor_setpoint(),
+    .motor_current_ma = sensors_current_ma(),
+    .temperature_deci_c = sensors_temperature_deci_c(),
+    .supply_mv = sensors_supply_mv(),
+    .motor_duty = motor_duty(),
     .rx_frames_bad = link_bad_frames(),
     .rx_bytes_dropped = link_dropped_bytes(),
   };
@@ -75,9 +91,35 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
   if (safety_state() == PEN_STATE_FAULT && !rule->allowed_in_fault) {
     return reply_error(reply, id, ERROR_CODE_NOT_ALLOWED_IN_FAULT, safety_fault());
   }
+  int32_t detail = 0;
+  uint8_t error = 0;
   switch (id) {
-    case MSG_HEARTBEAT: return reply_ok(reply, id);
+    case MSG_HEARTBEAT: safety_heartbeat(clock_ms()); break;
     case MSG_GET_STATUS: return commands_telemetry(reply);
+    case MSG_HOME: error = safety_home(&detail); break;
+    case MSG_MOVE_TO: {
+      msg_move_to_t move;
+      memcpy(&move, request, sizeof move);
+      error = safety_move_to(move.depth_um, &detail);
+      break;
+    }
+    case MSG_ARM: error = safety_arm(&detail); break;
+    case MSG_DISARM: safety_disarm(); break;
+    case MSG_START_NEEDLE: {
+      msg_start_needle_t start;
+      memcpy(&start, request, sizeof start);
+      error = safety_start_needle(start.strokes_per_second, &detail);
+      break;
+    }
+    case MSG_STOP_NEEDLE: safety_stop_needle(); break;
+    case MSG_CLEAR_FAULT: error = safety_clear_fault(&detail); break;
+    case MSG_CLEAR_CARTRIDGE: {
+      msg_clear_cartridge_t cartridge;
+      memcpy(&cartridge, request, sizeof cartridge);
+      error = safety_clear_cartridge(cartridge.cartridge_id, &detail);
+      break;
+    }
+    default: return reply_error(reply, id, ERROR_CODE_UNKNOWN_MESSAGE, id);
   }
-  return reply_error(reply, id, ERROR_CODE_UNKNOWN_MESSAGE, id);
+  return error ? reply_error(reply, id, error, detail) : reply_ok(reply, id);
 }

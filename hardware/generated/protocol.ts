@@ -57,6 +57,13 @@ export const ErrorCode = {
   not_allowed_in_fault: 5,
   not_allowed_in_state: 6,
   out_of_range: 7,
+  not_homed: 8,
+  cartridge_missing: 9,
+  cartridge_not_cleared: 10,
+  interlock_active: 11,
+  heartbeat_stale: 12,
+  fault_cause_present: 13,
+  calibration_invalid: 14,
 } as const;
 export type ErrorCodeName = keyof typeof ErrorCode;
 export const errorCodeInfo: Readonly<Record<number, { readonly name: ErrorCodeName; readonly text: string }>> = {
@@ -67,6 +74,41 @@ export const errorCodeInfo: Readonly<Record<number, { readonly name: ErrorCodeNa
   5: { name: 'not_allowed_in_fault', text: "a fault is latched; only identify, status, heartbeat, stop and clear_fault are accepted" },
   6: { name: 'not_allowed_in_state', text: "the pen's state forbids this command" },
   7: { name: 'out_of_range', text: "a value is outside what the pen allows" },
+  8: { name: 'not_homed', text: "the depth axis has not been homed since the last reset or position loss; send home" },
+  9: { name: 'cartridge_missing', text: "no cartridge is fitted" },
+  10: { name: 'cartridge_not_cleared', text: "the fitted cartridge has not been cleared for use by the host" },
+  11: { name: 'interlock_active', text: "an interlock is tripped (detail: the fault code it would raise)" },
+  12: { name: 'heartbeat_stale', text: "no heartbeat from the host within the heartbeat timeout" },
+  13: { name: 'fault_cause_present', text: "the fault cannot be cleared while its cause persists (detail: fault code)" },
+  14: { name: 'calibration_invalid', text: "the pen holds no valid depth calibration" },
+};
+
+export const TelemetryFlag = {
+  homed: 0,
+  cartridge_cleared: 1,
+  moving: 2,
+  needle_on: 3,
+} as const;
+export type TelemetryFlagName = keyof typeof TelemetryFlag;
+export const telemetryFlagInfo: Readonly<Record<number, { readonly name: TelemetryFlagName; readonly text: string }>> = {
+  0: { name: 'homed', text: "the depth axis is homed" },
+  1: { name: 'cartridge_cleared', text: "the fitted cartridge is cleared for use" },
+  2: { name: 'moving', text: "the depth axis is moving" },
+  3: { name: 'needle_on', text: "the needle motor is powered" },
+};
+
+export const InputBit = {
+  estop: 0,
+  home_switch: 1,
+  cartridge_present: 2,
+  footswitch: 3,
+} as const;
+export type InputBitName = keyof typeof InputBit;
+export const inputBitInfo: Readonly<Record<number, { readonly name: InputBitName; readonly text: string }>> = {
+  0: { name: 'estop', text: "the emergency stop is tripped" },
+  1: { name: 'home_switch', text: "the home switch is pressed" },
+  2: { name: 'cartridge_present', text: "a cartridge is fitted" },
+  3: { name: 'footswitch', text: "the footswitch is pressed" },
 };
 
 export const Fault = {
@@ -85,7 +127,6 @@ export const Fault = {
   depth_sensor: 12,
   watchdog_reset: 13,
   speed_tolerance: 14,
-  host_stop: 15,
 } as const;
 export type FaultName = keyof typeof Fault;
 export const faultInfo: Readonly<Record<number, { readonly name: FaultName; readonly text: string }>> = {
@@ -104,7 +145,6 @@ export const faultInfo: Readonly<Record<number, { readonly name: FaultName; read
   12: { name: 'depth_sensor', text: "the depth sensor reads outside its plausible range" },
   13: { name: 'watchdog_reset', text: "the firmware was reset by its watchdog" },
   14: { name: 'speed_tolerance', text: "the puncture rate stayed outside its tolerance" },
-  15: { name: 'host_stop', text: "the host sent STOP while outputs were active" },
 };
 
 export const faultClearRule: Readonly<Record<number, { readonly critical: boolean; readonly needsHoming: boolean }>> = {
@@ -123,7 +163,6 @@ export const faultClearRule: Readonly<Record<number, { readonly critical: boolea
   12: { critical: true, needsHoming: true },
   13: { critical: true, needsHoming: true },
   14: { critical: false, needsHoming: false },
-  15: { critical: false, needsHoming: false },
 };
 
 export type FieldType = 'u8' | 'u16' | 'u32' | 'i16' | 'i32' | 'char8';
@@ -132,13 +171,21 @@ export interface MessageFields {
   heartbeat: Record<string, never>;
   get_status: Record<string, never>;
   stop: Record<string, never>;
+  home: Record<string, never>;
+  move_to: { readonly depthUm: number; };
+  arm: Record<string, never>;
+  disarm: Record<string, never>;
+  start_needle: { readonly strokesPerSecond: number; };
+  stop_needle: Record<string, never>;
+  clear_fault: Record<string, never>;
+  clear_cartridge: { readonly cartridgeId: number; };
   ok: { readonly requestId: number; };
   identify_reply: { readonly protocolVersion: number; readonly firmwareMajor: number; readonly firmwareMinor: number; readonly firmwarePatch: number; readonly resetCause: number; readonly buildId: number; readonly boardName: string; };
-  telemetry: { readonly state: number; readonly faultCode: number; readonly uptimeMs: number; readonly rxFramesBad: number; readonly rxBytesDropped: number; };
+  telemetry: { readonly state: number; readonly faultCode: number; readonly uptimeMs: number; readonly flags: number; readonly inputs: number; readonly depthUm: number; readonly sensedDepthUm: number; readonly targetDepthUm: number; readonly strokesPerSecondX100: number; readonly needleSetpoint: number; readonly motorCurrentMa: number; readonly temperatureDeciC: number; readonly supplyMv: number; readonly motorDuty: number; readonly rxFramesBad: number; readonly rxBytesDropped: number; };
   error: { readonly requestId: number; readonly code: number; readonly detail: number; };
 }
 export type MessageName = keyof MessageFields;
-export type HostMessageName = 'identify' | 'heartbeat' | 'get_status' | 'stop';
+export type HostMessageName = 'identify' | 'heartbeat' | 'get_status' | 'stop' | 'home' | 'move_to' | 'arm' | 'disarm' | 'start_needle' | 'stop_needle' | 'clear_fault' | 'clear_cartridge';
 export interface MessageSpec {
   readonly id: number;
   readonly direction: 'host_to_pen' | 'pen_to_host';
@@ -151,8 +198,16 @@ export const messageSpecs: { readonly [K in MessageName]: MessageSpec } = {
   heartbeat: { id: 0x02, direction: 'host_to_pen', allowedInFault: true, reply: 'ok', fields: [] },
   get_status: { id: 0x03, direction: 'host_to_pen', allowedInFault: true, reply: 'telemetry', fields: [] },
   stop: { id: 0x04, direction: 'host_to_pen', allowedInFault: true, reply: 'ok', fields: [] },
+  home: { id: 0x05, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [] },
+  move_to: { id: 0x06, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['depthUm', 'u16']] },
+  arm: { id: 0x07, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [] },
+  disarm: { id: 0x08, direction: 'host_to_pen', allowedInFault: true, reply: 'ok', fields: [] },
+  start_needle: { id: 0x09, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['strokesPerSecond', 'u16']] },
+  stop_needle: { id: 0x0A, direction: 'host_to_pen', allowedInFault: true, reply: 'ok', fields: [] },
+  clear_fault: { id: 0x0B, direction: 'host_to_pen', allowedInFault: true, reply: 'ok', fields: [] },
+  clear_cartridge: { id: 0x0C, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['cartridgeId', 'u32']] },
   ok: { id: 0x80, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['requestId', 'u8']] },
   identify_reply: { id: 0x81, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['protocolVersion', 'u16'], ['firmwareMajor', 'u8'], ['firmwareMinor', 'u8'], ['firmwarePatch', 'u8'], ['resetCause', 'u8'], ['buildId', 'u32'], ['boardName', 'char8']] },
-  telemetry: { id: 0x82, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['state', 'u8'], ['faultCode', 'u8'], ['uptimeMs', 'u32'], ['rxFramesBad', 'u16'], ['rxBytesDropped', 'u16']] },
+  telemetry: { id: 0x82, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['state', 'u8'], ['faultCode', 'u8'], ['uptimeMs', 'u32'], ['flags', 'u8'], ['inputs', 'u8'], ['depthUm', 'i16'], ['sensedDepthUm', 'i16'], ['targetDepthUm', 'i16'], ['strokesPerSecondX100', 'u16'], ['needleSetpoint', 'u16'], ['motorCurrentMa', 'u16'], ['temperatureDeciC', 'i16'], ['supplyMv', 'u16'], ['motorDuty', 'u8'], ['rxFramesBad', 'u16'], ['rxBytesDropped', 'u16']] },
   error: { id: 0xFF, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['requestId', 'u8'], ['code', 'u8'], ['detail', 'i32']] },
 };

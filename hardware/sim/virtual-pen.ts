@@ -10,6 +10,7 @@ import {
 import { pen, pins, type PinName } from '../description.ts';
 import { RealClock, VirtualClock, type Clock } from '../clock.ts';
 import { parseIntelHex } from './intel-hex.ts';
+import { PenPlant } from './plant.ts';
 import { FRAME_SYNC } from '../generated/protocol.ts';
 
 export const defaultFirmwarePath = join(dirname(fileURLToPath(import.meta.url)), '../../firmware/build/pen.hex');
@@ -96,13 +97,14 @@ export class VirtualPen {
   private penToHost: number[] = [];
   private linkFaults: Required<LinkFaults> = { corruptProbability: 0, dropProbability: 0 };
   private readonly inputLevels = new Map<PinName, boolean>();
-  private readonly analogVolts = new Map<number, number>();
   private running = false;
   private framesTransmitted = 0;
   private stopped: Promise<void> = Promise.resolve();
   private wallStartMs = 0;
   private simStartMs = 0;
   readonly linkStats = { bytesCorrupted: 0, bytesDropped: 0 };
+  /** The plant models (stepper, motor, sensors) and their fault-injection hooks. */
+  readonly plant: PenPlant;
 
   constructor(options: VirtualPenOptions = {}) {
     const firmwarePath = options.firmwarePath ?? defaultFirmwarePath;
@@ -114,9 +116,10 @@ export class VirtualPen {
     this.timeMode = options.timeMode ?? 'virtual';
     this.clock = this.timeMode === 'virtual' ? this.virtualClock : this.realClock;
     this.random = seededRandom(options.seed ?? 1);
-    // Inputs at rest: e-stop loop closed, needle at home, cartridge in, footswitch up.
-    const atRest: Record<PinName, boolean> = { estop: false, homeSwitch: true, cartridgePresent: true, footswitch: false, tach: false } as Record<PinName, boolean>;
-    for (const [name, active] of Object.entries(atRest) as [PinName, boolean][]) this.inputLevels.set(name, active !== pins[name].activeLow);
+    // Inputs at rest: e-stop loop closed, cartridge in, footswitch up; the plant drives the home switch and tach.
+    const atRest = { estop: false, cartridgePresent: true, footswitch: false, tach: false, homeSwitch: true } as const;
+    for (const [name, active] of Object.entries(atRest)) this.inputLevels.set(name as PinName, active !== pins[name as PinName].activeLow);
+    this.plant = new PenPlant(this.random, (name, active) => this.setInput(name, active));
     this.machine = this.boot(resetFlags.powerOn);
   }
 
@@ -189,12 +192,6 @@ export class VirtualPen {
     return this.inputLevels.get(name) ?? state === PinState.InputPullUp;
   }
 
-  /** Sets the voltage the ADC reads on a channel (0–5 V). */
-  setAnalogVolts(channel: number, volts: number): void {
-    this.analogVolts.set(channel, volts);
-    this.machine.adc.channelValues[channel] = volts;
-  }
-
   /** Receives bytes from the host side of the UART; they arrive at the MCU at the line's byte rate. */
   receiveFromHost(bytes: Uint8Array): void {
     for (const byte of bytes) {
@@ -247,8 +244,8 @@ export class VirtualPen {
       if (byte === FRAME_SYNC) this.framesTransmitted++;
     };
     usart.onRxComplete = () => this.feedNextByte();
-    for (const [channel, volts] of this.analogVolts) adc.channelValues[channel] = volts;
     this.machine = machine;
+    this.plant.attach(machine);
     this.applyInputs();
     return machine;
   }

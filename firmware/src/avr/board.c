@@ -6,6 +6,7 @@
 #include "board.h"         // board_init
 #include "safety.h"        // board_outputs_safe
 #include "commands.h"      // clock_ms, board_reset_cause
+#include "motor.h"         // timebase_ticks
 #include "protocol.h"      // enum reset_cause
 #include "pen_config.h"    // PIN_*, WATCHDOG_TIMEOUT_MS
 
@@ -21,6 +22,7 @@
 // Survives the C runtime's .bss clearing: written in .init3, before it.
 static uint8_t reset_flags __attribute__((section(".noinit")));
 static volatile uint32_t uptime_ms;
+static volatile uint16_t timer1_overflows;
 
 void board_outputs_safe(void) {
   PIN_SAFE_OUTPUT(MOTOR_ENABLE);
@@ -51,11 +53,31 @@ void board_init(void) {
   TCCR2B = _BV(CS22);
   OCR2A = (uint8_t)(F_CPU / 64 / 1000 - 1);
   TIMSK2 = _BV(OCIE2A);
+  TIMSK1 |= _BV(TOIE1);
   _Static_assert(WATCHDOG_TIMEOUT_MS == 60, "watchdog period below assumes 60 ms");
   wdt_enable(WDTO_60MS);
 }
 
-ISR(TIMER2_COMPA_vect) { uptime_ms++; }
+// The 1 kHz tick: uptime, and the heartbeat expiry, so host silence is caught within 1 ms of the timeout.
+ISR(TIMER2_COMPA_vect) {
+  uint32_t now = uptime_ms + 1;
+  uptime_ms = now;
+  safety_tick_1khz(now);
+}
+
+// Timer1 (free running at 2 MHz, set up by stepper.c) extended to 32 bits for tach periods.
+ISR(TIMER1_OVF_vect) { timer1_overflows++; }
+
+uint32_t timebase_ticks(void) {
+  uint16_t low, high;
+  ATOMIC_BLOCK(ATOMIC_RESTORESTATE) {
+    low = TCNT1;
+    high = timer1_overflows;
+    // An overflow that happened since the last interrupt has not been counted yet.
+    if ((TIFR1 & _BV(TOV1)) && low < 0x8000) high++;
+  }
+  return ((uint32_t)high << 16) | low;
+}
 
 uint32_t clock_ms(void) {
   uint32_t now;

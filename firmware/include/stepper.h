@@ -1,0 +1,25 @@
+// Depth axis: step generation in the Timer1 compare interrupt with acceleration, homing, soft limits, position.
+#pragma once
+#include <stdint.h> // int32_t
+
+enum homing_result { HOMING_BUSY, HOMING_DONE, HOMING_SWITCH_NOT_FOUND, HOMING_SWITCH_STUCK };
+
+void stepper_init(void);
+// Moves to an absolute position in microsteps; the caller has checked it against the depth window.
+void stepper_move_to(int32_t target_steps);
+void stepper_start_homing(void);
+enum homing_result stepper_poll_homing(void);
+// The safe path: retract toward home at full speed until the home switch closes.
+void stepper_retract(void);
+// Halts at once (no deceleration): STOP and faults.
+void stepper_halt(void);
+// Ramps the step rate; call once per millisecond from the main loop.
+void stepper_update_1ms(void);
+
+int32_t stepper_position(void);
+int32_t stepper_target(void);
+uint8_t stepper_moving(void);
+uint8_t stepper_homed(void);
+void stepper_forget_home(void);
+// Highest position the step interrupt will ever step to: the depth window's deep end.
+int32_t stepper_limit_steps(void);
