@@ -26,8 +26,8 @@ static void go_safe(uint8_t code) {
   motor_stop();
   if (state != PEN_STATE_FAULT) fault = code;  // the first cause is the one reported
   state = PEN_STATE_FAULT;
+  stepper_retract(fault != FAULT_HOME_SWITCH_STUCK);
   if ((FAULT_NEEDS_HOME_MASK >> code) & 1) stepper_forget_home();
-  stepper_retract();
   report_pending = 1;
 }
 
@@ -100,18 +100,17 @@ static void check_depth_agreement(void) {
 
 static void every_millisecond(void) {
   stepper_update_1ms();
+  uint8_t cartridge_in = input(INPUT_BIT_CARTRIDGE_PRESENT);
+  if (!cartridge_in) cartridge_cleared = 0;  // a cartridge put back must be cleared again
   if (state == PEN_STATE_FAULT) return;
   uint8_t interlock = interlock_tripped();
   if (interlock != FAULT_NONE) {
     go_safe(interlock);
     return;
   }
-  if (!input(INPUT_BIT_CARTRIDGE_PRESENT)) {
-    cartridge_cleared = 0;  // a cartridge put back must be cleared again
-    if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) {
-      go_safe(FAULT_CARTRIDGE_REMOVED);
-      return;
-    }
+  if (!cartridge_in && (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING)) {
+    go_safe(FAULT_CARTRIDGE_REMOVED);
+    return;
   }
   if (state == PEN_STATE_HOMING) {
     enum homing_result result = stepper_poll_homing();
@@ -236,5 +235,5 @@ void safety_stop(void) {
   motor_stop();
   if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) state = PEN_STATE_IDLE;
   if (state == PEN_STATE_HOMING) state = PEN_STATE_HOMING_REQUIRED;
-  stepper_retract();
+  stepper_retract(1);
 }

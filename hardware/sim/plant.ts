@@ -42,6 +42,8 @@ export class PenPlant {
   /** Mechanical error the calibration must find: true depth = carriage * (1 + scaleError) + offsetMm. */
   offsetMm = 0;
   scaleError = 0;
+  /** The deepest the carriage has been since the last resetDeepest(): the window check for tests. */
+  deepestCarriageMm = 0;
   stepsReceived = 0;
   stepsLost = 0;
   homeSwitchStuck = false;
@@ -151,7 +153,12 @@ export class PenPlant {
       return;
     }
     this.carriageMm = next;
+    this.deepestCarriageMm = Math.max(this.deepestCarriageMm, next);
     this.updateHomeSwitch();
+  }
+
+  resetDeepest(): void {
+    this.deepestCarriageMm = this.carriageMm;
   }
 
   private updateHomeSwitch(): void {

@@ -157,12 +157,44 @@ export class VirtualPen {
   /** Runs the MCU for exactly ms of simulated time, synchronously (for benchmarks and step-by-step tests). */
   runFor(ms: number): void {
     this.runUntilCycle(this.totalCycles + Math.round(ms * cyclesPerMs));
+    this.deliverToHost();
   }
 
-  /** Pulls the reset pin: the MCU restarts with the external-reset flag; pins and ADC keep their levels. */
-  resetMcu(): void {
+  /**
+   * Runs instruction by instruction until condition() holds (checked after each one) or limitMs of simulated
+   * time pass; returns the cycles it took, or null. Exact to the instruction: for timing measurements.
+   */
+  runUntil(condition: () => boolean, limitMs: number): number | null {
+    const start = this.totalCycles;
+    const limit = start + Math.round(limitMs * cyclesPerMs);
+    while (this.totalCycles < limit) {
+      const { cpu } = this.machine;
+      const framesBefore = this.framesTransmitted;
+      avrInstruction(cpu);
+      cpu.tick();
+      if (this.machine.resetRequested) this.runUntilCycle(this.totalCycles + 1);
+      if (this.framesTransmitted !== framesBefore) this.deliverToHost();
+      if (condition()) {
+        this.deliverToHost();
+        return this.totalCycles - start;
+      }
+    }
+    this.deliverToHost();
+    return null;
+  }
+
+  /** The simulated MCU (avr8js CPU) now running: registers, SRAM and program counter, for measurement tools. */
+  get mcu(): CPU {
+    return this.machine.cpu;
+  }
+
+  /**
+   * Restarts the MCU as the reset pin ('external') or a watchdog bite ('watchdog') would: the firmware starts
+   * over with that reset flag; the plant (needle position, inputs) stays as it is.
+   */
+  resetMcu(cause: 'external' | 'watchdog' = 'external'): void {
     this.cyclesBeforeLastReset += this.machine.cpu.cycles;
-    this.machine = this.boot(resetFlags.external);
+    this.machine = this.boot(resetFlags[cause]);
   }
 
   /** Byte corruption and loss on the serial line, both directions. */
@@ -275,10 +307,11 @@ export class VirtualPen {
         machine = this.boot(flags | resetFlags.watchdog);
       }
     }
-    this.flushToHost();
   }
 
-  private flushToHost(): void {
+  /** Brings the host's virtual clock up to the MCU (firing its due timers), then hands over what the UART sent. */
+  private deliverToHost(): void {
+    if (this.timeMode === 'virtual') this.virtualClock.advanceTo(this.simTimeMs);
     if (this.penToHost.length === 0) return;
     const bytes = Uint8Array.from(this.penToHost);
     this.penToHost = [];
@@ -292,10 +325,11 @@ export class VirtualPen {
         const nextTimer = this.virtualClock.nextDueMs();
         const until = Math.min(this.simTimeMs + sliceMs, Math.max(nextTimer, this.simTimeMs));
         this.runUntilCycle(Math.ceil(until * cyclesPerMs), true);
-        this.virtualClock.advanceTo(this.simTimeMs);
+        this.deliverToHost();
         await new Promise<void>((resolve) => setImmediate(resolve));
       } else {
         this.runUntilCycle(Math.ceil((this.simTimeMs + sliceMs) * cyclesPerMs), true);
+        this.deliverToHost();
         const aheadMs = this.simTimeMs - this.simStartMs - (this.realClock.nowMs() - this.wallStartMs);
         if (aheadMs > 2) await this.realClock.sleep(aheadMs);
         else await new Promise<void>((resolve) => setImmediate(resolve));

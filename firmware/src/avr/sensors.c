@@ -16,6 +16,7 @@
 static const uint8_t channel_of[CHANNELS] = { ADC_MOTOR_CURRENT, ADC_TEMPERATURE, ADC_SUPPLY, ADC_DEPTH_SENSOR };
 static const int16_t ntc_table[] = NTC_TABLE;
 static volatile uint16_t filtered_x16[CHANNELS];  // counts * 16
+static volatile uint16_t latest[CHANNELS];  // unfiltered: open and short show at once, not after the filter
 static volatile uint8_t samples[CHANNELS];
 static volatile uint8_t current_slot;
 
@@ -34,6 +35,7 @@ void sensors_init(void) {
 ISR(ADC_vect) {
   uint8_t slot = current_slot;
   uint16_t counts = ADC;
+  latest[slot] = counts;
   uint16_t value = samples[slot] == 0 ? counts << 4 : filtered_x16[slot];
   filtered_x16[slot] = value - (value >> FILTER_SHIFT) + ((counts << 4) >> FILTER_SHIFT);
   if (samples[slot] < SETTLE_SAMPLES) samples[slot]++;
@@ -89,13 +91,19 @@ int16_t sensors_depth_um(void) {
   return (int16_t)((mv - SENSORS_DEPTH_SENSOR_ZERO_MV) * 1000 / SENSORS_DEPTH_SENSOR_MV_PER_MM);
 }
 
+static uint16_t latest_counts(uint8_t slot) {
+  uint16_t value;
+  ATOMIC_BLOCK(ATOMIC_RESTORESTATE) { value = latest[slot]; }
+  return value;
+}
+
 uint8_t sensors_ntc_plausible(void) {
-  uint16_t adc = counts(1);
+  uint16_t adc = latest_counts(1);
   return adc > LIMITS_NTC_SHORT_COUNTS && adc < LIMITS_NTC_OPEN_COUNTS;
 }
 
 uint8_t sensors_depth_sensor_plausible(void) {
-  uint32_t mv = millivolts(3);
+  uint32_t mv = (uint32_t)latest_counts(3) * SENSORS_ADC_REFERENCE_MV / 1023;
   return mv >= LIMITS_DEPTH_SENSOR_MIN_MV && mv <= LIMITS_DEPTH_SENSOR_MAX_MV;
 }
 

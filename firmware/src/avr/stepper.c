@@ -19,6 +19,7 @@ static volatile uint8_t phase;
 static volatile uint16_t interval_ticks;
 static volatile uint8_t homed;
 static volatile uint8_t homing_outcome;
+static volatile uint8_t switch_trusted = 1;  // cleared to retract past a switch known to be stuck
 static uint16_t rate_steps_per_second, max_rate_steps_per_second;
 
 static uint8_t home_pressed(void) {
@@ -53,7 +54,7 @@ ISR(TIMER1_COMPA_vect) {
     finish();
     return;
   }
-  if (here == target || (!deeper && switch_closed) || (deeper && homed && here >= LIMIT_STEPS)) {
+  if (here == target || (!deeper && switch_closed && switch_trusted) || (deeper && homed && here >= LIMIT_STEPS)) {
     if (phase == PHASE_SEEK_SWITCH) {
       if (switch_closed) {
         // Found it: back off slowly until it opens.
@@ -81,6 +82,7 @@ ISR(TIMER1_COMPA_vect) {
 
 static void start(uint8_t new_phase, int32_t new_target, uint16_t max_rate) {
   ATOMIC_BLOCK(ATOMIC_RESTORESTATE) {
+    switch_trusted = 1;
     target = new_target;
     max_rate_steps_per_second = max_rate;
     if (phase == PHASE_IDLE) {
@@ -110,7 +112,13 @@ void stepper_start_homing(void) {
 
 enum homing_result stepper_poll_homing(void) { return homing_outcome; }
 
-void stepper_retract(void) {
+void stepper_retract(uint8_t trust_switch) {
+  if (!trust_switch) {
+    // The switch reads pressed where it cannot be: retract by the step count to 0 instead.
+    start(PHASE_MOVE, 0, DEPTH_AXIS_MAX_STEPS_PER_SECOND);
+    switch_trusted = 0;
+    return;
+  }
   // Toward home until the switch closes; past 0 by the homing travel in case steps were lost.
   int32_t here = stepper_position();
   start(PHASE_MOVE, (homed ? 0 : here) - HOMING_TRAVEL_STEPS, DEPTH_AXIS_MAX_STEPS_PER_SECOND);
