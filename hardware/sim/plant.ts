@@ -37,8 +37,9 @@ function gaussian(random: () => number): number {
 
 export class PenPlant {
   // Depth stage.
-  /** Carriage position: 0 where the home switch opens; positive toward the skin. */
-  carriageMm = 0;
+  /** Carriage position in whole microsteps, plus any slip: 0 mm is where the home switch opens. */
+  carriageSteps = 0;
+  slippedMm = 0;
   /** Mechanical error the calibration must find: true depth = carriage * (1 + scaleError) + offsetMm. */
   offsetMm = 0;
   scaleError = 0;
@@ -71,6 +72,11 @@ export class PenPlant {
     private readonly drivePin: (name: PinName, active: boolean) => void,
   ) {}
 
+  /** Carriage position: positive toward the skin; the home switch is pressed below 0. */
+  get carriageMm(): number {
+    return this.carriageSteps / stepsPerMm + this.slippedMm;
+  }
+
   /** True needle depth past the cartridge tip, in mm. */
   get trueDepthMm(): number {
     return this.carriageMm * (1 + this.scaleError) + this.offsetMm;
@@ -90,7 +96,8 @@ export class PenPlant {
 
   /** The carriage moves without steps (slipping coupling, a knock): the step count is now wrong. */
   slip(mm: number): void {
-    this.carriageMm = Math.min(pen.mechanics.travelMm, Math.max(mechanicalStopMm, this.carriageMm + mm));
+    const slipped = Math.min(pen.mechanics.travelMm, Math.max(mechanicalStopMm, this.carriageMm + mm)) - this.carriageMm;
+    this.slippedMm += slipped;
     this.updateHomeSwitch();
   }
 
@@ -147,13 +154,14 @@ export class PenPlant {
     if (!rising || !this.outputActive('stepperEnable')) return;
     this.stepsReceived++;
     const deeper = this.outputActive('stepperDir');
-    const next = this.carriageMm + (deeper ? 1 : -1) / stepsPerMm;
+    const direction = deeper ? 1 : -1;
+    const next = this.carriageMm + direction / stepsPerMm;
     if (next < mechanicalStopMm || next > pen.mechanics.travelMm) {
       this.stepsLost++;  // against a mechanical stop the motor skips
       return;
     }
-    this.carriageMm = next;
-    this.deepestCarriageMm = Math.max(this.deepestCarriageMm, next);
+    this.carriageSteps += direction;
+    this.deepestCarriageMm = Math.max(this.deepestCarriageMm, this.carriageMm);
     this.updateHomeSwitch();
   }
 
@@ -162,7 +170,7 @@ export class PenPlant {
   }
 
   private updateHomeSwitch(): void {
-    this.drivePin('homeSwitch', this.homeSwitchStuck || this.carriageMm <= 0);
+    this.drivePin('homeSwitch', this.homeSwitchStuck || this.carriageMm < -1e-9);
   }
 
   private channelVolts(channel: number): number {

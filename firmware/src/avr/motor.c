@@ -100,7 +100,7 @@ uint8_t motor_update_1ms(uint16_t current_ma) {
   ms_over_current = current_ma > NEEDLE_DRIVE_CURRENT_LIMIT_MA ? ms_over_current + 1 : 0;
   if (ms_over_current >= NEEDLE_DRIVE_CURRENT_DEBOUNCE_MS) return FAULT_MOTOR_OVERCURRENT;
   // Commanded with real drive but no rotation: stalled, jammed or the tach is gone.
-  if (ms_without_tach >= NEEDLE_DRIVE_STALL_TIMEOUT_MS && duty > MAX_DUTY / 8) return FAULT_MOTOR_STALL;
+  if (ms_without_tach >= NEEDLE_DRIVE_STALL_TIMEOUT_MS && duty > MAX_DUTY / 4) return FAULT_MOTOR_STALL;
   // Within the tolerance by the at-speed timeout after the ramp, then held (a wider band rides out load steps).
   if (ramped_x100 != wanted_x100) {
     ms_off_speed = 0;

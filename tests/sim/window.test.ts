@@ -1,0 +1,174 @@
+// The depth window and the needle's speed range hold whoever sends the frames: the HAL, a raw client, or noise.
+import { afterEach, describe, expect, it } from 'vitest';
+import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
+import { pen as description } from '../../hardware/description.ts';
+import { HostRefusedError, PenDevice } from '../../hal/device.ts';
+import { decodeMessage, encodeMessage } from '../../hal/link/codec.ts';
+import { ErrorCode, FrameKind, messageSpecs, type MessageFields } from '../../hardware/generated/protocol.ts';
+import { RawClient } from './raw-client.ts';
+
+let pen: VirtualPen;
+afterEach(async () => {
+  await pen.stop();
+});
+
+const windowMaxMm = description.depthWindowMm.max;
+
+function errorOf(message: ReturnType<typeof decodeMessage>): MessageFields['error'] | null {
+  return message.name === 'error' ? message.fields : null;
+}
+
+/** A raw client with the pen homed: the firmware is the only thing between it and the needle. */
+async function rawHomedPen(): Promise<{ raw: RawClient; next: () => number }> {
+  pen = new VirtualPen();
+  pen.start();
+  const raw = new RawClient(pen);
+  await raw.handshake();
+  let seq = 1;
+  const next = (): number => {
+    const current = seq;
+    seq = (seq + 1) & 0x0f;
+    return current;
+  };
+  expect((await raw.request(next(), 'home', {})).message.name).toBe('ok');
+  await pen.clock.sleep(400);
+  pen.plant.resetDeepest();
+  return { raw, next };
+}
+
+describe('a raw client bypassing the HAL', () => {
+  it('is refused 2.5 mm and 0.3 mm, with the value it asked for, and the needle stays in the window', async () => {
+    const { raw, next } = await rawHomedPen();
+    for (const depthUm of [2500, 300, 2001, 499, 65535]) {
+      const reply = errorOf((await raw.request(next(), 'move_to', { depthUm })).message);
+      expect(reply).toMatchObject({ code: ErrorCode.out_of_range, detail: depthUm });
+    }
+    await pen.clock.sleep(100);
+    expect(pen.plant.deepestCarriageMm).toBeLessThan(0.01);
+    // The deep end itself is allowed; a move needs a live host, so keep the heartbeat going meanwhile.
+    await raw.request(next(), 'heartbeat', {});
+    expect((await raw.request(next(), 'move_to', { depthUm: 2000 })).message.name).toBe('ok');
+    for (let i = 0; i < 4; i++) {
+      await pen.clock.sleep(100);
+      await raw.request(next(), 'heartbeat', {});
+    }
+    expect(pen.plant.carriageMm).toBeCloseTo(windowMaxMm, 3);
+  });
+
+  it('is refused the motor while not armed, and motion before homing', async () => {
+    pen = new VirtualPen();
+    pen.start();
+    const raw = new RawClient(pen);
+    await raw.handshake();
+    const moveFirst = errorOf((await raw.request(1, 'move_to', { depthUm: 1000 })).message);
+    expect(moveFirst?.code).toBe(ErrorCode.not_homed);
+    const motor = errorOf((await raw.request(2, 'start_needle', { strokesPerSecond: 100 })).message);
+    expect(motor?.code).toBe(ErrorCode.not_allowed_in_state);
+    const arm = errorOf((await raw.request(3, 'arm', {})).message);
+    expect(arm?.code).toBe(ErrorCode.not_homed);
+    await pen.clock.sleep(50);
+    expect(pen.plant.motorDrive()).toBe(0);
+    expect(pen.plant.stepsReceived).toBe(0);
+  });
+
+  it('is refused speeds outside the range even when armed', async () => {
+    const { raw, next } = await rawHomedPen();
+    await raw.request(next(), 'clear_cartridge', { cartridgeId: 1 });
+    await raw.request(next(), 'heartbeat', {});
+    expect((await raw.request(next(), 'arm', {})).message.name).toBe('ok');
+    for (const strokesPerSecond of [0, 49, 151, 1000]) {
+      expect(errorOf((await raw.request(next(), 'start_needle', { strokesPerSecond })).message)).toMatchObject({
+        code: ErrorCode.out_of_range, detail: strokesPerSecond,
+      });
+    }
+    expect(pen.plant.motorDrive()).toBe(0);
+  });
+
+  it('cannot push the needle out of the window with thousands of random well-formed commands', async () => {
+    const { raw, next } = await rawHomedPen();
+    await raw.request(next(), 'clear_cartridge', { cartridgeId: 1 });
+    let state = 99;
+    const random = (): number => {
+      state = (state * 1103515245 + 12345) & 0x7fffffff;
+      return state / 0x80000000;
+    };
+    const hostMessages = Object.entries(messageSpecs).filter(([, spec]) => spec.direction === 'host_to_pen');
+    for (let i = 0; i < 1500; i++) {
+      const [, spec] = hostMessages[Math.floor(random() * hostMessages.length)] ?? ['', messageSpecs.heartbeat];
+      // Well-formed frames with the right id and length, and random field bytes (CRC valid).
+      const payload = Uint8Array.from({ length: 1 + spec.fields.reduce((n, [, type]) => n + (type === 'u8' ? 1 : type === 'u32' || type === 'i32' ? 4 : type === 'char8' ? 8 : 2), 0) }, () => Math.floor(random() * 256));
+      payload[0] = spec.id;
+      raw.sendFrame(FrameKind.data | next(), payload);
+      if (i % 4 === 3) await pen.clock.sleep(3);
+    }
+    await pen.clock.sleep(500);
+    expect(pen.plant.deepestCarriageMm).toBeLessThanOrEqual(windowMaxMm + 1 / 1600);
+    // And it still answers a well-behaved host afterwards.
+    await raw.handshake();
+    expect((await raw.request(1, 'get_status', {})).message.name).toBe('telemetry');
+  });
+
+  it('is refused a move_to that arrives corrupted: a flipped bit fails the CRC, the needle does not move', async () => {
+    const { raw, next } = await rawHomedPen();
+    const from = raw.frames.length;
+    const frame = Uint8Array.from([9, FrameKind.data | next(), ...encodeMessage('move_to', { depthUm: 1500 }), 0, 0, 0x7e]);
+    raw.writeBytes(frame);  // CRC left zero: as if corrupted on the line
+    expect((await raw.nextAnswer(from)).seqByte & 0xf0).toBe(FrameKind.nak);
+    await pen.clock.sleep(100);
+    expect(pen.plant.deepestCarriageMm).toBeLessThan(0.01);
+  });
+});
+
+describe('the HAL refuses before the wire', () => {
+  it('names the value and the window, and sends nothing', async () => {
+    pen = new VirtualPen();
+    pen.start();
+    const device = await PenDevice.connect(pen.openPort(), { clock: pen.clock, heartbeat: false });
+    await device.depth.home();
+    const sent = device.linkStats.framesSent;
+    await expect(device.depth.moveTo(2.3)).rejects.toThrow(new HostRefusedError('depth 2.30 mm is outside 0.50–2.00 mm'));
+    await expect(device.depth.moveTo(0.3)).rejects.toThrow('depth 0.30 mm is outside 0.50–2.00 mm');
+    await expect(device.depth.moveTo(Number.NaN)).rejects.toThrow(HostRefusedError);
+    await expect(device.needle.start(200)).rejects.toThrow('speed 200 strokes/s is outside 50–150 strokes/s');
+    await expect(device.needle.start(100)).rejects.toThrow('the needle runs only when armed; the pen is idle');
+    expect(device.linkStats.framesSent).toBe(sent);
+    await device.close();
+  });
+});
+
+describe('closed-loop needle speed and depth accuracy', () => {
+  for (const [speed, load] of [[50, 'nominal'], [150, 'heavy']] as const) {
+    it(`holds ${speed} strokes/s within ±2 % under ${load} load`, async () => {
+      pen = new VirtualPen();
+      pen.start();
+      const device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
+      pen.plant.setLoad(load);
+      await device.depth.home();
+      await device.clearCartridge(3);
+      await device.arm();
+      await device.needle.start(speed);
+      await pen.clock.sleep(1500);
+      const samples: number[] = [];
+      for (let i = 0; i < 50; i++) {
+        await pen.clock.sleep(10);
+        samples.push(pen.plant.strokesPerSecond);
+      }
+      for (const sample of samples) expect(Math.abs(sample - speed) / speed).toBeLessThanOrEqual(0.02);
+      expect(device.telemetry?.state).toBe('running');
+      await device.close();
+    });
+  }
+
+  it('puts the needle within one microstep of the commanded depth', async () => {
+    pen = new VirtualPen();
+    pen.start();
+    const device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
+    await device.depth.home();
+    for (const depthMm of [0.5, 1.25, 2.0, 0.8]) {
+      await device.depth.moveTo(depthMm);
+      expect(Math.abs(pen.plant.trueDepthMm - depthMm)).toBeLessThanOrEqual(1 / 1600 + 1e-9);
+      expect(Math.abs((device.telemetry?.sensedDepthMm ?? 0) - depthMm)).toBeLessThan(0.02);
+    }
+    await device.close();
+  });
+});
