@@ -2,14 +2,20 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Figure } from './figure.ts';
+import * as faultResponse from './fault-response.ts';
 import * as firmwareSize from './firmware-size.ts';
 import * as linkRtt from './link-rtt.ts';
+import * as needleSpeed from './needle-speed.ts';
 import * as simSpeed from './sim-speed.ts';
+import * as stepper from './stepper.ts';
 
 const benchmarks: readonly { readonly name: string; readonly measure: () => Promise<Figure[]> }[] = [
   { name: 'firmware-size', measure: firmwareSize.measure },
   { name: 'sim-speed', measure: simSpeed.measure },
   { name: 'link-rtt', measure: linkRtt.measure },
+  { name: 'fault-response', measure: faultResponse.measure },
+  { name: 'stepper', measure: stepper.measure },
+  { name: 'needle-speed', measure: needleSpeed.measure },
 ];
 
 const resultsPath = fileURLToPath(new URL('results.json', import.meta.url));

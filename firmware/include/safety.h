@@ -30,6 +30,8 @@ uint8_t safety_clear_fault(int32_t *detail);
 uint8_t safety_clear_cartridge(uint32_t cartridge_id, int32_t *detail);
 // STOP: motor off, disarm, needle home. Not a fault.
 void safety_stop(void);
+// From the receive interrupt: run safety_stop at the next main-loop pass.
+void safety_request_stop(void);
 
 // Implemented by the board: drive every output to its safe level.
 void board_outputs_safe(void);

@@ -11,3 +11,6 @@ uint8_t uart_tx_free(void);
 void uart_write(const uint8_t *data, uint8_t length);
 // Bytes lost because the receive ring was full.
 uint16_t uart_rx_overruns(void);
+// Implemented by the caller, run inside the receive interrupt when a STOP frame's header arrives after a sync
+// byte: the real-time path (grbl's feed hold), ahead of the ring buffer and the main loop.
+void uart_stop_header_received(void);

@@ -16,6 +16,10 @@ static struct link_session session;
 
 void link_transmit(const uint8_t *frame, uint8_t length) { uart_write(frame, length); }
 void link_stop_now(void) { safety_stop(); }
+void uart_stop_header_received(void) {
+  motor_off_now();
+  safety_request_stop();
+}
 uint16_t link_bad_frames(void) { return parser.bad_frames; }
 uint16_t link_dropped_bytes(void) { return parser.dropped_bytes + uart_rx_overruns(); }
 

@@ -9,6 +9,7 @@
 
 static volatile uint8_t state = PEN_STATE_BOOT;
 static volatile uint8_t flagged_fault;
+static volatile uint8_t stop_requested;
 static volatile uint32_t last_heartbeat_ms;
 static uint8_t fault = FAULT_NONE;
 static uint8_t report_pending;
@@ -129,7 +130,13 @@ static void every_millisecond(void) {
   }
 }
 
+void safety_request_stop(void) { stop_requested = 1; }
+
 void safety_poll(uint32_t now_ms) {
+  if (stop_requested) {
+    stop_requested = 0;
+    safety_stop();
+  }
   uint8_t flagged = flagged_fault;
   if (flagged != FAULT_NONE) {
     flagged_fault = FAULT_NONE;

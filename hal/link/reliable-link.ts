@@ -1,7 +1,7 @@
 // Reliable link: sequence numbers, a retransmit window with go-back-N, reply matching and link-loss detection.
 import type { Clock, Timer } from '../../hardware/clock.ts';
 import { pen } from '../../hardware/description.ts';
-import { FrameKind, SEQ_WINDOW, type HostMessageName, type MessageFields } from '../../hardware/generated/protocol.ts';
+import { FRAME_SYNC, FrameKind, SEQ_WINDOW, type HostMessageName, type MessageFields } from '../../hardware/generated/protocol.ts';
 import { decodeMessage, encodeMessage, DecodeError, type Message } from './codec.ts';
 import { encodeFrame, FrameParser, type Frame } from './frame.ts';
 import type { Transport } from './transport.ts';
@@ -102,9 +102,11 @@ export class PenLink {
     const seq = this.nextSeq;
     this.nextSeq = (seq + 1) & sequenceMask;
     return new Promise<Message>((resolve, reject) => {
+      const frame = encodeFrame(FrameKind.data | seq, payload);
       const request: PendingRequest = {
         seq, name, resolve, reject, retransmits: 0, timer: null,
-        frame: encodeFrame(FrameKind.data | seq, payload),
+        // A sync byte ahead of STOP lets the pen's receive interrupt act on its header before the frame completes.
+        frame: name === 'stop' ? Uint8Array.of(FRAME_SYNC, ...frame) : frame,
       };
       this.inFlight.push(request);
       this.send(request);

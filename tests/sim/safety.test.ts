@@ -182,3 +182,14 @@ describe('watchdog bite', () => {
     }
   });
 });
+
+describe('STOP in the receive interrupt', () => {
+  it('stops the motor on a STOP header after a sync byte, even when the rest of the frame is corrupt', async () => {
+    await runningPen();
+    const port = pen.openPort();  // a second client: the firmware does not care who sends STOP
+    port.write(Uint8Array.of(0x7e, 0x06, 0x1f, 0x04, 0x00, 0x00, 0x7e));  // STOP header, CRC wrong
+    await pen.clock.sleep(2);
+    expect(pen.plant.motorDrive()).toBe(0);
+    await waitForNeedleHome();
+  });
+});
