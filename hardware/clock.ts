@@ -11,6 +11,8 @@ export interface Clock {
   after(delayMs: number, fn: () => void): Timer;
   /** Resolves after delayMs on this clock. */
   sleep(delayMs: number): Promise<void>;
+  /** Wall-clock time for records (ms since 1970); virtual clocks count from a fixed origin. */
+  epochMs(): number;
 }
 
 export class RealClock implements Clock {
@@ -25,6 +27,9 @@ export class RealClock implements Clock {
   sleep(delayMs: number): Promise<void> {
     return new Promise((resolve) => this.after(delayMs, resolve));
   }
+  epochMs(): number {
+    return Date.now();
+  }
 }
 
 interface PendingTimer {
@@ -37,6 +42,13 @@ interface PendingTimer {
 /** Time advanced by its owner (the virtual pen, from simulated CPU cycles); timers fire in due order. */
 export class VirtualClock implements Clock {
   private now = 0;
+
+  /** originEpochMs: the wall-clock time virtual time 0 stands for, so records replay identically. */
+  constructor(private readonly originEpochMs = Date.UTC(2026, 0, 1)) {}
+
+  epochMs(): number {
+    return this.originEpochMs + this.now;
+  }
   private order = 0;
   private timers: PendingTimer[] = [];
 

@@ -1,0 +1,403 @@
+// The treatment session: connect → self-test → home → ready → treatment (pause/resume, rate-limited depth) → end,
+// driven by the supervisory loop, with every state-changing command audited and every fault stored.
+import type { Clock } from '../../hardware/clock.ts';
+import { pen } from '../../hardware/description.ts';
+import type { PenDevice, Telemetry } from '../../hal/device.ts';
+import { checkDepthMm, checkStrokesPerSecond, HostRefusedError } from '../../hal/limits.ts';
+import type { PenStore } from '../store/store.ts';
+import { PlausibilityMonitor } from '../safety/plausibility.ts';
+import { SupervisoryLoop, type LatenessStats } from './loop.ts';
+
+export type SessionPhase = 'connected' | 'homing' | 'homed' | 'ready' | 'treating' | 'paused' | 'ended' | 'faulted';
+
+/** The session refused a request; the message says what to fix ("not homed", "cartridge missing", ...). */
+export class SessionRefusedError extends Error {}
+
+export interface SessionOptions {
+  readonly clock: Clock;
+  readonly store: PenStore;
+  /** What the session talks to, for the records: a port, or the in-process virtual pen. */
+  readonly target: string;
+  readonly loopRateHz?: number;
+  /** The needle runs only while the footswitch is pressed; releasing it pauses the treatment. */
+  readonly footswitchControl?: boolean;
+  /** Depth changes during treatment move no faster than this. */
+  readonly depthRateMmPerSecond?: number;
+}
+
+export interface TreatmentPlan {
+  readonly depthMm: number;
+  readonly strokesPerSecond: number;
+  /** Needle-on time after which the treatment ends; null runs until stop(). */
+  readonly durationS: number | null;
+}
+
+export interface SelfTestCheck {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+export interface SessionSummary {
+  readonly sessionId: number;
+  readonly outcome: 'completed' | 'stopped' | 'faulted';
+  readonly reason: string;
+  readonly depthMm: number;
+  readonly strokesPerSecond: number;
+  readonly needleSeconds: number;
+  readonly strokes: number;
+  readonly faults: readonly string[];
+  readonly loop: LatenessStats;
+}
+
+export type SessionEvent =
+  | { readonly kind: 'phase'; readonly phase: SessionPhase }
+  | { readonly kind: 'fault'; readonly source: 'pen' | 'host'; readonly code: string; readonly text: string }
+  | { readonly kind: 'tick'; readonly telemetry: Telemetry; readonly needleSeconds: number };
+
+export const maxTreatmentSeconds = 3600;
+const heartbeatPeriodMs = pen.timing.heartbeatTimeoutMs / 5;
+const depthCommandStepMm = 0.01;
+
+interface Treatment {
+  readonly plan: TreatmentPlan;
+  readonly sessionId: number;
+  readonly plausibility: PlausibilityMonitor;
+  readonly faults: string[];
+  readonly finished: Promise<SessionSummary>;
+  finish: (outcome: SessionSummary['outcome'], reason: string) => void;
+  needleMs: number;
+  strokes: number;
+  lastTickMs: number;
+  targetDepthMm: number;
+  commandedDepthMm: number;
+  depthAllowanceMm: number;
+  moveInFlight: boolean;
+  needleCommandInFlight: boolean;
+  done: boolean;
+}
+
+export class TreatmentSession {
+  private currentPhase: SessionPhase = 'connected';
+  private readonly listeners: ((event: SessionEvent) => void)[] = [];
+  private readonly loop: SupervisoryLoop;
+  private treatment: Treatment | null = null;
+  private starting = false;
+  private lastHeartbeatMs = -Infinity;
+
+  /**
+   * Starts the supervisory loop at once: from here on the loop, not a timer of its own, sends the heartbeats,
+   * so a host that stalls starves the pen of them and the pen goes safe.
+   */
+  constructor(private readonly device: PenDevice, private readonly options: SessionOptions) {
+    this.loop = new SupervisoryLoop({
+      clock: options.clock, rateHz: options.loopRateHz ?? 100, latenessBudgetMs: pen.timing.heartbeatTimeoutMs / 2,
+    });
+    this.loop.onTick(() => this.tick());
+    this.loop.onOverrun((reason) => this.onOverrun(reason));
+    this.loop.start();
+  }
+
+  /** Stops the loop (and with it the heartbeats: a pen left armed goes safe on its own). */
+  close(): void {
+    this.loop.stop();
+  }
+
+  get loopStats(): LatenessStats {
+    return this.loop.stats();
+  }
+
+  get phase(): SessionPhase {
+    return this.currentPhase;
+  }
+
+  onEvent(listener: (event: SessionEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Checks the pen can be used: no fault latched, e-stop closed, supply and sensors plausible. */
+  async selfTest(): Promise<SelfTestCheck[]> {
+    const t = await this.device.status();
+    const { supplyMinMv, supplyMaxMv, temperatureLimitDeciC } = pen.limits;
+    const checks: SelfTestCheck[] = [
+      { name: 'protocol', ok: true, detail: `version ${this.device.identity.protocolVersion}, firmware ${this.device.identity.firmwareVersion}` },
+      { name: 'fault', ok: t.state !== 'fault', detail: t.state === 'fault' ? `${t.fault} latched: ${t.faultText}` : 'none latched' },
+      { name: 'e-stop', ok: !t.estopTripped, detail: t.estopTripped ? 'tripped' : 'closed' },
+      {
+        name: 'supply', ok: t.supplyVolts * 1000 >= supplyMinMv && t.supplyVolts * 1000 <= supplyMaxMv,
+        detail: `${t.supplyVolts.toFixed(2)} V (allowed ${supplyMinMv / 1000}–${supplyMaxMv / 1000} V)`,
+      },
+      {
+        name: 'temperature', ok: t.temperatureC > -10 && t.temperatureC * 10 < temperatureLimitDeciC,
+        detail: `${t.temperatureC.toFixed(1)} °C (limit ${temperatureLimitDeciC / 10} °C)`,
+      },
+      { name: 'needle motor', ok: !t.needleOn && t.motorCurrentMa < 100, detail: `off, ${t.motorCurrentMa} mA` },
+    ];
+    const failed = checks.filter((check) => !check.ok);
+    if (failed.length > 0) throw new SessionRefusedError(`self-test failed: ${failed.map((c) => `${c.name} ${c.detail}`).join('; ')}`);
+    return checks;
+  }
+
+  async home(): Promise<void> {
+    if (this.treatment !== null) throw new SessionRefusedError('a treatment is running: end it before homing');
+    this.setPhase('homing');
+    try {
+      await this.audited('home', {}, () => this.device.depth.home());
+      this.setPhase('homed');
+    } catch (error) {
+      this.setPhase('connected');
+      throw error;
+    }
+  }
+
+  /** Clears the fitted cartridge for use (its identity and sterilization checked by the caller) and arms nothing yet. */
+  async prepare(cartridgeId: number): Promise<void> {
+    const t = await this.device.status();
+    if (t.state === 'fault') throw new SessionRefusedError(`fault latched: ${t.fault} (${t.faultText}); clear it first`);
+    if (!t.homed) throw new SessionRefusedError('not homed');
+    if (!t.cartridgePresent) throw new SessionRefusedError('cartridge missing');
+    await this.audited('clear_cartridge', { cartridgeId }, () => this.device.clearCartridge(cartridgeId));
+    this.setPhase('ready');
+  }
+
+  /** Runs a treatment to its end; resolves with what happened. Refusals throw before anything moves. */
+  async treat(plan: TreatmentPlan): Promise<SessionSummary> {
+    this.checkPlan(plan);
+    if (this.starting || this.treatment !== null) throw new SessionRefusedError('a treatment is already running');
+    this.starting = true;
+    try {
+      return await this.startTreatment(plan);
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  private async startTreatment(plan: TreatmentPlan): Promise<SessionSummary> {
+    const t = await this.device.status();
+    if (t.state === 'fault') throw new SessionRefusedError(`fault latched: ${t.fault} (${t.faultText}); clear it first`);
+    if (!t.homed) throw new SessionRefusedError('not homed');
+    if (!t.cartridgePresent) throw new SessionRefusedError('cartridge missing');
+    if (!t.cartridgeCleared || this.currentPhase !== 'ready') throw new SessionRefusedError('cartridge not cleared for use: prepare the session first');
+
+    const sessionId = this.options.store.startSession({
+      target: this.options.target, board: this.device.identity.boardName, firmware: this.device.identity.firmwareVersion,
+      depthMm: plan.depthMm, strokesPerSecond: plan.strokesPerSecond, plannedSeconds: plan.durationS,
+    });
+    const treatment = this.newTreatment(plan, sessionId);
+    this.treatment = treatment;
+    try {
+      await this.audited('move_to', { depthMm: plan.depthMm }, () => this.device.depth.moveTo(plan.depthMm), sessionId);
+      await this.audited('arm', {}, () => this.device.arm(), sessionId);
+      if (this.options.footswitchControl === true && !(this.device.telemetry?.footswitchPressed ?? false)) {
+        this.setPhase('paused');
+      } else {
+        await this.audited('start_needle', { strokesPerSecond: plan.strokesPerSecond }, () => this.device.needle.start(plan.strokesPerSecond), sessionId);
+        this.setPhase('treating');
+      }
+    } catch (error) {
+      // A fault while starting ends the treatment like any other: recorded, and the pen made safe.
+      treatment.finish('faulted', `could not start: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    return treatment.finished;
+  }
+
+  /** Changes the depth during treatment; the needle moves there at the session's depth rate. */
+  setDepth(depthMm: number): void {
+    checkDepthMm(depthMm);
+    if (this.treatment === null) throw new SessionRefusedError('no treatment is running');
+    this.treatment.targetDepthMm = depthMm;
+  }
+
+  pause(): void {
+    if (this.currentPhase !== 'treating' || this.treatment === null) throw new SessionRefusedError(`cannot pause: the session is ${this.currentPhase}`);
+    this.commandNeedle(this.treatment, false);
+  }
+
+  resume(): void {
+    if (this.currentPhase !== 'paused' || this.treatment === null) throw new SessionRefusedError(`cannot resume: the session is ${this.currentPhase}`);
+    this.commandNeedle(this.treatment, true);
+  }
+
+  /** Ends a running treatment: the pen stops (motor off, needle home) before this resolves. */
+  async stop(reason: string): Promise<SessionSummary | null> {
+    const treatment = this.treatment;
+    if (treatment === null) {
+      await this.audited('stop', { reason }, () => this.device.stop());
+      return null;
+    }
+    treatment.finish('stopped', reason);
+    return treatment.finished;
+  }
+
+  /** After a fault: clears it on the pen (refused while its cause persists) and returns to connected or homed. */
+  async recover(): Promise<void> {
+    await this.audited('clear_fault', {}, () => this.device.clearFault());
+    const t = await this.device.status();
+    this.setPhase(t.homed ? 'homed' : 'connected');
+  }
+
+  private checkPlan(plan: TreatmentPlan): void {
+    try {
+      checkDepthMm(plan.depthMm);
+      checkStrokesPerSecond(plan.strokesPerSecond);
+    } catch (error) {
+      if (error instanceof HostRefusedError) throw new SessionRefusedError(error.message);
+      throw error;
+    }
+    if (plan.durationS !== null && !(plan.durationS > 0 && plan.durationS <= maxTreatmentSeconds)) {
+      throw new SessionRefusedError(`duration ${String(plan.durationS)} s is outside 0–${maxTreatmentSeconds} s`);
+    }
+  }
+
+  private newTreatment(plan: TreatmentPlan, sessionId: number): Treatment {
+    let finish: Treatment['finish'] = () => {};
+    const finished = new Promise<SessionSummary>((resolve) => {
+      finish = (outcome, reason) => {
+        if (treatment.done) return;
+        treatment.done = true;
+        void this.conclude(treatment, outcome, reason).then(resolve);
+      };
+    });
+    const treatment: Treatment = {
+      plan, sessionId, finished, plausibility: new PlausibilityMonitor(), faults: [],
+      finish: (outcome, reason) => finish(outcome, reason),
+      needleMs: 0, strokes: 0, lastTickMs: this.options.clock.nowMs(),
+      targetDepthMm: plan.depthMm, commandedDepthMm: plan.depthMm, depthAllowanceMm: 0,
+      moveInFlight: false, needleCommandInFlight: false, done: false,
+    };
+    return treatment;
+  }
+
+  private onOverrun(reason: string): void {
+    const treatment = this.treatment;
+    if (treatment !== null) {
+      this.recordFault(treatment, 'host', 'host_stall', reason);
+      treatment.finish('faulted', reason);
+      return;
+    }
+    this.options.store.recordFault(null, 'host', 'host_stall', reason, {});
+    this.listeners.forEach((listener) => listener({ kind: 'fault', source: 'host', code: 'host_stall', text: reason }));
+    this.device.stop().catch(() => {});
+  }
+
+  private tick(): void {
+    const nowMs = this.options.clock.nowMs();
+    if (nowMs - this.lastHeartbeatMs >= heartbeatPeriodMs) {
+      this.lastHeartbeatMs = nowMs;
+      this.device.heartbeat().catch(() => {});  // a lost link reaches the user through the device's onLinkLost
+    }
+    if (this.treatment !== null && !this.treatment.done) this.treatmentTick(this.treatment, nowMs);
+  }
+
+  private treatmentTick(treatment: Treatment, nowMs: number): void {
+    const elapsedMs = nowMs - treatment.lastTickMs;
+    treatment.lastTickMs = nowMs;
+    const t = this.device.telemetry;
+    if (t === null) return;
+    if (t.state === 'fault') {
+      this.recordFault(treatment, 'pen', t.fault, t.faultText, t);
+      treatment.finish('faulted', `pen fault ${t.fault}: ${t.faultText}`);
+      return;
+    }
+    const issue = treatment.plausibility.check(t, nowMs);
+    if (issue !== null) {
+      this.recordFault(treatment, 'host', issue.code, issue.text, t);
+      treatment.finish('faulted', `host check ${issue.code}: ${issue.text}`);
+      return;
+    }
+    if (this.options.footswitchControl === true) {
+      if (t.footswitchPressed && this.currentPhase === 'paused') this.commandNeedle(treatment, true);
+      if (!t.footswitchPressed && this.currentPhase === 'treating') this.commandNeedle(treatment, false);
+    }
+    if (this.currentPhase === 'treating' && t.needleOn) {
+      treatment.needleMs += elapsedMs;
+      treatment.strokes += (t.strokesPerSecond * elapsedMs) / 1000;
+    }
+    this.followDepth(treatment, elapsedMs);
+    this.listeners.forEach((listener) => listener({ kind: 'tick', telemetry: t, needleSeconds: treatment.needleMs / 1000 }));
+    const planned = treatment.plan.durationS;
+    if (planned !== null && treatment.needleMs >= planned * 1000) treatment.finish('completed', `${planned} s of needle time done`);
+  }
+
+  // Rate-limited depth: the commanded depth walks toward the target at the depth rate, one move_to in flight.
+  private followDepth(treatment: Treatment, elapsedMs: number): void {
+    const remaining = treatment.targetDepthMm - treatment.commandedDepthMm;
+    if (remaining === 0) {
+      treatment.depthAllowanceMm = 0;
+      return;
+    }
+    const rate = this.options.depthRateMmPerSecond ?? 0.5;
+    treatment.depthAllowanceMm = Math.min(treatment.depthAllowanceMm + (rate * elapsedMs) / 1000, 5 * depthCommandStepMm);
+    const step = Math.min(Math.abs(remaining), treatment.depthAllowanceMm);
+    if (treatment.moveInFlight || (step < depthCommandStepMm && step < Math.abs(remaining))) return;
+    treatment.depthAllowanceMm -= step;
+    const next = Math.round((treatment.commandedDepthMm + Math.sign(remaining) * step) * 1000) / 1000;
+    treatment.commandedDepthMm = next;
+    treatment.moveInFlight = true;
+    this.device.command('move_to', { depthUm: Math.round(next * 1000) })
+      .then(() => this.options.store.audit(treatment.sessionId, 'move_to', { depthMm: next }, 'ok'))
+      .catch((error: unknown) => treatment.finish('faulted', `depth change refused: ${String(error)}`))
+      .finally(() => { treatment.moveInFlight = false; });
+  }
+
+  private commandNeedle(treatment: Treatment, on: boolean): void {
+    if (treatment.needleCommandInFlight) return;
+    treatment.needleCommandInFlight = true;
+    this.setPhase(on ? 'treating' : 'paused');
+    const { strokesPerSecond } = treatment.plan;
+    const command = on
+      ? this.audited('start_needle', { strokesPerSecond, reason: 'resume' }, () => this.device.needle.start(strokesPerSecond), treatment.sessionId)
+      : this.audited('stop_needle', { reason: 'pause' }, () => this.device.needle.stop(), treatment.sessionId);
+    command
+      .catch((error: unknown) => treatment.finish('faulted', `needle ${on ? 'resume' : 'pause'} refused: ${String(error)}`))
+      .finally(() => { treatment.needleCommandInFlight = false; });
+  }
+
+  private async conclude(treatment: Treatment, outcome: SessionSummary['outcome'], reason: string): Promise<SessionSummary> {
+    // The pen is made safe first, whatever happened: motor off, disarmed, needle home.
+    await this.audited('stop', { reason }, () => this.device.stop(), treatment.sessionId).catch(() => {});
+    const t = this.device.telemetry;
+    if (outcome !== 'faulted' && t?.state === 'fault') {
+      this.recordFault(treatment, 'pen', t.fault, t.faultText, t);
+      outcome = 'faulted';
+    }
+    const summary: SessionSummary = {
+      sessionId: treatment.sessionId, outcome, reason, depthMm: treatment.plan.depthMm, strokesPerSecond: treatment.plan.strokesPerSecond,
+      needleSeconds: Math.round(treatment.needleMs) / 1000, strokes: Math.round(treatment.strokes), faults: treatment.faults,
+      loop: this.loop.stats(),
+    };
+    this.options.store.endSession(treatment.sessionId, outcome, { ...summary });
+    this.treatment = null;
+    this.setPhase(outcome === 'faulted' ? 'faulted' : 'ended');
+    return summary;
+  }
+
+  private recordFault(treatment: Treatment, source: 'pen' | 'host', code: string, text: string, t?: Telemetry): void {
+    const key = `${source}:${code}`;
+    if (treatment.faults.includes(key)) return;
+    treatment.faults.push(key);
+    const context = t === undefined ? {} : {
+      state: t.state, depthMm: t.depthMm, sensedDepthMm: t.sensedDepthMm, strokesPerSecond: t.strokesPerSecond,
+      motorCurrentMa: t.motorCurrentMa, temperatureC: t.temperatureC, supplyVolts: t.supplyVolts, uptimeMs: t.uptimeMs,
+    };
+    this.options.store.recordFault(treatment.sessionId, source, code, text, context);
+    this.listeners.forEach((listener) => listener({ kind: 'fault', source, code, text }));
+  }
+
+  private async audited<T>(command: string, args: Record<string, unknown>, run: () => Promise<T>, sessionId: number | null = null): Promise<T> {
+    try {
+      const result = await run();
+      this.options.store.audit(sessionId, command, args, 'ok');
+      return result;
+    } catch (error) {
+      this.options.store.audit(sessionId, command, args, `refused: ${error instanceof Error ? error.message : String(error)}`);
+      throw error;
+    }
+  }
+
+  private setPhase(phase: SessionPhase): void {
+    if (phase === this.currentPhase) return;
+    this.currentPhase = phase;
+    this.listeners.forEach((listener) => listener({ kind: 'phase', phase }));
+  }
+}

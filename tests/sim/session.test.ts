@@ -1,0 +1,167 @@
+// The treatment session on virtual time against the virtual pen: the workflow, every refusal, pause/resume,
+// rate-limited depth changes, faults stored with their context.
+import { afterEach, describe, expect, it } from 'vitest';
+import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
+import { PenDevice } from '../../hal/device.ts';
+import { PenStore } from '../../src/store/store.ts';
+import { SessionRefusedError, TreatmentSession, type SessionOptions } from '../../src/control/session.ts';
+
+let pen: VirtualPen;
+let device: PenDevice;
+let store: PenStore;
+let session: TreatmentSession;
+
+async function connectedSession(options: Partial<SessionOptions> = {}): Promise<TreatmentSession> {
+  pen = new VirtualPen({ seed: 3 });
+  pen.start();
+  // The session's loop sends the heartbeats: a stalled loop must starve the pen of them.
+  device = await PenDevice.connect(pen.openPort(), { clock: pen.clock, heartbeat: false });
+  store = PenStore.open(':memory:', pen.clock);
+  session = new TreatmentSession(device, { clock: pen.clock, store, target: 'virtual pen', ...options });
+  return session;
+}
+
+async function readySession(options: Partial<SessionOptions> = {}): Promise<TreatmentSession> {
+  const session = await connectedSession(options);
+  await session.selfTest();
+  await session.home();
+  await session.prepare(11);
+  return session;
+}
+
+afterEach(async () => {
+  session.close();
+  await device.close();
+  await pen.stop();
+  store.close();
+});
+
+describe('the workflow', () => {
+  it('runs a full session: self-test, home, treatment for its duration, pen safe at the end, all recorded', async () => {
+    const session = await readySession();
+    const phases: string[] = [];
+    session.onEvent((event) => { if (event.kind === 'phase') phases.push(event.phase); });
+    const summary = await session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 2 });
+    expect(summary).toMatchObject({ outcome: 'completed', depthMm: 1.0, strokesPerSecond: 100, faults: [] });
+    expect(summary.needleSeconds).toBeGreaterThanOrEqual(2);
+    expect(summary.needleSeconds).toBeLessThan(2.05);
+    expect(summary.strokes).toBeGreaterThan(150);
+    expect(phases).toEqual(['treating', 'ended']);
+    expect(pen.plant.motorDrive()).toBe(0);
+    await pen.clock.sleep(400);
+    expect(pen.plant.carriageMm).toBeLessThanOrEqual(1 / 1600);
+    expect(store.sessionOutcome(summary.sessionId)).toBe('completed');
+    const commands = store.auditLog().map((entry) => entry.command).reverse();
+    expect(commands).toEqual(['home', 'clear_cartridge', 'move_to', 'arm', 'start_needle', 'stop']);
+    expect(summary.loop.ticks).toBeGreaterThan(190);
+  });
+
+  it('pauses and resumes from the footswitch, counting only needle time', async () => {
+    const session = await readySession({ footswitchControl: true });
+    pen.setInput('footswitch', true);
+    await pen.clock.sleep(60);
+    const done = session.treat({ depthMm: 0.8, strokesPerSecond: 80, durationS: 1.5 });
+    await pen.clock.sleep(700);
+    pen.setInput('footswitch', false);
+    await pen.clock.sleep(300);
+    expect(session.phase).toBe('paused');
+    expect(pen.plant.motorDrive()).toBe(0);
+    await pen.clock.sleep(500);
+    pen.setInput('footswitch', true);
+    const summary = await done;
+    expect(summary.outcome).toBe('completed');
+    expect(summary.needleSeconds).toBeGreaterThanOrEqual(1.5);
+    const reasons = store.auditLog().map((entry) => `${entry.command}:${String(entry.arguments['reason'] ?? '')}`);
+    expect(reasons).toContain('stop_needle:pause');
+    expect(reasons).toContain('start_needle:resume');
+  });
+
+  it('changes depth during treatment no faster than the depth rate', async () => {
+    const session = await readySession({ depthRateMmPerSecond: 0.5 });
+    const done = session.treat({ depthMm: 0.6, strokesPerSecond: 100, durationS: 3 });
+    await pen.clock.sleep(500);
+    const startMs = pen.clock.nowMs();
+    session.setDepth(1.6);
+    const depths: { atMs: number; mm: number }[] = [];
+    for (let i = 0; i < 25; i++) {
+      await pen.clock.sleep(100);
+      depths.push({ atMs: pen.clock.nowMs() - startMs, mm: pen.plant.trueDepthMm });
+    }
+    for (const sample of depths) expect(sample.mm).toBeLessThanOrEqual(0.6 + 0.5 * (sample.atMs / 1000) + 0.03);
+    expect(depths.at(-1)?.mm).toBeCloseTo(1.6, 2);
+    expect((await done).outcome).toBe('completed');
+  });
+});
+
+describe('every refusal names its cause', () => {
+  it('before homing, without a cartridge, and outside the window or range', async () => {
+    const session = await connectedSession();
+    const plan = { depthMm: 1.0, strokesPerSecond: 100, durationS: 1 };
+    await expect(session.treat(plan)).rejects.toThrow(new SessionRefusedError('not homed'));
+    await expect(session.prepare(1)).rejects.toThrow('not homed');
+    await session.home();
+    await expect(session.treat(plan)).rejects.toThrow('cartridge not cleared for use: prepare the session first');
+    pen.setInput('cartridgePresent', false);
+    await pen.clock.sleep(5);
+    await expect(session.prepare(1)).rejects.toThrow('cartridge missing');
+    await expect(session.treat(plan)).rejects.toThrow('cartridge missing');
+    pen.setInput('cartridgePresent', true);
+    await session.prepare(1);
+    await expect(session.treat({ ...plan, depthMm: 2.3 })).rejects.toThrow('depth 2.30 mm is outside 0.50–2.00 mm');
+    await expect(session.treat({ ...plan, depthMm: 0.4 })).rejects.toThrow('depth 0.40 mm is outside 0.50–2.00 mm');
+    await expect(session.treat({ ...plan, strokesPerSecond: 170 })).rejects.toThrow('speed 170 strokes/s is outside 50–150 strokes/s');
+    await expect(session.treat({ ...plan, durationS: -1 })).rejects.toThrow('duration -1 s is outside 0–3600 s');
+    expect(() => { session.pause(); }).toThrow('cannot pause: the session is ready');
+    expect(() => { session.setDepth(1.2); }).toThrow('no treatment is running');
+    expect(pen.plant.motorDrive()).toBe(0);
+    expect(pen.plant.deepestCarriageMm).toBeLessThan(0.01);
+  });
+
+  it('refuses a second treatment while one runs, and refuses self-test with a fault latched', async () => {
+    const session = await readySession();
+    const done = session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 1 });
+    await pen.clock.sleep(100);
+    await expect(session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 1 })).rejects.toThrow('a treatment is already running');
+    pen.setInput('estop', true);
+    const summary = await done;
+    expect(summary.outcome).toBe('faulted');
+    await expect(session.selfTest()).rejects.toThrow(/self-test failed: fault estop latched.*; e-stop tripped/);
+  });
+});
+
+describe('faults during treatment', () => {
+  it('a pen fault ends the treatment safely and is stored with its context', async () => {
+    const session = await readySession();
+    const done = session.treat({ depthMm: 1.2, strokesPerSecond: 120, durationS: 5 });
+    await pen.clock.sleep(1000);
+    pen.plant.setLoad('jam');
+    const summary = await done;
+    expect(summary).toMatchObject({ outcome: 'faulted', faults: ['pen:motor_overcurrent'] });
+    expect(summary.reason).toMatch(/pen fault motor_overcurrent/);
+    expect(pen.plant.motorDrive()).toBe(0);
+    const [fault] = store.faults();
+    expect(fault).toMatchObject({ source: 'pen', code: 'motor_overcurrent', sessionId: summary.sessionId });
+    expect(fault?.context['depthMm']).toBeCloseTo(1.2, 2);
+    expect(session.phase).toBe('faulted');
+    // Recovery: the jam cleared, the fault clears, and a new treatment may start after preparing again.
+    pen.plant.setLoad('nominal');
+    await session.recover();
+    expect(session.phase).toBe('homed');
+    await session.prepare(11);
+    expect((await session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 0.5 })).outcome).toBe('completed');
+  });
+
+  it('a host plausibility check stops the pen before the firmware would', async () => {
+    const session = await readySession();
+    pen.plant.setLoad('heavy');
+    const done = session.treat({ depthMm: 1.0, strokesPerSecond: 150, durationS: 5 });
+    await pen.clock.sleep(2000);
+    // A sagging supply, still inside its range: the motor cannot hold 150 strokes/s any more.
+    pen.plant.supplyVolts = 10.6;
+    const summary = await done;
+    expect(summary).toMatchObject({ outcome: 'faulted', faults: ['host:speed_mismatch'] });
+    expect(summary.reason).toMatch(/host check speed_mismatch: needle at 1[0-4]\d\.\d strokes\/s, commanded 150/);
+    expect(store.faults()[0]).toMatchObject({ source: 'host', code: 'speed_mismatch' });
+    expect(pen.plant.motorDrive()).toBe(0);
+  });
+});
