@@ -71,9 +71,9 @@ describe('the workflow', () => {
     const summary = await done;
     expect(summary.outcome).toBe('completed');
     expect(summary.needleSeconds).toBeGreaterThanOrEqual(1.5);
-    const reasons = store.auditLog().map((entry) => `${entry.command}:${String(entry.arguments['reason'] ?? '')}`);
-    expect(reasons).toContain('stop_needle:pause');
-    expect(reasons).toContain('start_needle:resume');
+    const reasons = store.auditLog().map((entry) => `${entry.command}:${JSON.stringify(entry.arguments['reason'] ?? '')}`);
+    expect(reasons).toContain('stop_needle:"pause"');
+    expect(reasons).toContain('start_needle:"resume"');
   });
 
   it('changes depth during treatment no faster than the depth rate', async () => {
