@@ -1,64 +1,170 @@
-// The `pen` command line: sim, info and demo; every command defaults to an in-process virtual pen.
+// The `pen` command line: run, status, home, stop, faults, info, sim, demo; every command defaults to an
+// in-process virtual pen, and takes --port for a serial path or tcp://HOST:PORT.
 import { Command, CommanderError, Option } from 'commander';
+import { RealClock } from '../../hardware/clock.ts';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { parseListenAddress, servePen } from '../../hardware/sim/tcp-server.ts';
-import { PenRefusedError, ProtocolMismatchError, type PenIdentity, type Telemetry } from '../../hal/device.ts';
-import { LinkLostError } from '../../hal/link/reliable-link.ts';
-import { TransportError } from '../../hal/link/transport.ts';
+import { maxLoopRateHz } from '../control/loop.ts';
+import { defaultStorePath, PenStore } from '../store/store.ts';
+import { describeIdentity, describeTelemetry, ExitCode, exitCodeFor, exitCodeHelp, numberOption, UsageError } from './format.ts';
+import { runDemo } from './demo.ts';
+import { consoleOutput, runTreatment } from './run.ts';
 import { openTarget } from './target.ts';
 
-/** Exit codes a script can act on. */
-export const ExitCode = { ok: 0, failure: 1, usage: 2, link: 3, protocolMismatch: 4, refused: 5 } as const;
+const portOption = (): Option => new Option('-p, --port <port>', 'serial device path or tcp://HOST:PORT (default: an in-process virtual pen)');
+const firmwareOption = (): Option => new Option('--firmware <hex>', 'firmware image for the in-process virtual pen (default: firmware/build/pen.hex)');
+const jsonOption = (): Option => new Option('--json', 'print JSON instead of text');
+const dbOption = (): Option => new Option('--db <file>', `the SQLite store (default: $PEN_DB or ${defaultStorePath()})`);
 
-class UsageError extends Error {}
+interface TargetFlags { port?: string; firmware?: string; json?: boolean; db?: string }
 
-function exitCodeFor(error: unknown): number {
-  if (error instanceof UsageError) return ExitCode.usage;
-  if (error instanceof ProtocolMismatchError) return ExitCode.protocolMismatch;
-  if (error instanceof LinkLostError || error instanceof TransportError) return ExitCode.link;
-  if (error instanceof PenRefusedError) return ExitCode.refused;
-  return ExitCode.failure;
+/** Set by each action: the process exit code. */
+let exitCode: number = ExitCode.ok;
+
+function waitForInterrupt(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
 }
-
-function describeIdentity(identity: PenIdentity, where: string): string {
-  return [
-    `pen ${identity.boardName} on ${where}`,
-    `  firmware ${identity.firmwareVersion} (build ${identity.buildId}), protocol version ${identity.protocolVersion}`,
-    `  last reset: ${identity.resetCauseText}`,
-  ].join('\n');
-}
-
-function describeTelemetry(telemetry: Telemetry): string {
-  const fault = telemetry.fault === 'none' ? 'no fault' : `FAULT ${telemetry.fault}: ${telemetry.faultText}`;
-  return `  state ${telemetry.state}, ${fault}, up ${(telemetry.uptimeMs / 1000).toFixed(2)} s`;
-}
-
-const portOption = new Option('-p, --port <port>', 'serial device path or tcp://HOST:PORT (default: an in-process virtual pen)');
-const firmwareOption = new Option('--firmware <hex>', 'firmware image for the in-process virtual pen (default: firmware/build/pen.hex)');
-const jsonOption = new Option('--json', 'print one JSON document instead of text');
 
 export function buildProgram(): Command {
   const program = new Command('pen')
     .description('Controller for the motorized microneedling pen: talks to the pen over serial, TCP or an in-process virtual pen.')
     .showHelpAfterError()
     .exitOverride();
-  program.addHelpText('after', `\nExit codes: 0 ok, 1 failure, 2 bad usage, 3 link failed or lost, 4 protocol mismatch, 5 pen refused.`);
+  program.addHelpText('after', `\n${exitCodeHelp}`);
+
+  program
+    .command('run')
+    .description('self-test, home, clear the cartridge and run a treatment, with a live status line; Ctrl-C stops the pen first')
+    .requiredOption('--depth <mm>', 'needle depth, 0.50–2.00 mm')
+    .requiredOption('--speed <strokes/s>', 'needle speed, 50–150 strokes per second')
+    .option('--duration <s>', 'needle-on time in seconds (default: until Ctrl-C)')
+    .option('--cartridge <id>', 'cartridge id to clear for use', '1')
+    .option('--footswitch', 'run the needle only while the footswitch is pressed (release pauses)')
+    .option('--rate <hz>', `supervisory loop rate, 1–${maxLoopRateHz} Hz`, '100')
+    .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
+    .action(async (flags: TargetFlags & { depth: string; speed: string; duration?: string; cartridge: string; footswitch?: boolean; rate: string }) => {
+      const depthMm = numberOption(flags.depth, '--depth', '1.0') ?? 0;
+      const strokesPerSecond = numberOption(flags.speed, '--speed', '100') ?? 0;
+      const durationS = numberOption(flags.duration, '--duration', '30') ?? null;
+      const cartridgeId = numberOption(flags.cartridge, '--cartridge', '1') ?? 1;
+      const loopRateHz = numberOption(flags.rate, '--rate', '100') ?? 100;
+      if (loopRateHz < 1 || loopRateHz > maxLoopRateHz) throw new UsageError(`--rate ${loopRateHz} Hz is outside 1–${maxLoopRateHz} Hz`);
+      const output = consoleOutput(flags.json === true);
+      const target = await openTarget({ port: flags.port, firmware: flags.firmware, timeMode: 'real', heartbeat: false });
+      try {
+        output.line(describeIdentity(target.device.identity, target.where));
+        const { code, summary } = await runTreatment(target, {
+          plan: { depthMm, strokesPerSecond, durationS }, cartridgeId, footswitchControl: flags.footswitch === true,
+          loopRateHz, storePath: flags.db ?? defaultStorePath(), json: flags.json === true,
+        }, output);
+        if (flags.json === true) console.log(JSON.stringify({ summary, final: await target.device.status() }, null, 2));
+        exitCode = code;
+      } finally {
+        await target.close();
+      }
+    });
+
+  program
+    .command('status')
+    .description("print the pen's state, depth, needle, sensors and inputs (--watch to follow it)")
+    .option('--watch', 'keep printing until Ctrl-C')
+    .addOption(portOption()).addOption(firmwareOption()).addOption(jsonOption())
+    .action(async (flags: TargetFlags & { watch?: boolean }) => {
+      const target = await openTarget({ port: flags.port, firmware: flags.firmware, timeMode: flags.watch === true ? 'real' : 'virtual' });
+      try {
+        const print = (t: Awaited<ReturnType<typeof target.device.status>>): void => {
+          console.log(flags.json === true ? JSON.stringify(t) : `${target.where}:\n${describeTelemetry(t)}`);
+        };
+        print(await target.device.status());
+        if (flags.watch === true) {
+          let last = 0;
+          target.device.onTelemetry((t) => {
+            if (t.uptimeMs - last < 250) return;
+            last = t.uptimeMs;
+            print(t);
+          });
+          await waitForInterrupt();
+        }
+      } finally {
+        await target.close();
+      }
+    });
+
+  program
+    .command('home')
+    .description('find the home switch and set 0 mm there')
+    .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
+    .action(async (flags: TargetFlags) => {
+      const target = await openTarget({ port: flags.port, firmware: flags.firmware });
+      const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
+      try {
+        await target.device.depth.home().then(
+          () => store.audit(null, 'home', { target: target.where }, 'ok'),
+          (error: unknown) => {
+            store.audit(null, 'home', { target: target.where }, `refused: ${String(error)}`);
+            throw error;
+          },
+        );
+        const t = await target.device.status();
+        console.log(flags.json === true ? JSON.stringify(t) : `homed: needle at ${t.depthMm.toFixed(3)} mm, state ${t.state}`);
+      } finally {
+        store.close();
+        await target.close();
+      }
+    });
+
+  program
+    .command('stop')
+    .description('STOP: motor off, disarm, needle home (acted on by the pen ahead of anything queued)')
+    .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
+    .action(async (flags: TargetFlags) => {
+      const target = await openTarget({ port: flags.port, firmware: flags.firmware });
+      const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
+      try {
+        await target.device.stop();
+        store.audit(null, 'stop', { target: target.where }, 'ok');
+        const t = await target.device.status();
+        console.log(flags.json === true ? JSON.stringify(t) : `stopped: state ${t.state}, needle ${t.needleOn ? 'ON' : 'off'}`);
+      } finally {
+        store.close();
+        await target.close();
+      }
+    });
+
+  program
+    .command('faults')
+    .description('list recorded faults, newest first, from the store')
+    .option('--limit <n>', 'how many', '20')
+    .addOption(dbOption()).addOption(jsonOption())
+    .action((flags: { db?: string; json?: boolean; limit: string }) => {
+      const limit = numberOption(flags.limit, '--limit', '20') ?? 20;
+      if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a whole number ≥ 1 (got ${flags.limit})`);
+      const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
+      try {
+        const faults = store.faults(limit);
+        if (flags.json === true) console.log(JSON.stringify(faults, null, 2));
+        else if (faults.length === 0) console.log(`no faults recorded in ${store.path}`);
+        else for (const f of faults) console.log(`${f.at}  session ${f.sessionId ?? '-'}  ${f.source}  ${f.code}: ${f.text}`);
+      } finally {
+        store.close();
+      }
+    });
 
   program
     .command('info')
     .description("connect, exchange protocol versions and print the pen's identity and state")
-    .addOption(portOption)
-    .addOption(firmwareOption)
-    .addOption(jsonOption)
-    .action(async (options: { port?: string; firmware?: string; json?: boolean }) => {
-      const target = await openTarget({ port: options.port, firmware: options.firmware });
+    .addOption(portOption()).addOption(firmwareOption()).addOption(jsonOption())
+    .action(async (flags: TargetFlags) => {
+      const target = await openTarget({ port: flags.port, firmware: flags.firmware });
       try {
         const status = await target.device.status();
-        const where = options.port ?? 'the in-process virtual pen';
-        if (options.json === true) {
-          console.log(JSON.stringify({ port: where, identity: target.device.identity, status }, null, 2));
+        if (flags.json === true) {
+          console.log(JSON.stringify({ port: target.where, identity: target.device.identity, status }, null, 2));
         } else {
-          console.log(describeIdentity(target.device.identity, where));
+          console.log(describeIdentity(target.device.identity, target.where));
           console.log(describeTelemetry(status));
         }
       } finally {
@@ -70,28 +176,24 @@ export function buildProgram(): Command {
     .command('sim')
     .description('run the virtual pen (the real firmware image in avr8js), paced to real time, serving its UART on TCP')
     .option('--listen <address>', 'where to serve the UART', 'tcp://127.0.0.1:7777')
-    .addOption(firmwareOption)
-    .addOption(jsonOption)
-    .action(async (options: { listen: string; firmware?: string; json?: boolean }) => {
+    .addOption(firmwareOption()).addOption(jsonOption())
+    .action(async (flags: { listen: string; firmware?: string; json?: boolean }) => {
       let address;
       try {
-        address = parseListenAddress(options.listen);
+        address = parseListenAddress(flags.listen);
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
-      const pen = new VirtualPen({ timeMode: 'real', ...(options.firmware === undefined ? {} : { firmwarePath: options.firmware }) });
+      const pen = new VirtualPen({ timeMode: 'real', ...(flags.firmware === undefined ? {} : { firmwarePath: flags.firmware }) });
       const log = (line: string): void => {
-        console.log(options.json === true ? JSON.stringify({ event: line, simTimeMs: Math.round(pen.simTimeMs) }) : line);
+        console.log(flags.json === true ? JSON.stringify({ event: line, simTimeMs: Math.round(pen.simTimeMs) }) : line);
       };
       pen.start();
       const server = await servePen(pen, address, log);
       const bound = server.address();
       const port = typeof bound === 'object' && bound !== null ? bound.port : address.port;
       log(`virtual pen listening on tcp://${address.host}:${port} (Ctrl-C to stop)`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      await waitForInterrupt();
       server.close();
       await pen.stop();
       log('virtual pen stopped');
@@ -99,29 +201,15 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('boot the virtual pen, show its identity and a second of telemetry (what `npm start` runs)')
-    .addOption(firmwareOption)
-    .addOption(jsonOption)
-    .action(async (options: { firmware?: string; json?: boolean }) => {
-      const text = options.json !== true;
-      if (text) console.log('booting the virtual pen: firmware/build/pen.hex in avr8js, ATmega328P @ 16 MHz ...');
-      const target = await openTarget({ firmware: options.firmware, timeMode: 'real' });
+    .description('the main job on the virtual pen: boot, self-test, home, treat at 1.0 mm, survive a needle jam, recover, finish (npm start)')
+    .addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
+    .action(async (flags: { firmware?: string; db?: string; json?: boolean }) => {
+      const output = consoleOutput(flags.json === true);
+      output.line('booting the virtual pen: firmware/build/pen.hex in avr8js, ATmega328P @ 16 MHz, paced to real time ...');
+      const target = await openTarget({ firmware: flags.firmware, timeMode: 'real', heartbeat: false });
       try {
-        const { device } = target;
-        if (text) console.log(describeIdentity(device.identity, 'the in-process virtual pen'));
-        const records: Telemetry[] = [];
-        device.onTelemetry((telemetry) => {
-          records.push(telemetry);
-          if (text && records.length % 5 === 0) console.log(describeTelemetry(telemetry));
-        });
-        await target.virtualPen?.clock.sleep(1000);
-        const summary = { identity: device.identity, telemetryRecords: records.length, link: device.linkStats };
-        if (text) {
-          console.log(`received ${records.length} telemetry records in 1 s; link: ${device.linkStats.framesSent} frames sent, ` +
-            `${device.linkStats.retransmits} retransmits, ${device.linkStats.framesBad} bad frames`);
-        } else {
-          console.log(JSON.stringify(summary, null, 2));
-        }
+        const result = await runDemo(target, flags.db ?? defaultStorePath(), output);
+        if (flags.json === true) console.log(JSON.stringify(result, null, 2));
       } finally {
         await target.close();
       }
@@ -132,9 +220,10 @@ export function buildProgram(): Command {
 
 export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
+  exitCode = ExitCode.ok;
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return ExitCode.ok;
+    return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version are successful exits; commander has printed the message already.

@@ -236,7 +236,8 @@ export class TreatmentSession {
     this.setPhase(t.homed ? 'homed' : 'connected');
   }
 
-  private checkPlan(plan: TreatmentPlan): void {
+  /** Throws a SessionRefusedError naming what is out of range, before anything is sent. */
+  checkPlan(plan: TreatmentPlan): void {
     try {
       checkDepthMm(plan.depthMm);
       checkStrokesPerSecond(plan.strokesPerSecond);
