@@ -73,6 +73,21 @@ export class VirtualClock implements Clock {
     return next;
   }
 
+  /**
+   * Time passes with nothing running, as when the event loop is blocked: then every timer that came due fires,
+   * late, at the new time.
+   */
+  stall(durationMs: number): void {
+    this.now += durationMs;
+    for (;;) {
+      const due = this.timers.filter((t) => !t.cancelled && t.dueMs <= this.now).sort((a, b) => a.dueMs - b.dueMs || a.order - b.order)[0];
+      if (due === undefined) break;
+      due.cancelled = true;
+      due.fn();
+    }
+    this.timers = this.timers.filter((t) => !t.cancelled);
+  }
+
   /** Moves time forward to nowMs, firing every timer due by then in order. */
   advanceTo(nowMs: number): void {
     for (;;) {
