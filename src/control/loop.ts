@@ -100,9 +100,10 @@ export class SupervisoryLoop {
     this.skipped += behind;
     this.index += 1 + behind;
     this.schedule();
-    for (const listener of this.tickListeners) listener(tick);
+    // Overruns first: a tick that comes after a stall must not act on the world as if on time.
     const reason = this.overrunReason(latenessMs);
     if (reason !== null) for (const listener of this.overrunListeners) listener(reason, tick);
+    for (const listener of this.tickListeners) listener(tick);
   }
 
   private record(latenessMs: number): void {

@@ -358,7 +358,8 @@ export class TreatmentSession {
     // The pen is made safe first, whatever happened: motor off, disarmed, needle home.
     await this.audited('stop', { reason }, () => this.device.stop(), treatment.sessionId).catch(() => {});
     const t = this.device.telemetry;
-    if (outcome !== 'faulted' && t?.state === 'fault') {
+    if (t?.state === 'fault') {
+      // The pen latched a fault of its own (a stalled host shows up here as heartbeat_lost).
       this.recordFault(treatment, 'pen', t.fault, t.faultText, t);
       outcome = 'faulted';
     }

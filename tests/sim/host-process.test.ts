@@ -1,0 +1,112 @@
+// The host as a process that can be interrupted, killed or stalled: the pen ends safe every time.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+import { RealClock } from '../../hardware/clock.ts';
+import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
+import { servePen } from '../../hardware/sim/tcp-server.ts';
+import { PenDevice, type Telemetry } from '../../hal/device.ts';
+import { TcpTransport } from '../../hal/link/transport.ts';
+import { PenStore } from '../../src/store/store.ts';
+import { TreatmentSession } from '../../src/control/session.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const children: ChildProcess[] = [];
+const cleanups: (() => Promise<void>)[] = [];
+const dbPath = (): string => join(mkdtempSync(join(tmpdir(), 'pen-host-')), 'pen.db');
+const clock = new RealClock();
+
+afterEach(async () => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+function spawnPen(args: string[]): { child: ChildProcess; waitFor: (pattern: RegExp) => Promise<string>; exited: Promise<number | null> } {
+  const child = spawn('node', ['bin/pen.js', ...args], { cwd: root });
+  children.push(child);
+  let output = '';
+  const waiters: { pattern: RegExp; resolve: (match: string) => void }[] = [];
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+    for (const waiter of [...waiters]) {
+      const match = waiter.pattern.exec(output);
+      if (match !== null) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(match[1] ?? match[0]);
+      }
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    child,
+    exited,
+    waitFor: (pattern) => new Promise((resolve) => waiters.push({ pattern, resolve })),
+  };
+}
+
+async function statusOver(port: string): Promise<Telemetry> {
+  const { stdout } = await promisify(execFile)('node', ['bin/pen.js', 'status', '--port', port, '--json'], { cwd: root });
+  return JSON.parse(stdout) as Telemetry;
+}
+
+describe('the host process', () => {
+  it('Ctrl-C mid-run: the pen stops (motor off, needle home) before pen run exits 130', async () => {
+    const pen = new VirtualPen({ timeMode: 'real' });
+    pen.start();
+    const server = await servePen(pen, { host: '127.0.0.1', port: 0 });
+    cleanups.push(async () => { server.close(); await pen.stop(); });
+    const address = server.address();
+    const port = `tcp://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+    const run = spawnPen(['run', '--port', port, '--depth', '1.5', '--speed', '100', '--db', dbPath()]);
+    await run.waitFor(/session: treating/);
+    await clock.sleep(500);
+    expect(pen.plant.motorDrive()).toBeGreaterThan(0);
+    run.child.kill('SIGINT');
+    expect(await run.exited).toBe(130);
+    expect(pen.plant.motorDrive()).toBe(0);
+    await clock.sleep(400);
+    expect(pen.plant.carriageMm).toBeLessThanOrEqual(1 / 1600);
+    const status = await statusOver(port);
+    expect(status).toMatchObject({ state: 'idle', fault: 'none', needleOn: false });
+  });
+
+  it('killed -9 mid-run, with the pen in its own process: the pen goes safe on the heartbeat timeout', async () => {
+    const sim = spawnPen(['sim', '--listen', 'tcp://127.0.0.1:0']);
+    const port = await sim.waitFor(/listening on (tcp:\/\/\S+)/);
+    const run = spawnPen(['run', '--port', port, '--depth', '1.5', '--speed', '100', '--db', dbPath()]);
+    await run.waitFor(/session: treating/);
+    await clock.sleep(300);
+    run.child.kill('SIGKILL');
+    await run.exited;
+    await clock.sleep(600);
+    const status = await statusOver(port);
+    expect(status).toMatchObject({ state: 'fault', fault: 'heartbeat_lost', needleOn: false });
+    expect(status.depthMm).toBeLessThanOrEqual(0.001);
+  });
+
+  it('stalled for 300 ms while running: the pen goes safe on its own, and the host reports why', async () => {
+    const sim = spawnPen(['sim', '--listen', 'tcp://127.0.0.1:0']);
+    const port = Number((await sim.waitFor(/listening on tcp:\/\/127\.0\.0\.1:(\d+)/)));
+    const device = await PenDevice.connect(await TcpTransport.open('127.0.0.1', port), { clock, heartbeat: false });
+    const store = PenStore.open(':memory:', clock);
+    const session = new TreatmentSession(device, { clock, store, target: `tcp://127.0.0.1:${port}` });
+    cleanups.push(async () => { session.close(); store.close(); await device.close(); });
+    await session.selfTest();
+    await session.home();
+    await session.prepare(1);
+    const done = session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 10 });
+    await clock.sleep(1000);
+    const blockUntil = performance.now() + 300;
+    while (performance.now() < blockUntil) { /* the host's event loop is blocked */ }
+    const summary = await done;
+    expect(summary.outcome).toBe('faulted');
+    expect(summary.reason).toMatch(/the host stalled/);
+    expect(summary.faults).toEqual(expect.arrayContaining(['host:host_stall', 'pen:heartbeat_lost']));
+    const status = await device.status();
+    expect(status).toMatchObject({ state: 'fault', fault: 'heartbeat_lost', needleOn: false });
+  });
+});
