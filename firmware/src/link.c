@@ -56,7 +56,7 @@ uint8_t link_encode(uint8_t *out, uint8_t seq_byte, const uint8_t *payload, uint
   uint8_t length = payload_length + FRAME_MIN_BYTES;
   out[0] = length;
   out[1] = seq_byte;
-  memcpy(out + 2, payload, payload_length);
+  if (payload_length) memcpy(out + 2, payload, payload_length);  // NAK and sync replies have no payload (and a null pointer)
   uint16_t crc = crc16_ccitt(out, payload_length + 2);
   out[length - 3] = crc >> 8;
   out[length - 2] = crc & 0xFF;
