@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Setup: installs the firmware toolchain (Debian: gcc-avr avr-libc make) when missing, then the npm packages,
-# then builds the firmware. Where it cannot install, it prints the exact command to run and exits non-zero.
+# Setup: installs the firmware toolchain (Debian: gcc-avr avr-libc make) and socat (a pty pair for the serial
+# transport's tests) when missing, then the npm packages, then builds the firmware. Where it cannot install,
+# it prints the exact command to run and exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc-avr avr-libc binutils-avr make)
+packages=(gcc-avr avr-libc binutils-avr make socat)
 missing=()
 command -v avr-gcc >/dev/null 2>&1 || missing+=(gcc-avr binutils-avr)
 [ -f /usr/lib/avr/include/avr/io.h ] || missing+=(avr-libc)
 command -v make >/dev/null 2>&1 || missing+=(make)
+command -v socat >/dev/null 2>&1 || missing+=(socat)
 
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: the firmware toolchain is missing (${missing[*]})"
+  echo "setup: missing: ${missing[*]}"
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
     echo "setup: cannot install it from here (needs root on Debian). Run:" >&2
     echo "  sudo apt-get update && sudo apt-get install -y ${packages[*]}" >&2

@@ -1,4 +1,5 @@
 // Transports: one contract for a serial port, a TCP socket and the in-process virtual pen.
+import type { EventEmitter } from 'node:events';
 import { Socket } from 'node:net';
 import { SerialPort } from 'serialport';
 import { pen } from '../../hardware/description.ts';
@@ -14,28 +15,42 @@ export interface Transport {
 
 export class TransportError extends Error {}
 
-/** Listener fan-out shared by the stream-backed transports. */
-class Listeners {
-  readonly data: ((bytes: Uint8Array) => void)[] = [];
-  readonly close: ((error?: Error) => void)[] = [];
+/** The listener fan-out of a transport backed by a Node stream that emits 'data', 'error' and 'close'. */
+abstract class StreamTransport implements Transport {
+  private readonly dataListeners: ((bytes: Uint8Array) => void)[] = [];
+  private readonly closeListeners: ((error?: Error) => void)[] = [];
   private closed = false;
-  emitData(bytes: Uint8Array): void {
-    for (const listener of this.data) listener(bytes);
+
+  protected constructor(stream: EventEmitter, readonly description: string) {
+    stream.on('data', (chunk: Buffer) => {
+      for (const listener of this.dataListeners) listener(new Uint8Array(chunk));
+    });
+    stream.on('error', (error: Error) => this.emitClose(error));
+    stream.on('close', () => this.emitClose());
   }
-  emitClose(error?: Error): void {
+
+  abstract write(bytes: Uint8Array): void;
+  abstract close(): Promise<void>;
+
+  onData(listener: (bytes: Uint8Array) => void): void {
+    this.dataListeners.push(listener);
+  }
+
+  onClose(listener: (error?: Error) => void): void {
+    this.closeListeners.push(listener);
+  }
+
+  private emitClose(error?: Error): void {
     if (this.closed) return;
     this.closed = true;
-    for (const listener of this.close) listener(error);
+    for (const listener of this.closeListeners) listener(error);
   }
 }
 
-export class TcpTransport implements Transport {
-  private readonly listeners = new Listeners();
-  private constructor(private readonly socket: Socket, readonly description: string) {
+export class TcpTransport extends StreamTransport {
+  private constructor(private readonly socket: Socket, description: string) {
+    super(socket, description);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.listeners.emitData(new Uint8Array(chunk)));
-    socket.on('error', (error) => this.listeners.emitClose(error));
-    socket.on('close', () => this.listeners.emitClose());
   }
 
   static open(host: string, port: number): Promise<TcpTransport> {
@@ -52,12 +67,7 @@ export class TcpTransport implements Transport {
   write(bytes: Uint8Array): void {
     this.socket.write(bytes);
   }
-  onData(listener: (bytes: Uint8Array) => void): void {
-    this.listeners.data.push(listener);
-  }
-  onClose(listener: (error?: Error) => void): void {
-    this.listeners.close.push(listener);
-  }
+
   close(): Promise<void> {
     return new Promise((resolve) => {
       if (this.socket.destroyed) return resolve();
@@ -68,12 +78,9 @@ export class TcpTransport implements Transport {
   }
 }
 
-export class SerialTransport implements Transport {
-  private readonly listeners = new Listeners();
-  private constructor(private readonly port: SerialPort, readonly description: string) {
-    port.on('data', (chunk: Buffer) => this.listeners.emitData(new Uint8Array(chunk)));
-    port.on('error', (error: Error) => this.listeners.emitClose(error));
-    port.on('close', () => this.listeners.emitClose());
+export class SerialTransport extends StreamTransport {
+  private constructor(private readonly port: SerialPort, description: string) {
+    super(port, description);
   }
 
   static open(path: string, baudRate: number = pen.board.uartBaud): Promise<SerialTransport> {
@@ -89,12 +96,7 @@ export class SerialTransport implements Transport {
   write(bytes: Uint8Array): void {
     this.port.write(Buffer.from(bytes));
   }
-  onData(listener: (bytes: Uint8Array) => void): void {
-    this.listeners.data.push(listener);
-  }
-  onClose(listener: (error?: Error) => void): void {
-    this.listeners.close.push(listener);
-  }
+
   close(): Promise<void> {
     return new Promise((resolve) => {
       if (!this.port.isOpen) return resolve();

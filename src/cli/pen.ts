@@ -9,7 +9,7 @@ import { defaultStorePath, PenStore } from '../store/store.ts';
 import { describeIdentity, describeTelemetry, ExitCode, exitCodeFor, exitCodeHelp, numberOption, UsageError } from './format.ts';
 import { runDemo } from './demo.ts';
 import { consoleOutput, runTreatment } from './run.ts';
-import { openTarget } from './target.ts';
+import { openTarget, type Target } from './target.ts';
 
 const portOption = (): Option => new Option('-p, --port <port>', 'serial device path or tcp://HOST:PORT (default: an in-process virtual pen)');
 const firmwareOption = (): Option => new Option('--firmware <hex>', 'firmware image for the in-process virtual pen (default: firmware/build/pen.hex)');
@@ -26,6 +26,22 @@ function waitForInterrupt(): Promise<void> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+}
+
+/** Runs a one-shot command on the target, recording it and its outcome in the audit log. */
+async function withAudit(flags: TargetFlags, command: string, action: (target: Target) => Promise<void>): Promise<void> {
+  const target = await openTarget({ port: flags.port, firmware: flags.firmware });
+  const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
+  try {
+    await action(target);
+    store.audit(null, command, { target: target.where }, 'ok');
+  } catch (error) {
+    store.audit(null, command, { target: target.where }, `refused: ${error instanceof Error ? error.message : String(error)}`);
+    throw error;
+  } finally {
+    store.close();
+    await target.close();
+  }
 }
 
 export function buildProgram(): Command {
@@ -97,42 +113,21 @@ export function buildProgram(): Command {
     .command('home')
     .description('find the home switch and set 0 mm there')
     .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
-    .action(async (flags: TargetFlags) => {
-      const target = await openTarget({ port: flags.port, firmware: flags.firmware });
-      const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
-      try {
-        await target.device.depth.home().then(
-          () => store.audit(null, 'home', { target: target.where }, 'ok'),
-          (error: unknown) => {
-            store.audit(null, 'home', { target: target.where }, `refused: ${String(error)}`);
-            throw error;
-          },
-        );
-        const t = await target.device.status();
-        console.log(flags.json === true ? JSON.stringify(t) : `homed: needle at ${t.depthMm.toFixed(3)} mm, state ${t.state}`);
-      } finally {
-        store.close();
-        await target.close();
-      }
-    });
+    .action((flags: TargetFlags) => withAudit(flags, 'home', async (target) => {
+      await target.device.depth.home();
+      const t = await target.device.status();
+      console.log(flags.json === true ? JSON.stringify(t) : `homed: needle at ${t.depthMm.toFixed(3)} mm, state ${t.state}`);
+    }));
 
   program
     .command('stop')
     .description('STOP: motor off, disarm, needle home (acted on by the pen ahead of anything queued)')
     .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
-    .action(async (flags: TargetFlags) => {
-      const target = await openTarget({ port: flags.port, firmware: flags.firmware });
-      const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
-      try {
-        await target.device.stop();
-        store.audit(null, 'stop', { target: target.where }, 'ok');
-        const t = await target.device.status();
-        console.log(flags.json === true ? JSON.stringify(t) : `stopped: state ${t.state}, needle ${t.needleOn ? 'ON' : 'off'}`);
-      } finally {
-        store.close();
-        await target.close();
-      }
-    });
+    .action((flags: TargetFlags) => withAudit(flags, 'stop', async (target) => {
+      await target.device.stop();
+      const t = await target.device.status();
+      console.log(flags.json === true ? JSON.stringify(t) : `stopped: state ${t.state}, needle ${t.needleOn ? 'ON' : 'off'}`);
+    }));
 
   program
     .command('faults')
