@@ -324,7 +324,8 @@ export class VirtualPen {
       if (this.timeMode === 'virtual') {
         const nextTimer = this.virtualClock.nextDueMs();
         const until = Math.min(this.simTimeMs + sliceMs, Math.max(nextTimer, this.simTimeMs));
-        this.runUntilCycle(Math.ceil(until * cyclesPerMs), true);
+        // At least one cycle each pass: a timer due a rounding error after now must still come due.
+        this.runUntilCycle(Math.max(Math.ceil(until * cyclesPerMs), this.totalCycles + 1), true);
         this.deliverToHost();
         await new Promise<void>((resolve) => setImmediate(resolve));
       } else {
