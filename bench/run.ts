@@ -2,9 +2,12 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Figure } from './figure.ts';
+import * as commandLatency from './command-latency.ts';
 import * as faultResponse from './fault-response.ts';
 import * as firmwareSize from './firmware-size.ts';
+import * as hostCpu from './host-cpu.ts';
 import * as linkRtt from './link-rtt.ts';
+import * as loopJitter from './loop-jitter.ts';
 import * as needleSpeed from './needle-speed.ts';
 import * as simSpeed from './sim-speed.ts';
 import * as stepper from './stepper.ts';
@@ -16,6 +19,9 @@ const benchmarks: readonly { readonly name: string; readonly measure: () => Prom
   { name: 'fault-response', measure: faultResponse.measure },
   { name: 'stepper', measure: stepper.measure },
   { name: 'needle-speed', measure: needleSpeed.measure },
+  { name: 'command-latency', measure: commandLatency.measure },
+  { name: 'loop-jitter', measure: loopJitter.measure },
+  { name: 'host-cpu', measure: hostCpu.measure },
 ];
 
 const resultsPath = fileURLToPath(new URL('results.json', import.meta.url));

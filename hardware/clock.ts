@@ -21,7 +21,8 @@ export class RealClock implements Clock {
     return performance.now() - this.origin;
   }
   after(delayMs: number, fn: () => void): Timer {
-    const handle = setTimeout(fn, Math.max(0, delayMs));
+    // Node truncates a fractional delay to whole ms, which would fire early; round up so a timer is never early.
+    const handle = setTimeout(fn, Math.max(0, Math.ceil(delayMs)));
     return { cancel: () => clearTimeout(handle) };
   }
   sleep(delayMs: number): Promise<void> {

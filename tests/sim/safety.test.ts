@@ -9,7 +9,7 @@ let pen: VirtualPen;
 let device: PenDevice;
 
 afterEach(async () => {
-  await device.close();
+  await (device as PenDevice | undefined)?.close();  // a test may not connect one
   await pen.stop();
 });
 
@@ -191,5 +191,24 @@ describe('STOP in the receive interrupt', () => {
     await pen.clock.sleep(2);
     expect(pen.plant.motorDrive()).toBe(0);
     await waitForNeedleHome();
+  });
+});
+
+describe('outputs from the first instructions', () => {
+  it('drives every output to its safe level within the first microseconds after any reset, before main runs', () => {
+    pen = new VirtualPen();
+    for (const reset of ['power-on', 'external', 'watchdog'] as const) {
+      if (reset !== 'power-on') pen.resetMcu(reset);
+      const mcu = pen.mcu;
+      const driven = (): boolean => {
+        const portB = mcu.data[0x25] ?? 0, ddrB = mcu.data[0x24] ?? 0, portD = mcu.data[0x2b] ?? 0, ddrD = mcu.data[0x2a] ?? 0;
+        const enableOff = (ddrB & 0x04) !== 0 && (portB & 0x04) !== 0;  // stepper enable, active low: high
+        const motorOff = (ddrD & 0xc0) === 0xc0 && (portD & 0xc0) === 0;  // motor PWM and enable: low
+        return enableOff && motorOff;
+      };
+      const cycles = pen.runUntil(driven, 1);
+      expect(cycles).not.toBeNull();
+      expect(cycles ?? Infinity).toBeLessThan(100);  // .init3 runs before .data/.bss setup and main
+    }
   });
 });
