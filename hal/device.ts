@@ -2,9 +2,9 @@
 import type { Clock, Timer } from '../hardware/clock.ts';
 import { pen } from '../hardware/description.ts';
 import {
-  PROTOCOL_VERSION, errorCodeInfo, resetCauseInfo, type HostMessageName, type MessageFields, type ResetCauseName,
+  PROTOCOL_VERSION, calibrationSourceInfo, errorCodeInfo, resetCauseInfo, type CalibrationSourceName, type HostMessageName, type MessageFields, type ResetCauseName,
 } from '../hardware/generated/protocol.ts';
-import { checkDepthMm, checkStrokesPerSecond, HostRefusedError } from './limits.ts';
+import { checkCalibration, checkDepthMm, checkStrokesPerSecond, HostRefusedError, type CalibrationValues } from './limits.ts';
 import { decodeTelemetry, type Telemetry } from './telemetry.ts';
 import type { Message } from './link/codec.ts';
 import { PenLink, type LinkOptions, type LinkStats } from './link/reliable-link.ts';
@@ -20,6 +20,12 @@ export interface PenIdentity {
 }
 
 export class ProtocolMismatchError extends Error {}
+
+export interface DepthCalibration extends CalibrationValues {
+  readonly source: CalibrationSourceName;
+  /** How many calibrations have been stored in this pen. */
+  readonly storedCount: number;
+}
 
 /** The pen refused a command; code and detail come from the firmware. */
 export class PenRefusedError extends Error {
@@ -168,6 +174,26 @@ export class PenDevice {
       throw new HostRefusedError(`cartridge id ${String(cartridgeId)} is not a 32-bit unsigned number`);
     }
     await this.command('clear_cartridge', { cartridgeId });
+  }
+
+  /** The depth calibration in force, and whether it is the default, a stored one, or unreadable. */
+  async calibration(): Promise<DepthCalibration> {
+    const reply = await this.command('get_calibration', {});
+    if (reply.name !== 'calibration') throw new Error(`pen answered get_calibration with ${reply.name}`);
+    const f = reply.fields;
+    return {
+      stepsPerMm: f.stepsPerMmX100 / 100, zeroOffsetMm: f.zeroOffsetUm / 1000, sensorZeroMv: f.sensorZeroMv,
+      sensorMvPerMm: f.sensorMvPerMm, source: calibrationSourceInfo[f.source]?.name ?? 'invalid', storedCount: f.storedCount,
+    };
+  }
+
+  /** Stores a depth calibration in the pen (checked against the pen description's bounds here first). */
+  async setCalibration(calibration: CalibrationValues): Promise<void> {
+    checkCalibration(calibration);
+    await this.command('set_calibration', {
+      stepsPerMmX100: Math.round(calibration.stepsPerMm * 100), zeroOffsetUm: Math.round(calibration.zeroOffsetMm * 1000),
+      sensorZeroMv: Math.round(calibration.sensorZeroMv), sensorMvPerMm: Math.round(calibration.sensorMvPerMm),
+    });
   }
 
   /** Resolves with the first telemetry record that satisfies done; rejects on a fault or after timeoutMs. */

@@ -25,3 +25,30 @@ export function checkStrokesPerSecond(strokesPerSecond: number): number {
   }
   return strokesPerSecond;
 }
+
+/** A depth calibration: steps per mm of true needle depth, true depth at home, and the depth sensor's scaling. */
+export interface CalibrationValues {
+  readonly stepsPerMm: number;
+  readonly zeroOffsetMm: number;
+  readonly sensorZeroMv: number;
+  readonly sensorMvPerMm: number;
+}
+
+/** Throws naming the first value outside the pen description's bounds around nominal. */
+export function checkCalibration(calibration: CalibrationValues): void {
+  const bounds = pen.calibrationBounds;
+  const nominalSteps = (pen.mechanics.fullStepsPerRev * pen.mechanics.microsteps) / pen.mechanics.leadScrewPitchMm;
+  const within = (name: string, value: number, nominal: number, percent: number, unit: string): void => {
+    const margin = (nominal * percent) / 100;
+    if (!Number.isFinite(value) || value < nominal - margin || value > nominal + margin) {
+      throw new HostRefusedError(`${name} ${String(value)} ${unit} is outside ${nominal - margin}–${nominal + margin} ${unit} (nominal ±${percent} %)`);
+    }
+  };
+  within('steps per mm', calibration.stepsPerMm, nominalSteps, bounds.stepsPerMmTolerancePercent, 'steps/mm');
+  const maxOffsetMm = bounds.zeroOffsetMaxUm / 1000;
+  if (!Number.isFinite(calibration.zeroOffsetMm) || Math.abs(calibration.zeroOffsetMm) > maxOffsetMm) {
+    throw new HostRefusedError(`zero offset ${String(calibration.zeroOffsetMm)} mm is outside ±${maxOffsetMm} mm`);
+  }
+  within('sensor zero', calibration.sensorZeroMv, pen.sensors.depthSensorZeroMv, bounds.sensorTolerancePercent, 'mV');
+  within('sensor slope', calibration.sensorMvPerMm, pen.sensors.depthSensorMvPerMm, bounds.sensorTolerancePercent, 'mV/mm');
+}

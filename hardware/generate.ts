@@ -101,7 +101,7 @@ function penConfigHeader(): string {
     `#define DEPTH_MIN_UM ${Math.round(pen.depthWindowMm.min * 1000)}`,
     `#define DEPTH_MAX_UM ${Math.round(pen.depthWindowMm.max * 1000)}`,
   );
-  for (const section of ['depthAxis', 'needleDrive', 'sensors', 'limits', 'timing'] as const) {
+  for (const section of ['depthAxis', 'needleDrive', 'sensors', 'limits', 'calibrationBounds', 'timing'] as const) {
     lines.push('', `/* ${section} */`);
     for (const [name, value] of Object.entries(pen[section])) {
       if (!Number.isInteger(value)) throw new Error(`pen.json ${section}.${name} must be an integer for the firmware`);

@@ -64,6 +64,12 @@ enum input_bit {
   INPUT_BIT_FOOTSWITCH = 3,
 };
 
+enum calibration_source {
+  CALIBRATION_SOURCE_DEFAULT = 0,
+  CALIBRATION_SOURCE_STORED = 1,
+  CALIBRATION_SOURCE_INVALID = 2,
+};
+
 /* Exchange protocol versions and read the pen's identity. A host whose version differs is refused every command but identify. */
 #define MSG_IDENTIFY 0x01
 typedef struct __attribute__((packed)) {
@@ -140,6 +146,22 @@ typedef struct __attribute__((packed)) {
   uint32_t cartridge_id;
 } msg_clear_cartridge_t;
 
+/* Store a depth calibration (steps per mm of true depth, true depth at home, depth sensor scaling) in EEPROM, two copies with a CRC; refused outside plausible bounds or while armed or moving. */
+#define MSG_SET_CALIBRATION 0x0D
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint32_t steps_per_mm_x100;
+  int16_t zero_offset_um;
+  uint16_t sensor_zero_mv;
+  uint16_t sensor_mv_per_mm;
+} msg_set_calibration_t;
+
+/* Read the calibration in force and where it came from. */
+#define MSG_GET_CALIBRATION 0x0E
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+} msg_get_calibration_t;
+
 /* The command was accepted. */
 #define MSG_OK 0x80
 typedef struct __attribute__((packed)) {
@@ -182,6 +204,18 @@ typedef struct __attribute__((packed)) {
   uint16_t rx_bytes_dropped;
 } msg_telemetry_t;
 
+/* The calibration in force, its source and how many times one was stored. */
+#define MSG_CALIBRATION 0x83
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint32_t steps_per_mm_x100;
+  int16_t zero_offset_um;
+  uint16_t sensor_zero_mv;
+  uint16_t sensor_mv_per_mm;
+  uint8_t source;
+  uint16_t stored_count;
+} msg_calibration_t;
+
 /* The command was refused; code says why, detail carries the offending value or limit. */
 #define MSG_ERROR 0xFF
 typedef struct __attribute__((packed)) {
@@ -205,4 +239,6 @@ typedef struct __attribute__((packed)) {
   X(STOP_NEEDLE, sizeof(msg_stop_needle_t), 1) \
   X(CLEAR_FAULT, sizeof(msg_clear_fault_t), 1) \
   X(CLEAR_CARTRIDGE, sizeof(msg_clear_cartridge_t), 0) \
+  X(SET_CALIBRATION, sizeof(msg_set_calibration_t), 0) \
+  X(GET_CALIBRATION, sizeof(msg_get_calibration_t), 1) \
   /* end of HOST_MESSAGES */

@@ -1,6 +1,7 @@
 // Safety supervisor: the pen's one state variable, interlocks, heartbeat, the latched fault and the one safe path.
 #pragma once
 #include <stdint.h> // uint8_t
+#include "calibration.h" // struct calibration
 
 void safety_init(uint8_t reset_cause);
 uint8_t safety_state(void);
@@ -28,6 +29,8 @@ uint8_t safety_start_needle(uint16_t strokes_per_second, int32_t *detail);
 void safety_stop_needle(void);
 uint8_t safety_clear_fault(int32_t *detail);
 uint8_t safety_clear_cartridge(uint32_t cartridge_id, int32_t *detail);
+// Uses and stores a new calibration; refused while the needle may move or a write is still in progress.
+uint8_t safety_set_calibration(const struct calibration *calibration, int32_t *detail);
 // STOP: motor off, disarm, needle home. Not a fault.
 void safety_stop(void);
 // From the receive interrupt: run safety_stop at the next main-loop pass.

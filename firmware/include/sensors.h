@@ -6,7 +6,7 @@ void sensors_init(void);
 uint16_t sensors_current_ma(void);
 int16_t sensors_temperature_deci_c(void);
 uint16_t sensors_supply_mv(void);
-// Carriage position from the independent depth sensor, in um.
+// Needle depth from the independent depth sensor, in um (through the calibration).
 int16_t sensors_depth_um(void);
 uint8_t sensors_ntc_plausible(void);
 uint8_t sensors_depth_sensor_plausible(void);

@@ -22,5 +22,5 @@ int32_t stepper_target(void);
 uint8_t stepper_moving(void);
 uint8_t stepper_homed(void);
 void stepper_forget_home(void);
-// Highest position the step interrupt will ever step to: the depth window's deep end.
-int32_t stepper_limit_steps(void);
+// The deepest position the step interrupt will ever step to: the depth window's deep end, from the calibration.
+void stepper_set_limit_steps(int32_t limit_steps);

@@ -6,11 +6,14 @@
 #include "stepper.h"  // stepper_position
 #include "motor.h"    // motor_speed_x100
 #include "sensors.h"  // sensors_inputs
+#include "calibration.h" // calibration_um_for_steps
+#include "storage.h"  // storage_sequence
 #include "protocol.h" // msg_*_t, HOST_MESSAGES
 #include "pen_config.h" // BOARD_NAME, FIRMWARE_VERSION_*
 
 _Static_assert(sizeof(msg_identify_reply_t) <= LINK_REPLY_MAX, "identify reply must fit the replay buffer");
 _Static_assert(sizeof(msg_telemetry_t) <= LINK_REPLY_MAX, "telemetry must fit the replay buffer");
+_Static_assert(sizeof(msg_calibration_t) <= LINK_REPLY_MAX, "the calibration reply must fit the replay buffer");
 
 // Set by an identify carrying our protocol version; until then only identify and stop are served.
 static uint8_t host_compatible;
@@ -41,9 +44,9 @@ uint8_t commands_telemetry(uint8_t *out) {
     .flags = (stepper_homed() << TELEMETRY_FLAG_HOMED) | (safety_cartridge_cleared() << TELEMETRY_FLAG_CARTRIDGE_CLEARED) |
              (stepper_moving() << TELEMETRY_FLAG_MOVING) | (motor_on() << TELEMETRY_FLAG_NEEDLE_ON),
     .inputs = sensors_inputs(),
-    .depth_um = (int16_t)(position * 1000 / STEPS_PER_MM),
+    .depth_um = calibration_um_for_steps(position),
     .sensed_depth_um = sensors_depth_um(),
-    .target_depth_um = (int16_t)(stepper_target() * 1000 / STEPS_PER_MM),
+    .target_depth_um = calibration_um_for_steps(stepper_target()),
     .strokes_per_second_x100 = motor_speed_x100(),
     .needle_setpoint = motor_setpoint(),
     .motor_current_ma = sensors_current_ma(),
@@ -118,6 +121,22 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
       memcpy(&cartridge, request, sizeof cartridge);
       error = safety_clear_cartridge(cartridge.cartridge_id, &detail);
       break;
+    }
+    case MSG_SET_CALIBRATION: {
+      msg_set_calibration_t set;
+      memcpy(&set, request, sizeof set);
+      struct calibration calibration = { set.steps_per_mm_x100, set.zero_offset_um, set.sensor_zero_mv, set.sensor_mv_per_mm };
+      error = safety_set_calibration(&calibration, &detail);
+      break;
+    }
+    case MSG_GET_CALIBRATION: {
+      const struct calibration *c = calibration_current();
+      msg_calibration_t answer = {
+        MSG_CALIBRATION, c->steps_per_mm_x100, c->zero_offset_um, c->sensor_zero_mv, c->sensor_mv_per_mm,
+        calibration_source(), storage_sequence(),
+      };
+      memcpy(reply, &answer, sizeof answer);
+      return sizeof answer;
     }
     default: return reply_error(reply, id, ERROR_CODE_UNKNOWN_MESSAGE, id);
   }

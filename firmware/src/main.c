@@ -7,6 +7,8 @@
 #include "stepper.h"       // stepper_init
 #include "motor.h"         // motor_init
 #include "sensors.h"       // sensors_init
+#include "storage.h"       // storage_init, storage_poll
+#include "calibration.h"   // calibration_window_max_steps
 #include "commands.h"      // commands_telemetry, clock_ms
 #include "protocol.h"      // PEN_STATE_FAULT
 #include "pen_config.h"    // TELEMETRY_PERIOD_MS
@@ -50,6 +52,8 @@ int main(void) {
   uart_init();
   sensors_init();
   stepper_init();
+  storage_init();
+  stepper_set_limit_steps(calibration_window_max_steps());
   motor_init();
   safety_init(board_reset_cause());
   sei();
@@ -65,6 +69,7 @@ int main(void) {
     }
     if (now - last_byte_ms > FRAME_IDLE_TIMEOUT_MS && link_drop_partial(&parser)) link_on_bad_frame(&session);
     safety_poll(now);
+    storage_poll();
     send_telemetry_when_due(now);
     blink_status_led(now);
   }

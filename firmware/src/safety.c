@@ -3,6 +3,8 @@
 #include "stepper.h"    // stepper_retract, stepper_position
 #include "motor.h"      // motor_off_now
 #include "sensors.h"    // sensors_inputs
+#include "calibration.h" // calibration_steps_for_um
+#include "storage.h"  // storage_save
 #include "protocol.h"   // enum pen_state, enum error_code, INPUT_BIT_*
 #include "faults.h"     // enum fault_code, FAULT_NEEDS_HOME_MASK
 #include "pen_config.h" // HEARTBEAT_TIMEOUT_MS, LIMITS_*, DEPTH_*
@@ -19,7 +21,7 @@ static uint32_t last_poll_ms;
 
 static uint8_t input(uint8_t bit) { return (sensors_inputs() >> bit) & 1; }
 
-static int16_t step_depth_um(void) { return (int16_t)(stepper_position() * 1000 / STEPS_PER_MM); }
+static int16_t step_depth_um(void) { return calibration_um_for_steps(stepper_position()); }
 
 // The one safe path: motor off, needle home, fault latched and reported.
 static void go_safe(uint8_t code) {
@@ -175,7 +177,7 @@ uint8_t safety_move_to(uint16_t depth_um, int32_t *detail) {
     *detail = state;
     return ERROR_CODE_NOT_ALLOWED_IN_STATE;
   }
-  stepper_move_to((int32_t)depth_um * STEPS_PER_MM / 1000);
+  stepper_move_to(calibration_steps_for_um(depth_um));
   return 0;
 }
 
@@ -185,6 +187,7 @@ uint8_t safety_arm(int32_t *detail) {
   if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) return 0;
   if (state == PEN_STATE_HOMING_REQUIRED) return ERROR_CODE_NOT_HOMED;
   if (state != PEN_STATE_IDLE) return ERROR_CODE_NOT_ALLOWED_IN_STATE;
+  if (calibration_source() == CALIBRATION_SOURCE_INVALID) return ERROR_CODE_CALIBRATION_INVALID;
   uint8_t interlock = interlock_tripped();
   if (interlock != FAULT_NONE) {
     *detail = interlock;
@@ -243,4 +246,17 @@ void safety_stop(void) {
   if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) state = PEN_STATE_IDLE;
   if (state == PEN_STATE_HOMING) state = PEN_STATE_HOMING_REQUIRED;
   stepper_retract(1);
+}
+
+uint8_t safety_set_calibration(const struct calibration *calibration, int32_t *detail) {
+  *detail = state;
+  if ((state != PEN_STATE_HOMING_REQUIRED && state != PEN_STATE_IDLE) || stepper_moving() || storage_busy()) {
+    return ERROR_CODE_NOT_ALLOWED_IN_STATE;
+  }
+  *detail = 0;
+  if (!calibration_plausible(calibration)) return ERROR_CODE_OUT_OF_RANGE;
+  calibration_use(calibration, CALIBRATION_SOURCE_STORED);
+  stepper_set_limit_steps(calibration_window_max_steps());
+  storage_save(calibration);
+  return 0;
 }

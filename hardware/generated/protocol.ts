@@ -111,6 +111,18 @@ export const inputBitInfo: Readonly<Record<number, { readonly name: InputBitName
   3: { name: 'footswitch', text: "the footswitch is pressed" },
 };
 
+export const CalibrationSource = {
+  default: 0,
+  stored: 1,
+  invalid: 2,
+} as const;
+export type CalibrationSourceName = keyof typeof CalibrationSource;
+export const calibrationSourceInfo: Readonly<Record<number, { readonly name: CalibrationSourceName; readonly text: string }>> = {
+  0: { name: 'default', text: "the nominal calibration from the pen description (none stored yet)" },
+  1: { name: 'stored', text: "a calibration stored by a technician, read back from EEPROM with a good CRC" },
+  2: { name: 'invalid', text: "EEPROM holds a calibration but neither copy passes its CRC: store one again before use" },
+};
+
 export const Fault = {
   none: 0,
   heartbeat_lost: 1,
@@ -179,13 +191,16 @@ export interface MessageFields {
   stop_needle: Record<string, never>;
   clear_fault: Record<string, never>;
   clear_cartridge: { readonly cartridgeId: number; };
+  set_calibration: { readonly stepsPerMmX100: number; readonly zeroOffsetUm: number; readonly sensorZeroMv: number; readonly sensorMvPerMm: number; };
+  get_calibration: Record<string, never>;
   ok: { readonly requestId: number; };
   identify_reply: { readonly protocolVersion: number; readonly firmwareMajor: number; readonly firmwareMinor: number; readonly firmwarePatch: number; readonly resetCause: number; readonly buildId: number; readonly boardName: string; };
   telemetry: { readonly state: number; readonly faultCode: number; readonly uptimeMs: number; readonly flags: number; readonly inputs: number; readonly depthUm: number; readonly sensedDepthUm: number; readonly targetDepthUm: number; readonly strokesPerSecondX100: number; readonly needleSetpoint: number; readonly motorCurrentMa: number; readonly temperatureDeciC: number; readonly supplyMv: number; readonly motorDuty: number; readonly rxFramesBad: number; readonly rxBytesDropped: number; };
+  calibration: { readonly stepsPerMmX100: number; readonly zeroOffsetUm: number; readonly sensorZeroMv: number; readonly sensorMvPerMm: number; readonly source: number; readonly storedCount: number; };
   error: { readonly requestId: number; readonly code: number; readonly detail: number; };
 }
 export type MessageName = keyof MessageFields;
-export type HostMessageName = 'identify' | 'heartbeat' | 'get_status' | 'stop' | 'home' | 'move_to' | 'arm' | 'disarm' | 'start_needle' | 'stop_needle' | 'clear_fault' | 'clear_cartridge';
+export type HostMessageName = 'identify' | 'heartbeat' | 'get_status' | 'stop' | 'home' | 'move_to' | 'arm' | 'disarm' | 'start_needle' | 'stop_needle' | 'clear_fault' | 'clear_cartridge' | 'set_calibration' | 'get_calibration';
 export interface MessageSpec {
   readonly id: number;
   readonly direction: 'host_to_pen' | 'pen_to_host';
@@ -206,8 +221,11 @@ export const messageSpecs: { readonly [K in MessageName]: MessageSpec } = {
   stop_needle: { id: 0x0A, direction: 'host_to_pen', allowedInFault: true, reply: 'ok', fields: [] },
   clear_fault: { id: 0x0B, direction: 'host_to_pen', allowedInFault: true, reply: 'ok', fields: [] },
   clear_cartridge: { id: 0x0C, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['cartridgeId', 'u32']] },
+  set_calibration: { id: 0x0D, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['stepsPerMmX100', 'u32'], ['zeroOffsetUm', 'i16'], ['sensorZeroMv', 'u16'], ['sensorMvPerMm', 'u16']] },
+  get_calibration: { id: 0x0E, direction: 'host_to_pen', allowedInFault: true, reply: 'calibration', fields: [] },
   ok: { id: 0x80, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['requestId', 'u8']] },
   identify_reply: { id: 0x81, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['protocolVersion', 'u16'], ['firmwareMajor', 'u8'], ['firmwareMinor', 'u8'], ['firmwarePatch', 'u8'], ['resetCause', 'u8'], ['buildId', 'u32'], ['boardName', 'char8']] },
   telemetry: { id: 0x82, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['state', 'u8'], ['faultCode', 'u8'], ['uptimeMs', 'u32'], ['flags', 'u8'], ['inputs', 'u8'], ['depthUm', 'i16'], ['sensedDepthUm', 'i16'], ['targetDepthUm', 'i16'], ['strokesPerSecondX100', 'u16'], ['needleSetpoint', 'u16'], ['motorCurrentMa', 'u16'], ['temperatureDeciC', 'i16'], ['supplyMv', 'u16'], ['motorDuty', 'u8'], ['rxFramesBad', 'u16'], ['rxBytesDropped', 'u16']] },
+  calibration: { id: 0x83, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['stepsPerMmX100', 'u32'], ['zeroOffsetUm', 'i16'], ['sensorZeroMv', 'u16'], ['sensorMvPerMm', 'u16'], ['source', 'u8'], ['storedCount', 'u16']] },
   error: { id: 0xFF, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['requestId', 'u8'], ['code', 'u8'], ['detail', 'i32']] },
 };

@@ -3,7 +3,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  AVRADC, AVRClock, AVRIOPort, AVRTimer, AVRUSART, AVRWatchdog, CPU, PinState, adcConfig, avrInstruction,
+  AVRADC, AVRClock, AVREEPROM, AVRIOPort, EEPROMMemoryBackend, AVRTimer, AVRUSART, AVRWatchdog, CPU, PinState, adcConfig, avrInstruction,
   clockConfig, portBConfig, portCConfig, portDConfig, timer0Config, timer1Config, timer2Config, usart0Config,
   watchdogConfig,
 } from 'avr8js';
@@ -105,6 +105,8 @@ export class VirtualPen {
   readonly linkStats = { bytesCorrupted: 0, bytesDropped: 0 };
   /** The plant models (stepper, motor, sensors) and their fault-injection hooks. */
   readonly plant: PenPlant;
+  /** The MCU's 1 KB EEPROM; it keeps its contents across resets, as the chip's does. Tests may corrupt it. */
+  readonly eeprom = new EEPROMMemoryBackend(1024);
 
   constructor(options: VirtualPenOptions = {}) {
     const firmwarePath = options.firmwarePath ?? defaultFirmwarePath;
@@ -261,6 +263,7 @@ export class VirtualPen {
     const usart = new AVRUSART(cpu, usart0Config, cpuHz);
     matchChipUsart(cpu, usart);
     const adc = new AVRADC(cpu, adcConfig);
+    new AVREEPROM(cpu, this.eeprom);
     const ports = { B: new AVRIOPort(cpu, portBConfig), C: new AVRIOPort(cpu, portCConfig), D: new AVRIOPort(cpu, portDConfig) };
     const machine: Machine = { cpu, usart, adc, ports, resetRequested: false };
     cpu.data[MCUSR] = resetFlag;

@@ -1,12 +1,14 @@
 // Board: reset-cause capture, safe output levels from the first instruction, watchdog, clock tick, status LED.
 #include <avr/io.h>        // MCUSR, DDRx, PORTx, TCCR2A
 #include <avr/wdt.h>       // wdt_enable, wdt_reset, wdt_disable
+#include <avr/eeprom.h>    // eeprom_read_byte, eeprom_write_byte, eeprom_is_ready
 #include <avr/interrupt.h> // ISR
 #include <util/atomic.h>   // ATOMIC_BLOCK
 #include "board.h"         // board_init
 #include "safety.h"        // board_outputs_safe
 #include "commands.h"      // clock_ms, board_reset_cause
 #include "motor.h"         // timebase_ticks
+#include "storage.h"       // eeprom_byte_read
 #include "protocol.h"      // enum reset_cause
 #include "pen_config.h"    // PIN_*, WATCHDOG_TIMEOUT_MS
 
@@ -101,3 +103,7 @@ uint8_t board_reset_cause(void) {
 }
 
 uint32_t board_build_id(void) { return BUILD_ID; }
+
+uint8_t eeprom_byte_read(uint16_t address) { return eeprom_read_byte((const uint8_t *)address); }
+uint8_t eeprom_byte_ready(void) { return eeprom_is_ready(); }
+void eeprom_byte_start_write(uint16_t address, uint8_t value) { eeprom_write_byte((uint8_t *)address, value); }

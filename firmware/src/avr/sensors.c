@@ -7,6 +7,7 @@
 #include "safety.h"        // safety_flag_fault
 #include "faults.h"        // FAULT_ESTOP
 #include "protocol.h"      // INPUT_BIT_*
+#include "calibration.h"   // calibration_sensor_um
 #include "pen_config.h"    // ADC_*, SENSORS_*, LIMITS_*, PIN_*
 
 #define CHANNELS 4
@@ -86,10 +87,7 @@ uint16_t sensors_supply_mv(void) {
   return (uint16_t)(millivolts(2) * SENSORS_SUPPLY_DIVIDER_RATIO);
 }
 
-int16_t sensors_depth_um(void) {
-  int32_t mv = (int32_t)millivolts(3);
-  return (int16_t)((mv - SENSORS_DEPTH_SENSOR_ZERO_MV) * 1000 / SENSORS_DEPTH_SENSOR_MV_PER_MM);
-}
+int16_t sensors_depth_um(void) { return calibration_sensor_um(millivolts(3)); }
 
 static uint16_t latest_counts(uint8_t slot) {
   uint16_t value;

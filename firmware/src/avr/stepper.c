@@ -10,7 +10,6 @@
 #define ACCELERATION_PER_MS (DEPTH_AXIS_ACCELERATION_STEPS_PER_S2 / 1000)
 #define HOMING_TRAVEL_STEPS ((int32_t)DEPTH_AXIS_HOMING_TRAVEL_UM * STEPS_PER_MM / 1000)
 #define BACKOFF_MAX_STEPS ((int32_t)DEPTH_AXIS_BACKOFF_MAX_UM * STEPS_PER_MM / 1000)
-#define LIMIT_STEPS ((int32_t)DEPTH_MAX_UM * STEPS_PER_MM / 1000)
 
 enum phase { PHASE_IDLE, PHASE_MOVE, PHASE_SEEK_SWITCH, PHASE_BACKOFF };
 
@@ -18,6 +17,7 @@ static volatile int32_t position, target;
 static volatile uint8_t phase;
 static volatile uint16_t interval_ticks;
 static volatile uint8_t homed;
+static volatile int32_t limit_steps = (int32_t)DEPTH_MAX_UM * STEPS_PER_MM / 1000;
 static volatile uint8_t homing_outcome;
 static volatile uint8_t switch_trusted = 1;  // cleared to retract past a switch known to be stuck
 static uint16_t rate_steps_per_second, max_rate_steps_per_second;
@@ -54,7 +54,7 @@ ISR(TIMER1_COMPA_vect) {
     finish();
     return;
   }
-  if (here == target || (!deeper && switch_closed && switch_trusted) || (deeper && homed && here >= LIMIT_STEPS)) {
+  if (here == target || (!deeper && switch_closed && switch_trusted) || (deeper && homed && here >= limit_steps)) {
     if (phase == PHASE_SEEK_SWITCH) {
       if (switch_closed) {
         // Found it: back off slowly until it opens.
@@ -166,4 +166,6 @@ int32_t stepper_target(void) {
 uint8_t stepper_moving(void) { return phase != PHASE_IDLE; }
 uint8_t stepper_homed(void) { return homed; }
 void stepper_forget_home(void) { homed = 0; }
-int32_t stepper_limit_steps(void) { return LIMIT_STEPS; }
+void stepper_set_limit_steps(int32_t steps) {
+  ATOMIC_BLOCK(ATOMIC_RESTORESTATE) { limit_steps = steps; }
+}

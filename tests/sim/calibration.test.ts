@@ -1,0 +1,129 @@
+// Depth calibration through the wire: the window holds in true depth once a calibration is stored, the
+// calibration survives resets in EEPROM (two copies), a reset mid-write loses nothing, corruption is refused.
+import { afterEach, describe, expect, it } from 'vitest';
+import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
+import { HostRefusedError, PenDevice, PenRefusedError } from '../../hal/device.ts';
+
+let pen: VirtualPen;
+let device: PenDevice;
+afterEach(async () => {
+  await device.close();
+  await pen.stop();
+});
+
+async function connect(): Promise<PenDevice> {
+  device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
+  return device;
+}
+
+/** A pen whose mechanics are off: needles 0.05 mm out at home, lead screw 2 % long. */
+async function skewedPen(): Promise<void> {
+  pen = new VirtualPen({ seed: 4 });
+  pen.plant.offsetMm = 0.05;
+  pen.plant.scaleError = 0.02;
+  pen.start();
+  await connect();
+}
+
+// What a technician measures on that pen: 1600 / 1.02 steps per true mm, 0.05 mm at home, and the sensor's slope
+// per true mm (it reads the carriage, which moves 1 / 1.02 mm per true mm).
+const measured = { stepsPerMm: 1600 / 1.02, zeroOffsetMm: 0.05, sensorZeroMv: 500, sensorMvPerMm: 1600 / 1.02 };
+
+async function reconnectAfterReset(cause: 'external' | 'watchdog' = 'external'): Promise<PenDevice> {
+  await device.close();
+  pen.resetMcu(cause);
+  return connect();
+}
+
+describe('depth calibration', () => {
+  it('starts from the nominal calibration of the pen description', async () => {
+    pen = new VirtualPen();
+    pen.start();
+    expect(await (await connect()).calibration()).toMatchObject({
+      stepsPerMm: 1600, zeroOffsetMm: 0, sensorZeroMv: 500, sensorMvPerMm: 1600, source: 'default', storedCount: 0,
+    });
+  });
+
+  it('makes the depth true once stored, and holds the window in true depth', async () => {
+    await skewedPen();
+    await device.depth.home();
+    await device.depth.moveTo(1.0);
+    expect(pen.plant.trueDepthMm).toBeGreaterThan(1.06);  // uncalibrated: 70 um too deep
+    await device.depth.moveTo(0.5);
+    await device.setCalibration(measured);
+    await device.depth.moveTo(1.0);
+    expect(pen.plant.trueDepthMm).toBeCloseTo(1.0, 2);
+    expect(Math.abs(pen.plant.trueDepthMm - 1.0)).toBeLessThan(0.002);
+    expect(device.telemetry?.sensedDepthMm).toBeCloseTo(1.0, 1);
+    pen.plant.resetDeepest();
+    await device.depth.moveTo(2.0);
+    expect(pen.plant.deepestCarriageMm * 1.02 + 0.05).toBeLessThanOrEqual(2.0 + 0.001);
+    expect(device.telemetry?.state).toBe('idle');  // the sensor agrees with the steps: no mismatch fault
+  });
+
+  it('survives resets and a watchdog bite, from EEPROM', async () => {
+    await skewedPen();
+    await device.setCalibration(measured);
+    await pen.clock.sleep(200);  // two copies of 15 bytes at 3.6 ms a byte
+    const stored = await (await reconnectAfterReset()).calibration();
+    expect(stored).toMatchObject({ source: 'stored', storedCount: 1, zeroOffsetMm: 0.05, sensorZeroMv: 500 });
+    expect(stored.stepsPerMm).toBeCloseTo(1568.63, 2);
+    expect((await (await reconnectAfterReset('watchdog')).calibration()).source).toBe('stored');
+  });
+
+  it('loses nothing to a reset in the middle of writing: the old or the new calibration, never neither', async () => {
+    const outcomes = new Set<string>();
+    for (const resetAfterMs of [5, 30, 60, 80, 110, 150]) {
+      await skewedPen();
+      await device.setCalibration({ ...measured, zeroOffsetMm: 0.02 });
+      await pen.clock.sleep(200);
+      await device.setCalibration(measured);
+      await pen.clock.sleep(resetAfterMs);
+      const after = await (await reconnectAfterReset()).calibration();
+      expect(after.source).toBe('stored');
+      expect([0.02, 0.05]).toContain(after.zeroOffsetMm);
+      outcomes.add(String(after.zeroOffsetMm));
+      await device.close();
+      await pen.stop();
+    }
+    expect([...outcomes].sort()).toEqual(['0.02', '0.05']);  // resets landed both before and after the switch-over
+    pen = new VirtualPen();
+    pen.start();
+    await connect();
+  });
+
+  it('uses the other copy when one is corrupt, and refuses to arm when both are', async () => {
+    await skewedPen();
+    await device.setCalibration(measured);
+    await pen.clock.sleep(200);
+    pen.eeprom.memory[3] = (pen.eeprom.memory[3] ?? 0) ^ 0x10;  // a flipped bit in the first copy
+    expect((await (await reconnectAfterReset()).calibration()).source).toBe('stored');
+    pen.eeprom.memory[32 + 3] = (pen.eeprom.memory[32 + 3] ?? 0) ^ 0x10;  // and in the second
+    const broken = await reconnectAfterReset();
+    expect((await broken.calibration()).source).toBe('invalid');
+    await broken.depth.home();
+    await broken.clearCartridge(1);
+    const refusal = await broken.arm().then(() => null, (e: unknown) => e);
+    expect(refusal).toBeInstanceOf(PenRefusedError);
+    expect((refusal as PenRefusedError).code).toBe('calibration_invalid');
+  });
+
+  it('refuses implausible values on the host and in the firmware, and while armed', async () => {
+    pen = new VirtualPen();
+    pen.start();
+    await connect();
+    await expect(device.setCalibration({ ...measured, stepsPerMm: 2000 })).rejects.toThrow(
+      new HostRefusedError('steps per mm 2000 steps/mm is outside 1440–1760 steps/mm (nominal ±10 %)'),
+    );
+    await expect(device.setCalibration({ ...measured, zeroOffsetMm: 0.5 })).rejects.toThrow('zero offset 0.5 mm is outside ±0.2 mm');
+    const wire = await device.command('set_calibration', { stepsPerMmX100: 200000, zeroOffsetUm: 0, sensorZeroMv: 500, sensorMvPerMm: 1600 })
+      .then(() => null, (e: unknown) => e);
+    expect((wire as PenRefusedError).code).toBe('out_of_range');
+    await device.depth.home();
+    await device.clearCartridge(1);
+    await device.arm();
+    const armed = await device.command('set_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: 0, sensorZeroMv: 500, sensorMvPerMm: 1600 })
+      .then(() => null, (e: unknown) => e);
+    expect((armed as PenRefusedError).code).toBe('not_allowed_in_state');
+  });
+});
