@@ -234,11 +234,6 @@ export class PenDevice {
 export class DepthAxis {
   constructor(private readonly device: PenDevice) {}
 
-  /** Needle depth from the step count, per the latest telemetry (null before any). */
-  get positionMm(): number | null {
-    return this.device.telemetry?.depthMm ?? null;
-  }
-
   /** Finds the home switch; resolves once the pen reports IDLE and homed. */
   async home(timeoutMs = 5000): Promise<void> {
     await this.device.command('home', {});

@@ -57,7 +57,7 @@ function checkDescriptions(): void {
 }
 
 /** Temperature (0.1 degC) for ADC counts 0..1024 in steps of 32: NTC to ground, pull-up to the ADC reference. */
-export function ntcTable(): number[] {
+function ntcTable(): number[] {
   const { ntcPullupOhms, ntcR25Ohms, ntcBeta } = pen.sensors;
   return Array.from({ length: 33 }, (_, i) => {
     const counts = Math.min(Math.max(i * 32, 1), 1022);

@@ -8,7 +8,7 @@ const specsById = new Map(Object.entries(messageSpecs).map(([name, spec]) => [sp
 
 export class DecodeError extends Error {}
 
-export function messageLength(name: MessageName): number {
+function messageLength(name: MessageName): number {
   return 1 + messageSpecs[name].fields.reduce((sum, [, type]) => sum + fieldBytes[type], 0);
 }
 

@@ -44,7 +44,7 @@ async function withAudit(flags: TargetFlags, command: string, action: (target: T
   }
 }
 
-export function buildProgram(): Command {
+function buildProgram(): Command {
   const program = new Command('pen')
     .description('Controller for the motorized microneedling pen: talks to the pen over serial, TCP or an in-process virtual pen.')
     .showHelpAfterError()

@@ -95,6 +95,13 @@ export class TreatmentSession {
     });
     this.loop.onTick(() => this.tick());
     this.loop.onOverrun((reason) => this.onOverrun(reason));
+    // Without a link the pen goes safe on its heartbeat timeout; the treatment ends here with the reason.
+    device.onLinkLost((error) => {
+      const treatment = this.treatment;
+      if (treatment === null) return;
+      this.recordFault(treatment, 'host', 'link_lost', error.message);
+      treatment.finish('faulted', error.message);
+    });
     this.loop.start();
   }
 

@@ -151,6 +151,19 @@ describe('faults during treatment', () => {
     expect((await session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 0.5 })).outcome).toBe('completed');
   });
 
+  it('a lost link ends the treatment with the reason, and the pen goes safe on its own', async () => {
+    const session = await readySession();
+    const done = session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 5 });
+    await pen.clock.sleep(1000);
+    pen.setLinkFaults({ dropProbability: 1 });
+    const summary = await done;
+    expect(summary).toMatchObject({ outcome: 'faulted', faults: ['host:link_lost'] });
+    expect(summary.reason).toMatch(/link lost/);
+    await pen.clock.sleep(300);
+    expect(pen.plant.motorDrive()).toBe(0);
+    expect(store.faults()[0]).toMatchObject({ source: 'host', code: 'link_lost' });
+  });
+
   it('a host plausibility check stops the pen before the firmware would', async () => {
     const session = await readySession();
     pen.plant.setLoad('heavy');
