@@ -48,7 +48,7 @@ export async function runDemo(target: Target, storePath: string, output: Output)
     await device.clock.sleep(400);  // the needle retracts after the pass
     output.line(`6. ${second.outcome}: ${second.reason}; needle home at ${pen.plant.trueDepthMm.toFixed(3)} mm`);
     const faults = store.faults(5).filter((fault) => fault.sessionId === first.sessionId);
-    output.line(`summary: ${first.needleSeconds + second.needleSeconds} s of needle time, ${first.strokes + second.strokes} strokes in 2 sessions; ` +
+    output.line(`summary: ${(first.needleSeconds + second.needleSeconds).toFixed(2)} s of needle time, ${first.strokes + second.strokes} strokes in 2 sessions; ` +
       `faults recorded: ${faults.map((f) => `${f.source}:${f.code}`).join(', ')}; store ${store.path}`);
     return { passes: [first, second], storePath: store.path };
   } finally {
