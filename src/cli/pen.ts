@@ -149,6 +149,43 @@ function buildProgram(): Command {
     });
 
   program
+    .command('calibration')
+    .description('show the depth calibration in force; with all four --set-… options, store a new one in the pen (EEPROM; an in-process virtual pen forgets it on exit)')
+    .option('--set-steps-per-mm <n>', 'microsteps per mm of true needle depth (nominal 1600)')
+    .option('--set-zero-offset <mm>', 'true needle depth at home, in mm (nominal 0)')
+    .option('--set-sensor-zero <mV>', 'depth sensor output at home, in mV (nominal 500)')
+    .option('--set-sensor-slope <mV/mm>', 'depth sensor mV per mm of true depth (nominal 1600)')
+    .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
+    .action(async (flags: TargetFlags & { setStepsPerMm?: string; setZeroOffset?: string; setSensorZero?: string; setSensorSlope?: string }) => {
+      const values = [
+        numberOption(flags.setStepsPerMm, '--set-steps-per-mm', '1600'), numberOption(flags.setZeroOffset, '--set-zero-offset', '0.05'),
+        numberOption(flags.setSensorZero, '--set-sensor-zero', '500'), numberOption(flags.setSensorSlope, '--set-sensor-slope', '1600'),
+      ];
+      const given = values.filter((value) => value !== undefined).length;
+      if (given !== 0 && given !== 4) throw new UsageError('storing a calibration takes all four --set-… options');
+      const [stepsPerMm = 0, zeroOffsetMm = 0, sensorZeroMv = 0, sensorMvPerMm = 0] = values;
+      const show = async (target: Target): Promise<void> => {
+        const calibration = await target.device.calibration();
+        console.log(flags.json === true ? JSON.stringify(calibration) :
+          `calibration (${calibration.source}, ${calibration.storedCount} stored so far): ${calibration.stepsPerMm.toFixed(2)} steps/mm, ` +
+          `zero offset ${calibration.zeroOffsetMm.toFixed(3)} mm, sensor ${calibration.sensorZeroMv} mV + ${calibration.sensorMvPerMm} mV/mm`);
+      };
+      if (given === 0) {
+        const target = await openTarget({ port: flags.port, firmware: flags.firmware });
+        try {
+          await show(target);
+        } finally {
+          await target.close();
+        }
+        return;
+      }
+      await withAudit(flags, 'set_calibration', async (target) => {
+        await target.device.setCalibration({ stepsPerMm, zeroOffsetMm, sensorZeroMv, sensorMvPerMm });
+        await show(target);
+      });
+    });
+
+  program
     .command('info')
     .description("connect, exchange protocol versions and print the pen's identity and state")
     .addOption(portOption()).addOption(firmwareOption()).addOption(jsonOption())

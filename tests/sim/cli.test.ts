@@ -2,6 +2,9 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pen as description } from '../../hardware/description.ts';
 
@@ -46,6 +49,21 @@ describe('pen CLI', () => {
     const info = JSON.parse(stdout) as { identity: { boardName: string; resetCause: string }; status: { state: string } };
     expect(info.identity).toMatchObject({ boardName: description.board.name, resetCause: 'power_on' });
     expect(info.status.state).toBe('homing_required');
+  });
+
+  it('stores a calibration in the pen and reads it back in a later invocation', async () => {
+    const address = await startSim();
+    const set = await penCli(['calibration', '--port', address, '--set-steps-per-mm', '1568.6', '--set-zero-offset', '0.05',
+      '--set-sensor-zero', '500', '--set-sensor-slope', '1569', '--db', join(mkdtempSync(join(tmpdir(), 'pen-cli-')), 'pen.db')]);
+    expect(set.code).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 300));  // two EEPROM copies, 3.6 ms a byte
+    const { code, stdout } = await penCli(['calibration', '--port', address, '--json']);
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout)).toMatchObject({ source: 'stored', storedCount: 1, stepsPerMm: 1568.6, zeroOffsetMm: 0.05, sensorMvPerMm: 1569 });
+    const refused = await penCli(['calibration', '--port', address, '--set-steps-per-mm', '2000', '--set-zero-offset', '0',
+      '--set-sensor-zero', '500', '--set-sensor-slope', '1600', '--db', join(mkdtempSync(join(tmpdir(), 'pen-cli-')), 'pen.db')]);
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toMatch(/steps per mm 2000 steps\/mm is outside 1440–1760 steps\/mm/);
   });
 
   it('exits 3 with the reason when nothing answers on the port', async () => {
