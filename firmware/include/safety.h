@@ -13,14 +13,14 @@ uint8_t safety_outputs_active(void);
 // From interrupts: the fault to latch at the next main-loop pass (the first one wins).
 void safety_flag_fault(uint8_t code);
 // The 1 kHz tick: heartbeat expiry, acted on within the tick.
-void safety_tick_1khz(uint32_t now_ms);
+void safety_tick_1khz(void);
 // The main loop: latches flagged faults, checks interlocks and sensors, runs homing and the needle loop.
 void safety_poll(uint32_t now_ms);
 // Set when a fault was latched since the last call (for an immediate telemetry report).
 uint8_t safety_take_report(void);
 
 // Commands; each returns 0 or an error_code, with *detail set for the error reply.
-void safety_heartbeat(uint32_t now_ms);
+void safety_heartbeat(void);
 uint8_t safety_home(int32_t *detail);
 uint8_t safety_move_to(uint16_t depth_um, int32_t *detail);
 uint8_t safety_arm(int32_t *detail);

@@ -97,7 +97,7 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
   int32_t detail = 0;
   uint8_t error = 0;
   switch (id) {
-    case MSG_HEARTBEAT: safety_heartbeat(clock_ms()); break;
+    case MSG_HEARTBEAT: safety_heartbeat(); break;
     case MSG_GET_STATUS: return commands_telemetry(reply);
     case MSG_HOME: error = safety_home(&detail); break;
     case MSG_MOVE_TO: {

@@ -12,7 +12,11 @@
 static volatile uint8_t state = PEN_STATE_BOOT;
 static volatile uint8_t flagged_fault;
 static volatile uint8_t stop_requested;
-static volatile uint32_t last_heartbeat_ms;
+// Byte-sized so the main loop and the tick interrupt share them without tearing: the main loop raises
+// heartbeat_seen, the tick counts the silence and publishes whether the host is fresh.
+static volatile uint8_t heartbeat_seen;
+static volatile uint8_t heartbeat_fresh;
+static uint16_t silence_ms = UINT16_MAX;  // tick interrupt only
 static uint8_t fault = FAULT_NONE;
 static uint8_t report_pending;
 static uint8_t cartridge_cleared;
@@ -52,14 +56,24 @@ void safety_flag_fault(uint8_t code) {
   if (flagged_fault == FAULT_NONE) flagged_fault = code;
 }
 
-void safety_tick_1khz(uint32_t now_ms) {
-  if (safety_outputs_active() && now_ms - last_heartbeat_ms > HEARTBEAT_TIMEOUT_MS) {
+void safety_tick_1khz(void) {
+  if (heartbeat_seen) {
+    heartbeat_seen = 0;
+    silence_ms = 1;  // it came during the millisecond that just ended
+  } else if (silence_ms < UINT16_MAX) {
+    silence_ms++;
+  }
+  heartbeat_fresh = silence_ms <= HEARTBEAT_TIMEOUT_MS;
+  if (!heartbeat_fresh && safety_outputs_active()) {
     motor_off_now();
     safety_flag_fault(FAULT_HEARTBEAT_LOST);
   }
 }
 
-void safety_heartbeat(uint32_t now_ms) { last_heartbeat_ms = now_ms; }
+void safety_heartbeat(void) {
+  heartbeat_seen = 1;
+  heartbeat_fresh = 1;
+}
 
 // An interlock that forbids operating, whatever the state; FAULT_NONE when all is well.
 static uint8_t interlock_tripped(void) {
@@ -195,7 +209,7 @@ uint8_t safety_arm(int32_t *detail) {
   }
   if (!input(INPUT_BIT_CARTRIDGE_PRESENT)) return ERROR_CODE_CARTRIDGE_MISSING;
   if (!cartridge_cleared) return ERROR_CODE_CARTRIDGE_NOT_CLEARED;
-  if (last_poll_ms - last_heartbeat_ms > HEARTBEAT_TIMEOUT_MS) return ERROR_CODE_HEARTBEAT_STALE;
+  if (!heartbeat_fresh) return ERROR_CODE_HEARTBEAT_STALE;
   state = PEN_STATE_ARMED;
   return 0;
 }

@@ -64,7 +64,7 @@ void board_init(void) {
 ISR(TIMER2_COMPA_vect) {
   uint32_t now = uptime_ms + 1;
   uptime_ms = now;
-  safety_tick_1khz(now);
+  safety_tick_1khz();
 }
 
 // Timer1 (free running at 2 MHz, set up by stepper.c) extended to 32 bits for tach periods.
