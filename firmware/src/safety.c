@@ -228,6 +228,11 @@ uint8_t safety_start_needle(uint16_t strokes_per_second, int32_t *detail) {
     *detail = state;
     return ERROR_CODE_NOT_ALLOWED_IN_STATE;
   }
+  if (flagged_fault != FAULT_NONE) {
+    // An interlock interrupt fired since the last poll: the safe path runs next, not the motor.
+    *detail = flagged_fault;
+    return ERROR_CODE_INTERLOCK_ACTIVE;
+  }
   motor_start(strokes_per_second);
   state = PEN_STATE_RUNNING;
   return 0;

@@ -52,10 +52,13 @@ void motor_start(uint16_t strokes_per_second) {
   ms_without_tach = ms_over_current = ms_off_speed = 0;
   at_speed = 0;
   ATOMIC_BLOCK(ATOMIC_RESTORESTATE) { tach_period_ticks = 0; tach_seen = 0; }
-  running = 1;
-  OCR0A = 0;
-  PIN_MOTOR_ENABLE_PORT |= _BV(PIN_MOTOR_ENABLE_BIT);
-  TCCR0A |= _BV(COM0A1);
+  // One step for the interlock interrupts: they either see the motor off or fully on, and turn it off.
+  ATOMIC_BLOCK(ATOMIC_RESTORESTATE) {
+    running = 1;
+    OCR0A = 0;
+    PIN_MOTOR_ENABLE_PORT |= _BV(PIN_MOTOR_ENABLE_BIT);
+    TCCR0A |= _BV(COM0A1);
+  }
 }
 
 void motor_stop(void) {
