@@ -19,6 +19,5 @@ uint8_t calibration_plausible(const struct calibration *calibration);
 int32_t calibration_steps_for_um(int32_t depth_um);
 int16_t calibration_um_for_steps(int32_t steps);
 int16_t calibration_sensor_um(uint32_t millivolts);
-// The step positions of the depth window's two ends.
-int32_t calibration_window_min_steps(void);
+// The step position of the depth window's deep end.
 int32_t calibration_window_max_steps(void);

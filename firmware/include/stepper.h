@@ -12,8 +12,6 @@ enum homing_result stepper_poll_homing(void);
 // The safe path: retract toward home at full speed until the home switch closes (or, when the switch
 // is not to be trusted, to step 0).
 void stepper_retract(uint8_t trust_switch);
-// Halts at once (no deceleration): STOP and faults.
-void stepper_halt(void);
 // Ramps the step rate; call once per millisecond from the main loop.
 void stepper_update_1ms(void);
 

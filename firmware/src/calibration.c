@@ -54,5 +54,4 @@ int16_t calibration_sensor_um(uint32_t millivolts) {
   return (int16_t)(((int32_t)millivolts - current.sensor_zero_mv) * 1000 / current.sensor_mv_per_mm + current.zero_offset_um);
 }
 
-int32_t calibration_window_min_steps(void) { return calibration_steps_for_um(DEPTH_MIN_UM); }
 int32_t calibration_window_max_steps(void) { return calibration_steps_for_um(DEPTH_MAX_UM); }

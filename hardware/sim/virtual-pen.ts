@@ -174,7 +174,7 @@ export class VirtualPen {
       const framesBefore = this.framesTransmitted;
       avrInstruction(cpu);
       cpu.tick();
-      if (this.machine.resetRequested) this.runUntilCycle(this.totalCycles + 1);
+      if (this.machine.resetRequested) this.restart(resetFlags.watchdog);
       if (this.framesTransmitted !== framesBefore) this.deliverToHost();
       if (condition()) {
         this.deliverToHost();
@@ -195,8 +195,14 @@ export class VirtualPen {
    * over with that reset flag; the plant (needle position, inputs) stays as it is.
    */
   resetMcu(cause: 'external' | 'watchdog' = 'external'): void {
-    this.cyclesBeforeLastReset += this.machine.cpu.cycles;
-    this.machine = this.boot(resetFlags[cause]);
+    this.restart(resetFlags[cause]);
+  }
+
+  /** A fresh MCU with resetFlag added to MCUSR; simulated time carries on. */
+  private restart(resetFlag: number): void {
+    const { cpu } = this.machine;
+    this.cyclesBeforeLastReset += cpu.cycles;
+    this.machine = this.boot((cpu.data[MCUSR] ?? 0) | resetFlag);
   }
 
   /** Byte corruption and loss on the serial line, both directions. */
@@ -294,8 +300,8 @@ export class VirtualPen {
 
   /** Runs to targetCycle; with stopAtFrameEnd, returns early once a frame's last byte has left the UART. */
   private runUntilCycle(targetCycle: number, stopAtFrameEnd = false): void {
-    let machine = this.machine;
     while (this.totalCycles < targetCycle) {
+      const machine = this.machine;
       const { cpu } = machine;
       const stopAt = targetCycle - this.cyclesBeforeLastReset;
       const framesBefore = this.framesTransmitted;
@@ -304,11 +310,7 @@ export class VirtualPen {
         cpu.tick();
       }
       if (this.framesTransmitted !== framesBefore && stopAtFrameEnd) break;
-      if (machine.resetRequested) {
-        this.cyclesBeforeLastReset += cpu.cycles;
-        const flags = cpu.data[MCUSR] ?? 0;
-        machine = this.boot(flags | resetFlags.watchdog);
-      }
+      if (machine.resetRequested) this.restart(resetFlags.watchdog);
     }
   }
 

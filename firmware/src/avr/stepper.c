@@ -124,14 +124,6 @@ void stepper_retract(uint8_t trust_switch) {
   start(PHASE_MOVE, (homed ? 0 : here) - HOMING_TRAVEL_STEPS, DEPTH_AXIS_MAX_STEPS_PER_SECOND);
 }
 
-void stepper_halt(void) {
-  ATOMIC_BLOCK(ATOMIC_RESTORESTATE) {
-    if (phase == PHASE_SEEK_SWITCH || phase == PHASE_BACKOFF) homing_outcome = HOMING_SWITCH_NOT_FOUND;
-    target = position;
-    finish();
-  }
-}
-
 void stepper_update_1ms(void) {
   if (phase == PHASE_IDLE) return;
   int32_t remaining = stepper_target() - stepper_position();
