@@ -3,8 +3,8 @@
 import { RealClock } from '../../hardware/clock.ts';
 import { PenStore } from '../store/store.ts';
 import { TreatmentSession, type SessionSummary } from '../control/session.ts';
-import { describeIdentity, statusLine } from './format.ts';
-import type { Output } from './run.ts';
+import { describeIdentity } from './format.ts';
+import { showSessionEvents, type Output } from './run.ts';
 import type { Target } from './target.ts';
 
 export interface DemoResult {
@@ -20,10 +20,7 @@ export async function runDemo(target: Target, storePath: string, output: Output)
   const store = PenStore.open(storePath, new RealClock());
   const session = new TreatmentSession(device, { clock: device.clock, store, target: target.where });
   let plannedS = 3;
-  session.onEvent((event) => {
-    if (event.kind === 'tick') output.live(statusLine(session.phase, event.telemetry, event.needleSeconds, plannedS));
-    if (event.kind === 'fault') output.line(`FAULT (${event.source}) ${event.code}: ${event.text}`);
-  });
+  showSessionEvents(session, output, () => plannedS, false);
   try {
     const checks = await session.selfTest();
     output.line(`1. self-test passed: ${checks.map((check) => check.name).join(', ')}`);

@@ -46,6 +46,15 @@ export function consoleOutput(json: boolean): Output {
   };
 }
 
+/** Live status line on every tick, faults as they happen, and (optionally) each change of phase. */
+export function showSessionEvents(session: TreatmentSession, output: Output, plannedSeconds: () => number | null, phases: boolean): void {
+  session.onEvent((event) => {
+    if (event.kind === 'tick') output.live(statusLine(session.phase, event.telemetry, event.needleSeconds, plannedSeconds()));
+    if (event.kind === 'fault') output.line(`FAULT (${event.source}) ${event.code}: ${event.text}`);
+    if (event.kind === 'phase' && phases) output.line(`session: ${event.phase}`);
+  });
+}
+
 /** Self-test, home, prepare, treat; returns the exit code. Ctrl-C stops the pen before the process ends. */
 export async function runTreatment(target: Target, options: RunOptions, output: Output): Promise<{ code: number; summary: SessionSummary | null }> {
   const { device } = target;
@@ -61,11 +70,7 @@ export async function runTreatment(target: Target, options: RunOptions, output: 
     void session.stop('operator pressed Ctrl-C');
   };
   process.on('SIGINT', onInterrupt);
-  session.onEvent((event) => {
-    if (event.kind === 'tick') output.live(statusLine(session.phase, event.telemetry, event.needleSeconds, options.plan.durationS));
-    if (event.kind === 'fault') output.line(`FAULT (${event.source}) ${event.code}: ${event.text}`);
-    if (event.kind === 'phase') output.line(`session: ${event.phase}`);
-  });
+  showSessionEvents(session, output, () => options.plan.durationS, true);
   try {
     session.checkPlan(options.plan);  // refuse a bad plan before the pen moves at all
     const checks = await session.selfTest();

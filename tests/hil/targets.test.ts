@@ -4,7 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { RealClock } from '../../hardware/clock.ts';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { pen as description } from '../../hardware/description.ts';
-import { PenDevice, PenRefusedError } from '../../hal/device.ts';
+import { PenDevice } from '../../hal/device.ts';
+import { refusal } from '../refusal.ts';
 import { openTransport } from '../../hal/link/transport.ts';
 import { PROTOCOL_VERSION } from '../../hardware/generated/protocol.ts';
 
@@ -42,12 +43,6 @@ for (const target of targets) {
       await opened?.close();
       opened = null;
     });
-
-    async function refusal(attempt: Promise<unknown>): Promise<string> {
-      const error = await attempt.then(() => null, (e: unknown) => e);
-      expect(error).toBeInstanceOf(PenRefusedError);
-      return (error as PenRefusedError).code;
-    }
 
     it('identifies with our protocol version and boots needing homing', async () => {
       opened = await target.open();

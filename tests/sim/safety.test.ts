@@ -2,7 +2,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { pen as description, stepsPerMm } from '../../hardware/description.ts';
-import { HostRefusedError, PenDevice, PenRefusedError } from '../../hal/device.ts';
+import { HostRefusedError, PenDevice } from '../../hal/device.ts';
+import { refusal } from '../refusal.ts';
 import type { FaultName } from '../../hardware/generated/protocol.ts';
 
 let pen: VirtualPen;
@@ -26,12 +27,6 @@ async function runningPen(seed = 1): Promise<void> {
   await pen.clock.sleep(800);
   expect(device.telemetry).toMatchObject({ state: 'running', fault: 'none' });
   expect(pen.plant.motorDrive()).toBeGreaterThan(0);
-}
-
-async function refusal(attempt: Promise<unknown>): Promise<string> {
-  const error = await attempt.then(() => null, (e: unknown) => e);
-  expect(error).toBeInstanceOf(PenRefusedError);
-  return (error as PenRefusedError).code;
 }
 
 /** Home: within one microstep of where the home switch opens (0 mm). */
