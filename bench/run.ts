@@ -11,12 +11,14 @@ import * as loopJitter from './loop-jitter.ts';
 import * as needleSpeed from './needle-speed.ts';
 import * as simSpeed from './sim-speed.ts';
 import * as stepper from './stepper.ts';
+import * as watchdog from './watchdog.ts';
 
 const benchmarks: readonly { readonly name: string; readonly measure: () => Promise<Figure[]> }[] = [
   { name: 'firmware-size', measure: firmwareSize.measure },
   { name: 'sim-speed', measure: simSpeed.measure },
   { name: 'link-rtt', measure: linkRtt.measure },
   { name: 'fault-response', measure: faultResponse.measure },
+  { name: 'watchdog', measure: watchdog.measure },
   { name: 'stepper', measure: stepper.measure },
   { name: 'needle-speed', measure: needleSpeed.measure },
   { name: 'command-latency', measure: commandLatency.measure },

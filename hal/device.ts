@@ -4,7 +4,10 @@ import { pen } from '../hardware/description.ts';
 import {
   PROTOCOL_VERSION, calibrationSourceInfo, errorCodeInfo, resetCauseInfo, type CalibrationSourceName, type HostMessageName, type MessageFields, type ResetCauseName,
 } from '../hardware/generated/protocol.ts';
-import { checkCalibration, checkDepthMm, checkStrokesPerSecond, HostRefusedError, type CalibrationValues } from './limits.ts';
+import {
+  checkDepthCalibration, checkDepthMm, checkSensorCalibration, checkStrokesPerSecond, HostRefusedError,
+  type DepthCalibrationValues, type SensorCalibrationValues,
+} from './limits.ts';
 import { decodeTelemetry, type Telemetry } from './telemetry.ts';
 import type { Message } from './link/codec.ts';
 import { PenLink, type LinkOptions, type LinkStats } from './link/reliable-link.ts';
@@ -21,7 +24,7 @@ export interface PenIdentity {
 
 export class ProtocolMismatchError extends Error {}
 
-export interface DepthCalibration extends CalibrationValues {
+export interface DepthCalibration extends DepthCalibrationValues, SensorCalibrationValues {
   readonly source: CalibrationSourceName;
   /** How many calibrations have been stored in this pen. */
   readonly storedCount: number;
@@ -176,7 +179,7 @@ export class PenDevice {
     await this.command('clear_cartridge', { cartridgeId });
   }
 
-  /** The depth calibration in force, and whether it is the default, a stored one, or unreadable. */
+  /** Both calibrations in force, and whether they are the default, stored ones, or unreadable. */
   async calibration(): Promise<DepthCalibration> {
     const reply = await this.command('get_calibration', {});
     if (reply.name !== 'calibration') throw new Error(`pen answered get_calibration with ${reply.name}`);
@@ -187,13 +190,14 @@ export class PenDevice {
     };
   }
 
-  /** Stores a depth calibration in the pen (checked against the pen description's bounds here first). */
-  async setCalibration(calibration: CalibrationValues): Promise<void> {
-    checkCalibration(calibration);
-    await this.command('set_calibration', {
-      stepsPerMmX100: Math.round(calibration.stepsPerMm * 100), zeroOffsetUm: Math.round(calibration.zeroOffsetMm * 1000),
-      sensorZeroMv: Math.round(calibration.sensorZeroMv), sensorMvPerMm: Math.round(calibration.sensorMvPerMm),
-    });
+  /** Stores the step calibration in the pen (checked against the bounds from the pen's tolerances here first). */
+  async setDepthCalibration(calibration: DepthCalibrationValues): Promise<void> {
+    await this.command('set_depth_calibration', checkDepthCalibration(calibration));
+  }
+
+  /** Stores the depth sensor's calibration: its own command, so no single frame moves both depth channels. */
+  async setSensorCalibration(calibration: SensorCalibrationValues): Promise<void> {
+    await this.command('set_sensor_calibration', checkSensorCalibration(calibration));
   }
 
   /** Resolves with the first telemetry record that satisfies done; rejects on a fault or after timeoutMs. */

@@ -1,5 +1,6 @@
 // Host-side limits: the first safety layer refuses out-of-window values before anything reaches the wire.
 import { pen } from '../hardware/description.ts';
+import { calibrationBounds } from '../hardware/depth-bounds.ts';
 
 /** The host refused a request itself; nothing was sent. */
 export class HostRefusedError extends Error {}
@@ -26,29 +27,41 @@ export function checkStrokesPerSecond(strokesPerSecond: number): number {
   return strokesPerSecond;
 }
 
-/** A depth calibration: steps per mm of true needle depth, true depth at home, and the depth sensor's scaling. */
-export interface CalibrationValues {
+/** The step channel's calibration (technician): steps per mm of true needle depth, and the true depth at home. */
+export interface DepthCalibrationValues {
   readonly stepsPerMm: number;
   readonly zeroOffsetMm: number;
+}
+
+/** The depth sensor's calibration (engineer): its output at carriage 0 and its slope per mm of carriage travel. */
+export interface SensorCalibrationValues {
   readonly sensorZeroMv: number;
   readonly sensorMvPerMm: number;
 }
 
-/** Throws naming the first value outside the pen description's bounds around nominal. */
-export function checkCalibration(calibration: CalibrationValues): void {
-  const bounds = pen.calibrationBounds;
-  const nominalSteps = (pen.mechanics.fullStepsPerRev * pen.mechanics.microsteps) / pen.mechanics.leadScrewPitchMm;
-  const within = (name: string, value: number, nominal: number, percent: number, unit: string): void => {
-    const margin = (nominal * percent) / 100;
-    if (!Number.isFinite(value) || value < nominal - margin || value > nominal + margin) {
-      throw new HostRefusedError(`${name} ${String(value)} ${unit} is outside ${nominal - margin}–${nominal + margin} ${unit} (nominal ±${percent} %)`);
-    }
-  };
-  within('steps per mm', calibration.stepsPerMm, nominalSteps, bounds.stepsPerMmTolerancePercent, 'steps/mm');
-  const maxOffsetMm = bounds.zeroOffsetMaxUm / 1000;
-  if (!Number.isFinite(calibration.zeroOffsetMm) || Math.abs(calibration.zeroOffsetMm) > maxOffsetMm) {
-    throw new HostRefusedError(`zero offset ${String(calibration.zeroOffsetMm)} mm is outside ±${maxOffsetMm} mm`);
+/** Throws naming the value, as given, and the range, when value (converted to the wire's integer) is outside it. */
+function checkWithin(name: string, given: number, wire: number, range: { min: number; max: number }, scale: number, unit: string): void {
+  if (!Number.isFinite(given) || wire < range.min || wire > range.max) {
+    throw new HostRefusedError(
+      `${name} ${String(given)} ${unit} is outside ${String(range.min / scale)}–${String(range.max / scale)} ${unit} (the pen's tolerances)`,
+    );
   }
-  within('sensor zero', calibration.sensorZeroMv, pen.sensors.depthSensorZeroMv, bounds.sensorTolerancePercent, 'mV');
-  within('sensor slope', calibration.sensorMvPerMm, pen.sensors.depthSensorMvPerMm, bounds.sensorTolerancePercent, 'mV/mm');
+}
+
+/** Returns the wire fields of a step calibration, or throws naming the first value outside its bounds. */
+export function checkDepthCalibration(calibration: DepthCalibrationValues): { stepsPerMmX100: number; zeroOffsetUm: number } {
+  const stepsPerMmX100 = Math.round(calibration.stepsPerMm * 100);
+  const zeroOffsetUm = Math.round(calibration.zeroOffsetMm * 1000);
+  checkWithin('steps per mm', calibration.stepsPerMm, stepsPerMmX100, calibrationBounds.stepsPerMmX100, 100, 'steps/mm');
+  checkWithin('zero offset', calibration.zeroOffsetMm, zeroOffsetUm, calibrationBounds.zeroOffsetUm, 1000, 'mm');
+  return { stepsPerMmX100, zeroOffsetUm };
+}
+
+/** Returns the wire fields of a depth sensor calibration, or throws naming the first value outside its bounds. */
+export function checkSensorCalibration(calibration: SensorCalibrationValues): { sensorZeroMv: number; sensorMvPerMm: number } {
+  const sensorZeroMv = Math.round(calibration.sensorZeroMv);
+  const sensorMvPerMm = Math.round(calibration.sensorMvPerMm);
+  checkWithin('sensor zero', calibration.sensorZeroMv, sensorZeroMv, calibrationBounds.sensorZeroMv, 1, 'mV');
+  checkWithin('sensor slope', calibration.sensorMvPerMm, sensorMvPerMm, calibrationBounds.sensorMvPerMm, 1, 'mV/mm');
+  return { sensorZeroMv, sensorMvPerMm };
 }

@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pen, pins, protocolDescription, faultDescription, stepsPerMm } from './description.ts';
+import { calibrationBounds, checkDepthPromise, depthLimitSteps } from './depth-bounds.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -14,6 +15,8 @@ interface Message {
 }
 interface EnumEntry { readonly value: number; readonly name: string; readonly text?: string }
 
+// An escaped byte is sent as the escape byte, then the byte with this bit flipped (as in HDLC).
+const escapeXor = 0x20;
 const messages: readonly Message[] = protocolDescription.messages;
 const enums: Record<string, readonly EnumEntry[]> = protocolDescription.enums;
 const typeSizes: Record<string, number> = protocolDescription.types;
@@ -54,6 +57,7 @@ function checkDescriptions(): void {
     if (fault.code !== index) throw new Error(`fault codes must be dense from 0: ${fault.name} has ${fault.code}`);
   });
   if (faultDescription.faults.length > 32) throw new Error('fault masks are 32 bits wide');
+  checkDepthPromise();
 }
 
 /** Temperature (0.1 degC) for ADC counts 0..1024 in steps of 32: NTC to ground, pull-up to the ADC reference. */
@@ -101,7 +105,7 @@ function penConfigHeader(): string {
     `#define DEPTH_MIN_UM ${Math.round(pen.depthWindowMm.min * 1000)}`,
     `#define DEPTH_MAX_UM ${Math.round(pen.depthWindowMm.max * 1000)}`,
   );
-  for (const section of ['depthAxis', 'needleDrive', 'sensors', 'limits', 'calibrationBounds', 'timing'] as const) {
+  for (const section of ['depthAxis', 'needleDrive', 'sensors', 'limits', 'timing'] as const) {
     lines.push('', `/* ${section} */`);
     for (const [name, value] of Object.entries(pen[section])) {
       if (!Number.isInteger(value)) throw new Error(`pen.json ${section}.${name} must be an integer for the firmware`);
@@ -109,6 +113,12 @@ function penConfigHeader(): string {
       lines.push(`#define ${prefix}${upper(name)} ${value}${Math.abs(value) > 32767 ? 'L' : ''}`);
     }
   }
+  lines.push('', '/* Calibration bounds and the absolute step limit, derived from pen.json tolerances (hardware/depth-bounds.ts) */');
+  for (const [name, range] of Object.entries(calibrationBounds)) {
+    const literal = (value: number): string => (value < 0 ? `(${value}L)` : `${value}L`);
+    lines.push(`#define CALIBRATION_${upper(name)}_MIN ${literal(range.min)}`, `#define CALIBRATION_${upper(name)}_MAX ${literal(range.max)}`);
+  }
+  lines.push(`#define DEPTH_LIMIT_STEPS ${depthLimitSteps}L`);
   lines.push(
     '',
     '/* NTC: temperature in 0.1 degC at ADC counts 0, 32, ..., 1024 (interpolate between entries) */',
@@ -131,6 +141,9 @@ function protocolHeader(): string {
     `#define FRAME_MIN_BYTES ${framing.minFrameBytes}`,
     `#define FRAME_MAX_PAYLOAD (FRAME_MAX_BYTES - FRAME_MIN_BYTES)`,
     `#define FRAME_SYNC ${hex(framing.syncByte)}`,
+    `#define FRAME_ESCAPE ${hex(framing.escapeByte)}`,
+    `#define FRAME_ESCAPE_XOR ${hex(escapeXor)}`,
+    `#define FRAME_STOP ${hex(framing.stopByte)}`,
     `#define SEQ_WINDOW ${framing.seqWindow}`,
     `#define FRAME_IDLE_TIMEOUT_MS ${framing.frameIdleTimeoutMs}`,
   ];
@@ -203,6 +216,9 @@ function protocolModule(): string {
     `export const FRAME_MAX_BYTES = ${framing.maxFrameBytes};`,
     `export const FRAME_MIN_BYTES = ${framing.minFrameBytes};`,
     `export const FRAME_SYNC = ${hex(framing.syncByte)};`,
+    `export const FRAME_ESCAPE = ${hex(framing.escapeByte)};`,
+    `export const FRAME_ESCAPE_XOR = ${hex(escapeXor)};`,
+    `export const FRAME_STOP = ${hex(framing.stopByte)};`,
     `export const SEQ_WINDOW = ${framing.seqWindow};`,
     'export const FrameKind = {',
     ...Object.entries(framing.kinds).map(([name, kind]) => `  ${name}: ${hex(kind.value)},`),
@@ -247,10 +263,17 @@ function protocolDoc(): string {
     banner('<!--', 'hardware/protocol.json') + ' -->',
     `# Pen link protocol, version ${protocolDescription.version}`,
     '',
-    `Frame: \`len | seq | payload | CRC16-CCITT (big-endian, poly 0x1021, init 0xFFFF, over len..payload) | ${hex(framing.syncByte)}\`,`,
-    `${framing.minFrameBytes}–${framing.maxFrameBytes} bytes; \`len\` counts the whole frame. Multi-byte fields are little-endian.`,
+    `Frame on the wire: \`${hex(framing.syncByte)} | len | seq | payload | CRC16-CCITT | ${hex(framing.syncByte)}\`. The CRC (big-endian, poly 0x1021,`,
+    `init 0xFFFF) covers len..payload; \`len\` counts len..CRC, ${framing.minFrameBytes}–${framing.maxFrameBytes} bytes. Multi-byte fields are little-endian.`,
+    `Between the two sync bytes every ${hex(framing.syncByte)} (sync), ${hex(framing.escapeByte)} (escape) and ${hex(framing.stopByte)} (STOP) is sent as ${hex(framing.escapeByte)}`,
+    `followed by the byte XOR ${hex(escapeXor)}, so none of the three ever appears inside a frame.`,
+    '',
+    `**STOP byte.** A ${hex(framing.stopByte)} anywhere in the stream (between frames, inside a partial frame, after noise,`,
+    'during a flood) stops the pen at once: the receive interrupt acts on it before buffering, and the parser skips it.',
+    'The host sends it ahead of a framed `stop`, whose reply confirms it. A byte corrupted into STOP stops the pen: the safe direction.',
+    '',
     `The host keeps at most ${framing.seqWindow} commands unanswered. The pen drops a partial frame that sees no byte`,
-    `for ${framing.frameIdleTimeoutMs} ms, so a frame cut short by line noise cannot swallow the host's next frame.`,
+    `for ${framing.frameIdleTimeoutMs} ms and answers it with a NAK, so the host resends without waiting for its retransmit timeout.`,
     '',
     '| kind | high nibble of seq | direction | meaning |',
     '|---|---|---|---|',

@@ -17,8 +17,9 @@ enum fault_code {
   FAULT_DEPTH_SENSOR = 12, /* the depth sensor reads outside its plausible range */
   FAULT_WATCHDOG_RESET = 13, /* the firmware was reset by its watchdog */
   FAULT_SPEED_TOLERANCE = 14, /* the puncture rate stayed outside its tolerance */
+  FAULT_DEPTH_OUTSIDE_WINDOW = 15, /* the needle was armed or running outside the depth window (by step count or depth sensor) */
 };
-#define FAULT_COUNT 15
+#define FAULT_COUNT 16
 /* Faults whose clearing needs the depth axis homed again (bit = code) */
-#define FAULT_NEEDS_HOME_MASK 0x3E04UL
-#define FAULT_CRITICAL_MASK 0x3FFEUL
+#define FAULT_NEEDS_HOME_MASK 0xBE04UL
+#define FAULT_CRITICAL_MASK 0xBFFEUL

@@ -2,11 +2,14 @@
 #pragma once
 #include <stdint.h> // uint8_t
 
-#define PROTOCOL_VERSION 1
+#define PROTOCOL_VERSION 2
 #define FRAME_MAX_BYTES 64
-#define FRAME_MIN_BYTES 5
+#define FRAME_MIN_BYTES 4
 #define FRAME_MAX_PAYLOAD (FRAME_MAX_BYTES - FRAME_MIN_BYTES)
 #define FRAME_SYNC 0x7E
+#define FRAME_ESCAPE 0x7D
+#define FRAME_ESCAPE_XOR 0x20
+#define FRAME_STOP 0x18
 #define SEQ_WINDOW 4
 #define FRAME_IDLE_TIMEOUT_MS 5
 #define FRAME_KIND_DATA 0x10
@@ -48,6 +51,7 @@ enum error_code {
   ERROR_CODE_HEARTBEAT_STALE = 12,
   ERROR_CODE_FAULT_CAUSE_PRESENT = 13,
   ERROR_CODE_CALIBRATION_INVALID = 14,
+  ERROR_CODE_DEPTH_OUTSIDE_WINDOW = 15,
 };
 
 enum telemetry_flag {
@@ -89,7 +93,7 @@ typedef struct __attribute__((packed)) {
   uint8_t msg_id;
 } msg_get_status_t;
 
-/* Motor off and disarm at once; acted on in the link layer, ahead of any queued command. */
+/* Motor off, disarm, needle home. The STOP byte alone does this wherever it lands in the stream; this framed STOP is acknowledged, so the host knows it arrived. */
 #define MSG_STOP 0x04
 typedef struct __attribute__((packed)) {
   uint8_t msg_id;
@@ -146,21 +150,27 @@ typedef struct __attribute__((packed)) {
   uint32_t cartridge_id;
 } msg_clear_cartridge_t;
 
-/* Store a depth calibration (steps per mm of true depth, true depth at home, depth sensor scaling) in EEPROM, two copies with a CRC; refused outside plausible bounds or while armed or moving. */
-#define MSG_SET_CALIBRATION 0x0D
+/* Technician: store the step calibration (microsteps per mm of true needle depth, true depth at home). Refused outside the bounds derived from the pen's tolerances, while the needle may move, or while a write is in progress. */
+#define MSG_SET_DEPTH_CALIBRATION 0x0D
 typedef struct __attribute__((packed)) {
   uint8_t msg_id;
   uint32_t steps_per_mm_x100;
   int16_t zero_offset_um;
-  uint16_t sensor_zero_mv;
-  uint16_t sensor_mv_per_mm;
-} msg_set_calibration_t;
+} msg_set_depth_calibration_t;
 
-/* Read the calibration in force and where it came from. */
+/* Read both calibrations in force (step and depth sensor), where they come from, and how many have been stored. */
 #define MSG_GET_CALIBRATION 0x0E
 typedef struct __attribute__((packed)) {
   uint8_t msg_id;
 } msg_get_calibration_t;
+
+/* Engineer: store the depth sensor's calibration (output at carriage 0, slope per mm of carriage travel). A separate command, so no single frame moves both depth channels. */
+#define MSG_SET_SENSOR_CALIBRATION 0x0F
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint16_t sensor_zero_mv;
+  uint16_t sensor_mv_per_mm;
+} msg_set_sensor_calibration_t;
 
 /* The command was accepted. */
 #define MSG_OK 0x80
@@ -239,6 +249,7 @@ typedef struct __attribute__((packed)) {
   X(STOP_NEEDLE, sizeof(msg_stop_needle_t), 1) \
   X(CLEAR_FAULT, sizeof(msg_clear_fault_t), 1) \
   X(CLEAR_CARTRIDGE, sizeof(msg_clear_cartridge_t), 0) \
-  X(SET_CALIBRATION, sizeof(msg_set_calibration_t), 0) \
+  X(SET_DEPTH_CALIBRATION, sizeof(msg_set_depth_calibration_t), 0) \
   X(GET_CALIBRATION, sizeof(msg_get_calibration_t), 1) \
+  X(SET_SENSOR_CALIBRATION, sizeof(msg_set_sensor_calibration_t), 0) \
   /* end of HOST_MESSAGES */

@@ -1,23 +1,34 @@
-// Calibration: the depth calibration in force (default, stored or invalid), its bounds and its conversions.
+// Calibration: the two depth channels' calibrations in force (default, stored or invalid), their bounds (derived
+// from the pen's tolerances) and the conversions between steps, sensor millivolts and true needle depth.
 #pragma once
 #include <stdint.h> // uint32_t
 
+// Step channel (technician): microsteps per mm of true needle depth, and the true needle depth at home.
+struct depth_calibration {
+  uint32_t steps_per_mm_x100;
+  int16_t zero_offset_um;
+};
+
+// Depth sensor channel (engineer): its output at carriage 0 and its slope per mm of carriage travel.
+struct sensor_calibration {
+  uint16_t zero_mv;
+  uint16_t mv_per_mm;
+};
+
 struct calibration {
-  uint32_t steps_per_mm_x100;  // microsteps per mm of true needle depth, x100
-  int16_t zero_offset_um;      // true needle depth at step 0 (home)
-  uint16_t sensor_zero_mv;     // depth sensor output at 0 mm of carriage travel
-  uint16_t sensor_mv_per_mm;   // depth sensor slope
+  struct depth_calibration depth;
+  struct sensor_calibration sensor;
 };
 
 void calibration_use(const struct calibration *calibration, uint8_t source);
 const struct calibration *calibration_current(void);
 uint8_t calibration_source(void);
 void calibration_default(struct calibration *out);
-// 1 when every field is within the pen description's bounds around nominal.
-uint8_t calibration_plausible(const struct calibration *calibration);
+// 1 when every field is inside the bounds derived from the pen's tolerances.
+uint8_t calibration_depth_plausible(const struct depth_calibration *depth);
+uint8_t calibration_sensor_plausible(const struct sensor_calibration *sensor);
 
 int32_t calibration_steps_for_um(int32_t depth_um);
 int16_t calibration_um_for_steps(int32_t steps);
-int16_t calibration_sensor_um(uint32_t millivolts);
-// The step position of the depth window's deep end.
-int32_t calibration_window_max_steps(void);
+// Where the depth sensor puts the carriage, in microsteps from home.
+int32_t calibration_sensor_steps(uint16_t millivolts);

@@ -1,13 +1,10 @@
-// Command dispatcher: checks each command's length, the protocol handshake and the FAULT whitelist, then answers it.
+// Command dispatcher and handlers: each command's length, the protocol handshake, the FAULT whitelist, then the
+// command itself (home, move, arm, needle, calibration), its preconditions checked against the safety supervisor.
 #pragma once
 #include <stdint.h> // uint8_t
+#include "link.h"   // struct link_parser
 
+// The parser whose counters telemetry reports.
+void commands_init(const struct link_parser *parser);
 // Fill a telemetry message; returns its length.
 uint8_t commands_telemetry(uint8_t *out);
-
-// Implemented by the board and link: inputs the dispatcher reports.
-uint32_t clock_ms(void);
-uint8_t board_reset_cause(void);
-uint32_t board_build_id(void);
-uint16_t link_bad_frames(void);
-uint16_t link_dropped_bytes(void);

@@ -2,12 +2,13 @@
 #pragma once
 #include <stdint.h> // uint16_t
 
-void sensors_init(void);
+// on_interlock runs inside the pin-change interrupts with the fault an edge means (e-stop tripped, cartridge out).
+void sensors_init(void (*on_interlock)(uint8_t fault_code));
 uint16_t sensors_current_ma(void);
 int16_t sensors_temperature_deci_c(void);
 uint16_t sensors_supply_mv(void);
-// Needle depth from the independent depth sensor, in um (through the calibration).
-int16_t sensors_depth_um(void);
+// The independent depth sensor's output, filtered.
+uint16_t sensors_depth_mv(void);
 uint8_t sensors_ntc_plausible(void);
 uint8_t sensors_depth_sensor_plausible(void);
 // Every channel has been sampled enough to trust its value.

@@ -1,11 +1,12 @@
-// Depth axis: step generation in the Timer1 compare interrupt with acceleration, homing, soft limits, position.
+// Depth axis: step generation in the Timer1 compare interrupt with acceleration, homing, an absolute deep limit, position.
 #pragma once
 #include <stdint.h> // int32_t
 
 enum homing_result { HOMING_BUSY, HOMING_DONE, HOMING_SWITCH_NOT_FOUND, HOMING_SWITCH_STUCK };
 
 void stepper_init(void);
-// Moves to an absolute position in microsteps; the caller has checked it against the depth window.
+// Moves to an absolute position in microsteps; the caller has checked it against the depth window. Whatever it asks,
+// the step interrupt never steps past DEPTH_LIMIT_STEPS (pen_config.h), a limit no calibration moves.
 void stepper_move_to(int32_t target_steps);
 void stepper_start_homing(void);
 enum homing_result stepper_poll_homing(void);
@@ -20,5 +21,3 @@ int32_t stepper_target(void);
 uint8_t stepper_moving(void);
 uint8_t stepper_homed(void);
 void stepper_forget_home(void);
-// The deepest position the step interrupt will ever step to: the depth window's deep end, from the calibration.
-void stepper_set_limit_steps(int32_t limit_steps);

@@ -12,8 +12,3 @@ void storage_save(const struct calibration *calibration);
 void storage_poll(void);
 uint8_t storage_busy(void);
 uint16_t storage_sequence(void);
-
-// Implemented by the board (EEPROM registers).
-uint8_t eeprom_byte_read(uint16_t address);
-uint8_t eeprom_byte_ready(void);
-void eeprom_byte_start_write(uint16_t address, uint8_t value);

@@ -2,7 +2,9 @@
 #pragma once
 #include <stdint.h> // uint8_t
 
-void uart_init(void);
+// on_stop_byte runs inside the receive interrupt when the STOP byte arrives: the real-time path (grbl's feed
+// hold), ahead of the ring buffer and the main loop.
+void uart_init(void (*on_stop_byte)(void));
 // Next received byte into *byte; returns 0 when none is waiting.
 uint8_t uart_read(uint8_t *byte);
 // Free space in the transmit ring, in bytes.
@@ -11,6 +13,3 @@ uint8_t uart_tx_free(void);
 void uart_write(const uint8_t *data, uint8_t length);
 // Bytes lost because the receive ring was full.
 uint16_t uart_rx_overruns(void);
-// Implemented by the caller, run inside the receive interrupt when a STOP frame's header arrives after a sync
-// byte: the real-time path (grbl's feed hold), ahead of the ring buffer and the main loop.
-void uart_stop_header_received(void);

@@ -1,15 +1,19 @@
-// Command dispatcher: checks each command's length, the protocol handshake and the FAULT whitelist, then answers it.
-#include <string.h>   // memcpy, strncpy
-#include "commands.h" // commands_telemetry
-#include "link.h"     // link_execute, LINK_REPLY_MAX
-#include "safety.h"   // safety_state, safety_arm
-#include "stepper.h"  // stepper_position
-#include "motor.h"    // motor_speed_x100
-#include "sensors.h"  // sensors_inputs
+// Command dispatcher and handlers: each command's length, the protocol handshake, the FAULT whitelist, then the
+// command itself (home, move, arm, needle, calibration), its preconditions checked against the safety supervisor.
+#include <string.h>      // memcpy, strncpy
+#include "commands.h"    // commands_telemetry
+#include "link.h"        // link_execute, LINK_REPLY_MAX
+#include "safety.h"      // safety_state, safety_enter, safety_interlock
+#include "stepper.h"     // stepper_position, stepper_move_to
+#include "motor.h"       // motor_start, motor_speed_x100
+#include "sensors.h"     // sensors_inputs
 #include "calibration.h" // calibration_um_for_steps
-#include "storage.h"  // storage_sequence
-#include "protocol.h" // msg_*_t, HOST_MESSAGES
-#include "pen_config.h" // BOARD_NAME, FIRMWARE_VERSION_*
+#include "storage.h"     // storage_save, storage_sequence
+#include "board.h"       // clock_ms, board_reset_cause, board_build_id
+#include "uart.h"        // uart_rx_overruns
+#include "protocol.h"    // msg_*_t, HOST_MESSAGES
+#include "faults.h"      // FAULT_NONE
+#include "pen_config.h"  // BOARD_NAME, FIRMWARE_VERSION_*, DEPTH_*
 
 _Static_assert(sizeof(msg_identify_reply_t) <= LINK_REPLY_MAX, "identify reply must fit the replay buffer");
 _Static_assert(sizeof(msg_telemetry_t) <= LINK_REPLY_MAX, "telemetry must fit the replay buffer");
@@ -17,10 +21,13 @@ _Static_assert(sizeof(msg_calibration_t) <= LINK_REPLY_MAX, "the calibration rep
 
 // Set by an identify carrying our protocol version; until then only identify and stop are served.
 static uint8_t host_compatible;
+static const struct link_parser *link_parser;
 
 struct command_rule { uint8_t id; uint8_t length; uint8_t allowed_in_fault; };
 #define COMMAND_RULE(name, length, allowed_in_fault) { MSG_##name, length, allowed_in_fault },
 static const struct command_rule command_rules[] = { HOST_MESSAGES(COMMAND_RULE) };
+
+void commands_init(const struct link_parser *parser) { link_parser = parser; }
 
 static uint8_t reply_error(uint8_t *reply, uint8_t request_id, uint8_t code, int32_t detail) {
   msg_error_t error = { MSG_ERROR, request_id, code, detail };
@@ -45,7 +52,7 @@ uint8_t commands_telemetry(uint8_t *out) {
              (stepper_moving() << TELEMETRY_FLAG_MOVING) | (motor_on() << TELEMETRY_FLAG_NEEDLE_ON),
     .inputs = sensors_inputs(),
     .depth_um = calibration_um_for_steps(position),
-    .sensed_depth_um = sensors_depth_um(),
+    .sensed_depth_um = calibration_um_for_steps(calibration_sensor_steps(sensors_depth_mv())),
     .target_depth_um = calibration_um_for_steps(stepper_target()),
     .strokes_per_second_x100 = motor_speed_x100(),
     .needle_setpoint = motor_setpoint(),
@@ -53,8 +60,8 @@ uint8_t commands_telemetry(uint8_t *out) {
     .temperature_deci_c = sensors_temperature_deci_c(),
     .supply_mv = sensors_supply_mv(),
     .motor_duty = motor_duty(),
-    .rx_frames_bad = link_bad_frames(),
-    .rx_bytes_dropped = link_dropped_bytes(),
+    .rx_frames_bad = link_parser->bad_frames,
+    .rx_bytes_dropped = link_parser->dropped_bytes + uart_rx_overruns(),
   };
   memcpy(out, &telemetry, sizeof telemetry);
   return sizeof telemetry;
@@ -74,6 +81,143 @@ static uint8_t identify(const msg_identify_t *request, uint8_t *reply) {
   strncpy(identity.board_name, BOARD_NAME, sizeof identity.board_name);
   memcpy(reply, &identity, sizeof identity);
   return sizeof identity;
+}
+
+static uint8_t home(int32_t *detail) {
+  uint8_t state = safety_state();
+  *detail = state;
+  if (state != PEN_STATE_HOMING_REQUIRED && state != PEN_STATE_IDLE) return ERROR_CODE_NOT_ALLOWED_IN_STATE;
+  uint8_t interlock = safety_interlock();
+  if (interlock != FAULT_NONE) {
+    *detail = interlock;
+    return ERROR_CODE_INTERLOCK_ACTIVE;
+  }
+  safety_enter(PEN_STATE_HOMING);
+  stepper_start_homing();
+  return 0;
+}
+
+static uint8_t move_to(uint16_t depth_um, int32_t *detail) {
+  uint8_t state = safety_state();
+  *detail = depth_um;
+  if (depth_um < DEPTH_MIN_UM || depth_um > DEPTH_MAX_UM) return ERROR_CODE_OUT_OF_RANGE;
+  if (!stepper_homed()) return ERROR_CODE_NOT_HOMED;
+  if (state != PEN_STATE_IDLE && state != PEN_STATE_ARMED && state != PEN_STATE_RUNNING) {
+    *detail = state;
+    return ERROR_CODE_NOT_ALLOWED_IN_STATE;
+  }
+  stepper_move_to(calibration_steps_for_um(depth_um));
+  return 0;
+}
+
+static uint8_t arm(int32_t *detail) {
+  uint8_t state = safety_state();
+  *detail = state;
+  if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) return 0;
+  if (state == PEN_STATE_HOMING_REQUIRED) return ERROR_CODE_NOT_HOMED;
+  if (state != PEN_STATE_IDLE) return ERROR_CODE_NOT_ALLOWED_IN_STATE;
+  if (calibration_source() == CALIBRATION_SOURCE_INVALID) return ERROR_CODE_CALIBRATION_INVALID;
+  uint8_t interlock = safety_interlock();
+  if (interlock != FAULT_NONE) {
+    *detail = interlock;
+    return ERROR_CODE_INTERLOCK_ACTIVE;
+  }
+  if (!(sensors_inputs() & (1 << INPUT_BIT_CARTRIDGE_PRESENT))) return ERROR_CODE_CARTRIDGE_MISSING;
+  if (!safety_cartridge_cleared()) return ERROR_CODE_CARTRIDGE_NOT_CLEARED;
+  if (!safety_heartbeat_fresh()) return ERROR_CODE_HEARTBEAT_STALE;
+  uint8_t outside = safety_depth_refusal(detail);
+  if (outside) return outside;
+  safety_enter(PEN_STATE_ARMED);
+  return 0;
+}
+
+static void disarm(void) {
+  motor_stop();
+  uint8_t state = safety_state();
+  if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) safety_enter(PEN_STATE_IDLE);
+}
+
+static uint8_t start_needle(uint16_t strokes_per_second, int32_t *detail) {
+  uint8_t state = safety_state();
+  *detail = strokes_per_second;
+  if (strokes_per_second < NEEDLE_DRIVE_MIN_STROKES_PER_SECOND || strokes_per_second > NEEDLE_DRIVE_MAX_STROKES_PER_SECOND) {
+    return ERROR_CODE_OUT_OF_RANGE;
+  }
+  if (state != PEN_STATE_ARMED && state != PEN_STATE_RUNNING) {
+    *detail = state;
+    return ERROR_CODE_NOT_ALLOWED_IN_STATE;
+  }
+  uint8_t outside = safety_depth_refusal(detail);
+  if (outside) return outside;
+  // An interlock interrupt that fired since the last poll vetoes the start, inside the motor's atomic step.
+  const volatile uint8_t *flagged = safety_flagged_fault();
+  if (!motor_start(strokes_per_second, flagged)) {
+    *detail = *flagged;
+    return ERROR_CODE_INTERLOCK_ACTIVE;
+  }
+  safety_enter(PEN_STATE_RUNNING);
+  return 0;
+}
+
+static void stop_needle(void) {
+  motor_stop();
+  if (safety_state() == PEN_STATE_RUNNING) safety_enter(PEN_STATE_ARMED);
+}
+
+static uint8_t clear_cartridge(int32_t *detail) {
+  *detail = 0;
+  if (!(sensors_inputs() & (1 << INPUT_BIT_CARTRIDGE_PRESENT))) return ERROR_CODE_CARTRIDGE_MISSING;
+  safety_clear_cartridge();
+  return 0;
+}
+
+// A calibration changes what the step count means: only while nothing moves and no earlier write is pending.
+static uint8_t calibration_refusal(int32_t *detail) {
+  uint8_t state = safety_state();
+  *detail = state;
+  if ((state != PEN_STATE_HOMING_REQUIRED && state != PEN_STATE_IDLE) || stepper_moving() || storage_busy()) {
+    return ERROR_CODE_NOT_ALLOWED_IN_STATE;
+  }
+  return 0;
+}
+
+static void store_calibration(const struct calibration *calibration) {
+  calibration_use(calibration, CALIBRATION_SOURCE_STORED);
+  storage_save(calibration);
+}
+
+static uint8_t set_depth_calibration(const msg_set_depth_calibration_t *request, int32_t *detail) {
+  uint8_t refused = calibration_refusal(detail);
+  if (refused) return refused;
+  struct calibration calibration = *calibration_current();
+  calibration.depth.steps_per_mm_x100 = request->steps_per_mm_x100;
+  calibration.depth.zero_offset_um = request->zero_offset_um;
+  *detail = 0;
+  if (!calibration_depth_plausible(&calibration.depth)) return ERROR_CODE_OUT_OF_RANGE;
+  store_calibration(&calibration);
+  return 0;
+}
+
+static uint8_t set_sensor_calibration(const msg_set_sensor_calibration_t *request, int32_t *detail) {
+  uint8_t refused = calibration_refusal(detail);
+  if (refused) return refused;
+  struct calibration calibration = *calibration_current();
+  calibration.sensor.zero_mv = request->sensor_zero_mv;
+  calibration.sensor.mv_per_mm = request->sensor_mv_per_mm;
+  *detail = 0;
+  if (!calibration_sensor_plausible(&calibration.sensor)) return ERROR_CODE_OUT_OF_RANGE;
+  store_calibration(&calibration);
+  return 0;
+}
+
+static uint8_t calibration_reply(uint8_t *reply) {
+  const struct calibration *c = calibration_current();
+  msg_calibration_t answer = {
+    MSG_CALIBRATION, c->depth.steps_per_mm_x100, c->depth.zero_offset_um, c->sensor.zero_mv, c->sensor.mv_per_mm,
+    calibration_source(), storage_sequence(),
+  };
+  memcpy(reply, &answer, sizeof answer);
+  return sizeof answer;
 }
 
 uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
@@ -96,48 +240,41 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
   }
   int32_t detail = 0;
   uint8_t error = 0;
+  // Each request is copied into its packed struct: the frame buffer has no alignment to rely on.
   switch (id) {
     case MSG_HEARTBEAT: safety_heartbeat(); break;
     case MSG_GET_STATUS: return commands_telemetry(reply);
-    case MSG_HOME: error = safety_home(&detail); break;
+    case MSG_HOME: error = home(&detail); break;
     case MSG_MOVE_TO: {
       msg_move_to_t move;
       memcpy(&move, request, sizeof move);
-      error = safety_move_to(move.depth_um, &detail);
+      error = move_to(move.depth_um, &detail);
       break;
     }
-    case MSG_ARM: error = safety_arm(&detail); break;
-    case MSG_DISARM: safety_disarm(); break;
+    case MSG_ARM: error = arm(&detail); break;
+    case MSG_DISARM: disarm(); break;
     case MSG_START_NEEDLE: {
       msg_start_needle_t start;
       memcpy(&start, request, sizeof start);
-      error = safety_start_needle(start.strokes_per_second, &detail);
+      error = start_needle(start.strokes_per_second, &detail);
       break;
     }
-    case MSG_STOP_NEEDLE: safety_stop_needle(); break;
+    case MSG_STOP_NEEDLE: stop_needle(); break;
     case MSG_CLEAR_FAULT: error = safety_clear_fault(&detail); break;
-    case MSG_CLEAR_CARTRIDGE: {
-      msg_clear_cartridge_t cartridge;
-      memcpy(&cartridge, request, sizeof cartridge);
-      error = safety_clear_cartridge(cartridge.cartridge_id, &detail);
-      break;
-    }
-    case MSG_SET_CALIBRATION: {
-      msg_set_calibration_t set;
+    case MSG_CLEAR_CARTRIDGE: error = clear_cartridge(&detail); break;
+    case MSG_SET_DEPTH_CALIBRATION: {
+      msg_set_depth_calibration_t set;
       memcpy(&set, request, sizeof set);
-      struct calibration calibration = { set.steps_per_mm_x100, set.zero_offset_um, set.sensor_zero_mv, set.sensor_mv_per_mm };
-      error = safety_set_calibration(&calibration, &detail);
+      error = set_depth_calibration(&set, &detail);
       break;
     }
-    case MSG_GET_CALIBRATION: {
-      const struct calibration *c = calibration_current();
-      msg_calibration_t answer = {
-        MSG_CALIBRATION, c->steps_per_mm_x100, c->zero_offset_um, c->sensor_zero_mv, c->sensor_mv_per_mm,
-        calibration_source(), storage_sequence(),
-      };
-      memcpy(reply, &answer, sizeof answer);
-      return sizeof answer;
+    case MSG_SET_SENSOR_CALIBRATION: {
+      msg_set_sensor_calibration_t set;
+      memcpy(&set, request, sizeof set);
+      error = set_sensor_calibration(&set, &detail);
+      break;
     }
+    case MSG_GET_CALIBRATION: return calibration_reply(reply);
     default: return reply_error(reply, id, ERROR_CODE_UNKNOWN_MESSAGE, id);
   }
   return error ? reply_error(reply, id, error, detail) : reply_ok(reply, id);

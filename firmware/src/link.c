@@ -1,71 +1,82 @@
-// Framed link: frame parser, CRC16-CCITT, sequence numbers with reply replay, frame encoder.
+// Framed link: byte-stuffed frame parser and encoder, sequence numbers with reply replay.
 #include <string.h> // memcpy
 #include "link.h"   // struct link_parser, struct link_session
+#include "crc16.h"  // crc16_ccitt
 
-// CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection (check value 0x29B1 for "123456789").
-uint16_t crc16_ccitt(const uint8_t *data, uint8_t length) {
-  uint16_t crc = 0xFFFF;
-  while (length--) {
-    crc ^= (uint16_t)(*data++) << 8;
-    for (uint8_t bit = 0; bit < 8; bit++) crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
-  }
-  return crc;
-}
-
-static enum link_feed_result reject(struct link_parser *parser, uint8_t last_byte) {
+static enum link_feed_result reject(struct link_parser *parser, uint8_t skip_to_sync) {
   parser->bad_frames++;
+  parser->dropped_bytes += parser->length;
   parser->length = 0;
-  // A frame that ended on a sync byte leaves us aligned; otherwise skip to the next sync.
-  parser->discarding = last_byte != FRAME_SYNC;
+  parser->escaped = 0;
+  parser->discarding = skip_to_sync;
   return LINK_FRAME_BAD;
 }
 
 enum link_feed_result link_feed(struct link_parser *parser, uint8_t byte) {
+  if (byte == FRAME_STOP) return LINK_PENDING;  // acted on upstream (the receive interrupt); never part of a frame
+  if (byte == FRAME_SYNC) {
+    if (parser->discarding) {
+      parser->discarding = 0;
+      return LINK_PENDING;
+    }
+    if (parser->length == 0 && !parser->escaped) return LINK_PENDING;  // an opening flag, or idle fill
+    uint8_t length = parser->length;
+    if (parser->escaped || length < FRAME_MIN_BYTES || parser->frame[0] != length) return reject(parser, 0);
+    uint16_t crc = crc16_ccitt(parser->frame, length - 2);
+    if (parser->frame[length - 2] != (crc >> 8) || parser->frame[length - 1] != (crc & 0xFF)) return reject(parser, 0);
+    parser->length = 0;
+    return LINK_FRAME_READY;
+  }
   if (parser->discarding) {
     parser->dropped_bytes++;
-    if (byte == FRAME_SYNC) parser->discarding = 0;
     return LINK_PENDING;
   }
-  if (parser->length == 0) {
-    if (byte == FRAME_SYNC) return LINK_PENDING;  // idle fill between frames
-    if (byte < FRAME_MIN_BYTES || byte > FRAME_MAX_BYTES) {
-      parser->dropped_bytes++;
-      return reject(parser, byte);
-    }
+  if (byte == FRAME_ESCAPE && !parser->escaped) {
+    parser->escaped = 1;
+    return LINK_PENDING;
   }
+  if (parser->escaped) {
+    byte ^= FRAME_ESCAPE_XOR;
+    parser->escaped = 0;
+  }
+  if (parser->length == FRAME_MAX_BYTES) return reject(parser, 1);  // too long to be a frame
   parser->frame[parser->length++] = byte;
-  if (parser->length < parser->frame[0]) return LINK_PENDING;
-  uint8_t length = parser->length;
-  if (byte != FRAME_SYNC) return reject(parser, byte);
-  uint16_t crc = crc16_ccitt(parser->frame, length - 3);
-  if (parser->frame[length - 3] != (crc >> 8) || parser->frame[length - 2] != (crc & 0xFF)) return reject(parser, byte);
-  parser->length = 0;
-  return LINK_FRAME_READY;
+  return LINK_PENDING;
 }
 
 uint8_t link_drop_partial(struct link_parser *parser) {
-  parser->discarding = 0;  // after idle, the next byte starts a frame
-  if (parser->length == 0) return 0;
-  parser->dropped_bytes += parser->length;
-  parser->bad_frames++;
-  parser->length = 0;
+  if (parser->length == 0 && !parser->escaped) return 0;
+  reject(parser, 0);
   return 1;
 }
 
+static uint8_t needs_escape(uint8_t byte) { return byte == FRAME_SYNC || byte == FRAME_ESCAPE || byte == FRAME_STOP; }
+
 uint8_t link_encode(uint8_t *out, uint8_t seq_byte, const uint8_t *payload, uint8_t payload_length) {
+  uint8_t frame[FRAME_MAX_BYTES];
   uint8_t length = payload_length + FRAME_MIN_BYTES;
-  out[0] = length;
-  out[1] = seq_byte;
-  if (payload_length) memcpy(out + 2, payload, payload_length);  // NAK and sync replies have no payload (and a null pointer)
-  uint16_t crc = crc16_ccitt(out, payload_length + 2);
-  out[length - 3] = crc >> 8;
-  out[length - 2] = crc & 0xFF;
-  out[length - 1] = FRAME_SYNC;
-  return length;
+  frame[0] = length;
+  frame[1] = seq_byte;
+  if (payload_length) memcpy(frame + 2, payload, payload_length);  // NAK and sync replies have no payload (and a null pointer)
+  uint16_t crc = crc16_ccitt(frame, length - 2);
+  frame[length - 2] = crc >> 8;
+  frame[length - 1] = crc & 0xFF;
+  uint8_t written = 0;
+  out[written++] = FRAME_SYNC;
+  for (uint8_t i = 0; i < length; i++) {
+    if (needs_escape(frame[i])) {
+      out[written++] = FRAME_ESCAPE;
+      out[written++] = frame[i] ^ FRAME_ESCAPE_XOR;
+    } else {
+      out[written++] = frame[i];
+    }
+  }
+  out[written++] = FRAME_SYNC;
+  return written;
 }
 
 static void send(uint8_t seq_byte, const uint8_t *payload, uint8_t payload_length) {
-  uint8_t frame[FRAME_MAX_BYTES];
+  uint8_t frame[LINK_WIRE_MAX_BYTES];
   link_transmit(frame, link_encode(frame, seq_byte, payload, payload_length));
 }
 

@@ -1,13 +1,26 @@
-// Safety supervisor: the pen's one state variable, interlocks, heartbeat, the latched fault and the one safe path.
-#include "safety.h"     // safety_state
-#include "stepper.h"    // stepper_retract, stepper_position
-#include "motor.h"      // motor_off_now
-#include "sensors.h"    // sensors_inputs
-#include "calibration.h" // calibration_steps_for_um
-#include "storage.h"  // storage_save
-#include "protocol.h"   // enum pen_state, enum error_code, INPUT_BIT_*
-#include "faults.h"     // enum fault_code, FAULT_NEEDS_HOME_MASK
-#include "pen_config.h" // HEARTBEAT_TIMEOUT_MS, LIMITS_*, DEPTH_*
+// Safety supervisor: the pen's one state variable and its transition table, interlocks, heartbeat, the depth window
+// at run time, the latched fault with its clear rules, and the one safe path.
+#include "safety.h"      // safety_state
+#include "board.h"       // board_outputs_safe
+#include "stepper.h"     // stepper_retract, stepper_position
+#include "motor.h"       // motor_off_now
+#include "sensors.h"     // sensors_inputs
+#include "calibration.h" // calibration_um_for_steps
+#include "protocol.h"    // enum pen_state, enum error_code, INPUT_BIT_*
+#include "faults.h"      // enum fault_code, FAULT_NEEDS_HOME_MASK, FAULT_CRITICAL_MASK
+#include "pen_config.h"  // HEARTBEAT_TIMEOUT_MS, LIMITS_*, DEPTH_*
+
+#define STATE_BIT(name) (1U << PEN_STATE_##name)
+// Where each state may go on a command or an event. FAULT is not listed: go_safe() is the one way in, from anywhere.
+static const uint8_t allowed_next[] = {
+  [PEN_STATE_BOOT] = STATE_BIT(HOMING_REQUIRED),
+  [PEN_STATE_HOMING_REQUIRED] = STATE_BIT(HOMING),
+  [PEN_STATE_HOMING] = STATE_BIT(IDLE) | STATE_BIT(HOMING_REQUIRED),
+  [PEN_STATE_IDLE] = STATE_BIT(HOMING) | STATE_BIT(ARMED),
+  [PEN_STATE_ARMED] = STATE_BIT(IDLE) | STATE_BIT(RUNNING),
+  [PEN_STATE_RUNNING] = STATE_BIT(IDLE) | STATE_BIT(ARMED),
+  [PEN_STATE_FAULT] = STATE_BIT(IDLE) | STATE_BIT(HOMING_REQUIRED),
+};
 
 static volatile uint8_t state = PEN_STATE_BOOT;
 static volatile uint8_t flagged_fault;
@@ -24,8 +37,15 @@ static uint16_t mismatch_ms;
 static uint32_t last_poll_ms;
 
 static uint8_t input(uint8_t bit) { return (sensors_inputs() >> bit) & 1; }
+static uint8_t fault_needs_home(uint8_t code) { return (FAULT_NEEDS_HOME_MASK >> code) & 1; }
+static uint8_t fault_is_critical(uint8_t code) { return (FAULT_CRITICAL_MASK >> code) & 1; }
 
-static int16_t step_depth_um(void) { return calibration_um_for_steps(stepper_position()); }
+uint8_t safety_enter(uint8_t next_state) {
+  if (next_state == state) return 1;
+  if (next_state >= sizeof allowed_next || !((allowed_next[state] >> next_state) & 1)) return 0;
+  state = next_state;
+  return 1;
+}
 
 // The one safe path: motor off, needle home, fault latched and reported.
 static void go_safe(uint8_t code) {
@@ -34,26 +54,42 @@ static void go_safe(uint8_t code) {
   if (state != PEN_STATE_FAULT) fault = code;  // the first cause is the one reported
   state = PEN_STATE_FAULT;
   stepper_retract(fault != FAULT_HOME_SWITCH_STUCK);
-  if ((FAULT_NEEDS_HOME_MASK >> code) & 1) stepper_forget_home();
+  if (fault_needs_home(code)) stepper_forget_home();
+  // A hazard interrupted the treatment: the cartridge must be inspected and cleared again before arming.
+  if (fault_is_critical(code)) cartridge_cleared = 0;
   report_pending = 1;
 }
 
 void safety_init(uint8_t reset_cause) {
   board_outputs_safe();
-  state = PEN_STATE_HOMING_REQUIRED;  // position is unknown after any reset
+  safety_enter(PEN_STATE_HOMING_REQUIRED);  // position is unknown after any reset
   if (reset_cause == RESET_CAUSE_WATCHDOG) go_safe(FAULT_WATCHDOG_RESET);
 }
 
 uint8_t safety_state(void) { return state; }
 uint8_t safety_fault(void) { return fault; }
 uint8_t safety_cartridge_cleared(void) { return cartridge_cleared; }
+void safety_clear_cartridge(void) { cartridge_cleared = 1; }
+const volatile uint8_t *safety_flagged_fault(void) { return &flagged_fault; }
 
 uint8_t safety_outputs_active(void) {
   return state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING || (state == PEN_STATE_IDLE && stepper_moving());
 }
 
-void safety_flag_fault(uint8_t code) {
+static void flag_fault(uint8_t code) {
   if (flagged_fault == FAULT_NONE) flagged_fault = code;
+}
+
+void safety_on_interlock(uint8_t fault_code) {
+  // A cartridge taken out while nothing can move is not a fault; arming checks for it.
+  if (fault_code == FAULT_CARTRIDGE_REMOVED && !safety_outputs_active()) return;
+  motor_off_now();
+  flag_fault(fault_code);
+}
+
+void safety_on_stop_byte(void) {
+  motor_off_now();
+  stop_requested = 1;
 }
 
 void safety_tick_1khz(void) {
@@ -66,7 +102,7 @@ void safety_tick_1khz(void) {
   heartbeat_fresh = silence_ms <= HEARTBEAT_TIMEOUT_MS;
   if (!heartbeat_fresh && safety_outputs_active()) {
     motor_off_now();
-    safety_flag_fault(FAULT_HEARTBEAT_LOST);
+    flag_fault(FAULT_HEARTBEAT_LOST);
   }
 }
 
@@ -75,33 +111,58 @@ void safety_heartbeat(void) {
   heartbeat_fresh = 1;
 }
 
-// An interlock that forbids operating, whatever the state; FAULT_NONE when all is well.
-static uint8_t interlock_tripped(void) {
+uint8_t safety_heartbeat_fresh(void) { return heartbeat_fresh; }
+
+static uint8_t over_temperature(void) { return sensors_temperature_deci_c() > LIMITS_TEMPERATURE_LIMIT_DECI_C; }
+
+static uint8_t supply_out_of_range(void) {
+  uint16_t supply = sensors_supply_mv();
+  return supply < LIMITS_SUPPLY_MIN_MV || supply > LIMITS_SUPPLY_MAX_MV;
+}
+
+uint8_t safety_interlock(void) {
   if (input(INPUT_BIT_ESTOP)) return FAULT_ESTOP;
   if (!sensors_settled()) return FAULT_NONE;
   if (!sensors_ntc_plausible()) return FAULT_TEMPERATURE_SENSOR;
-  if (sensors_temperature_deci_c() > LIMITS_TEMPERATURE_LIMIT_DECI_C) return FAULT_OVER_TEMPERATURE;
-  uint16_t supply = sensors_supply_mv();
-  if (supply < LIMITS_SUPPLY_MIN_MV || supply > LIMITS_SUPPLY_MAX_MV) return FAULT_SUPPLY_OUT_OF_RANGE;
+  if (over_temperature()) return FAULT_OVER_TEMPERATURE;
+  if (supply_out_of_range()) return FAULT_SUPPLY_OUT_OF_RANGE;
   if (!sensors_depth_sensor_plausible()) return FAULT_DEPTH_SENSOR;
   return FAULT_NONE;
 }
 
+// Each cause on its own, so a fault is not cleared while its cause persists behind another one.
 static uint8_t cause_present(uint8_t code) {
   switch (code) {
     case FAULT_ESTOP: return input(INPUT_BIT_ESTOP);
     case FAULT_CARTRIDGE_REMOVED: return !input(INPUT_BIT_CARTRIDGE_PRESENT);
     case FAULT_OVER_TEMPERATURE: return sensors_temperature_deci_c() > LIMITS_TEMPERATURE_CLEAR_DECI_C;
     case FAULT_TEMPERATURE_SENSOR: return !sensors_ntc_plausible();
-    case FAULT_SUPPLY_OUT_OF_RANGE: return interlock_tripped() == FAULT_SUPPLY_OUT_OF_RANGE;
+    case FAULT_SUPPLY_OUT_OF_RANGE: return supply_out_of_range();
     case FAULT_DEPTH_SENSOR: return !sensors_depth_sensor_plausible();
+  }
+  return 0;
+}
+
+static int16_t step_depth_um(void) { return calibration_um_for_steps(stepper_position()); }
+static int16_t sensor_depth_um(void) { return calibration_um_for_steps(calibration_sensor_steps(sensors_depth_mv())); }
+
+uint8_t safety_depth_refusal(int32_t *detail) {
+  int16_t steps_um = step_depth_um(), sensed_um = sensor_depth_um();
+  int16_t target_um = calibration_um_for_steps(stepper_target());
+  *detail = steps_um;
+  if (steps_um < DEPTH_MIN_UM || steps_um > DEPTH_MAX_UM) return ERROR_CODE_DEPTH_OUTSIDE_WINDOW;
+  *detail = target_um;
+  if (target_um < DEPTH_MIN_UM || target_um > DEPTH_MAX_UM) return ERROR_CODE_DEPTH_OUTSIDE_WINDOW;
+  *detail = sensed_um;
+  if (sensed_um < DEPTH_MIN_UM - DEPTH_AXIS_MISMATCH_TOLERANCE_UM || sensed_um > DEPTH_MAX_UM + DEPTH_AXIS_MISMATCH_TOLERANCE_UM) {
+    return ERROR_CODE_DEPTH_OUTSIDE_WINDOW;
   }
   return 0;
 }
 
 // Step count against the independent depth sensor: lost steps or slipping mechanics.
 static void check_depth_agreement(void) {
-  int16_t difference = step_depth_um() - sensors_depth_um();
+  int16_t difference = step_depth_um() - sensor_depth_um();
   if (difference < 0) difference = -difference;
   mismatch_ms = difference > DEPTH_AXIS_MISMATCH_TOLERANCE_UM ? mismatch_ms + 1 : 0;
   if (mismatch_ms >= DEPTH_AXIS_MISMATCH_DEBOUNCE_MS) {
@@ -110,7 +171,7 @@ static void check_depth_agreement(void) {
   }
   // Both channels say the needle is out, yet the switch says home: the switch is stuck.
   if (input(INPUT_BIT_HOME_SWITCH) && step_depth_um() > DEPTH_AXIS_HOME_SWITCH_STUCK_UM &&
-      sensors_depth_um() > DEPTH_AXIS_HOME_SWITCH_STUCK_UM) {
+      sensor_depth_um() > DEPTH_AXIS_HOME_SWITCH_STUCK_UM) {
     go_safe(FAULT_HOME_SWITCH_STUCK);
   }
 }
@@ -120,7 +181,7 @@ static void every_millisecond(void) {
   uint8_t cartridge_in = input(INPUT_BIT_CARTRIDGE_PRESENT);
   if (!cartridge_in) cartridge_cleared = 0;  // a cartridge put back must be cleared again
   if (state == PEN_STATE_FAULT) return;
-  uint8_t interlock = interlock_tripped();
+  uint8_t interlock = safety_interlock();
   if (interlock != FAULT_NONE) {
     go_safe(interlock);
     return;
@@ -131,7 +192,7 @@ static void every_millisecond(void) {
   }
   if (state == PEN_STATE_HOMING) {
     enum homing_result result = stepper_poll_homing();
-    if (result == HOMING_DONE) state = PEN_STATE_IDLE;
+    if (result == HOMING_DONE) safety_enter(PEN_STATE_IDLE);
     else if (result == HOMING_SWITCH_NOT_FOUND) go_safe(FAULT_HOMING_FAILED);
     else if (result == HOMING_SWITCH_STUCK) go_safe(FAULT_HOME_SWITCH_STUCK);
     return;
@@ -140,13 +201,16 @@ static void every_millisecond(void) {
     check_depth_agreement();
     if (state == PEN_STATE_FAULT) return;
   }
+  int32_t depth_um;
+  if ((state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) && safety_depth_refusal(&depth_um)) {
+    go_safe(FAULT_DEPTH_OUTSIDE_WINDOW);
+    return;
+  }
   if (state == PEN_STATE_RUNNING) {
     uint8_t motor_fault = motor_update_1ms(sensors_current_ma());
     if (motor_fault != FAULT_NONE) go_safe(motor_fault);
   }
 }
-
-void safety_request_stop(void) { stop_requested = 1; }
 
 void safety_poll(uint32_t now_ms) {
   if (stop_requested) {
@@ -170,112 +234,19 @@ uint8_t safety_take_report(void) {
   return pending;
 }
 
-uint8_t safety_home(int32_t *detail) {
-  *detail = state;
-  if (state != PEN_STATE_HOMING_REQUIRED && state != PEN_STATE_IDLE) return ERROR_CODE_NOT_ALLOWED_IN_STATE;
-  uint8_t interlock = interlock_tripped();
-  if (interlock != FAULT_NONE) {
-    *detail = interlock;
-    return ERROR_CODE_INTERLOCK_ACTIVE;
-  }
-  state = PEN_STATE_HOMING;
-  stepper_start_homing();
-  return 0;
-}
-
-uint8_t safety_move_to(uint16_t depth_um, int32_t *detail) {
-  *detail = depth_um;
-  if (depth_um < DEPTH_MIN_UM || depth_um > DEPTH_MAX_UM) return ERROR_CODE_OUT_OF_RANGE;
-  if (!stepper_homed()) return ERROR_CODE_NOT_HOMED;
-  if (state != PEN_STATE_IDLE && state != PEN_STATE_ARMED && state != PEN_STATE_RUNNING) {
-    *detail = state;
-    return ERROR_CODE_NOT_ALLOWED_IN_STATE;
-  }
-  stepper_move_to(calibration_steps_for_um(depth_um));
-  return 0;
-}
-
-
-uint8_t safety_arm(int32_t *detail) {
-  *detail = state;
-  if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) return 0;
-  if (state == PEN_STATE_HOMING_REQUIRED) return ERROR_CODE_NOT_HOMED;
-  if (state != PEN_STATE_IDLE) return ERROR_CODE_NOT_ALLOWED_IN_STATE;
-  if (calibration_source() == CALIBRATION_SOURCE_INVALID) return ERROR_CODE_CALIBRATION_INVALID;
-  uint8_t interlock = interlock_tripped();
-  if (interlock != FAULT_NONE) {
-    *detail = interlock;
-    return ERROR_CODE_INTERLOCK_ACTIVE;
-  }
-  if (!input(INPUT_BIT_CARTRIDGE_PRESENT)) return ERROR_CODE_CARTRIDGE_MISSING;
-  if (!cartridge_cleared) return ERROR_CODE_CARTRIDGE_NOT_CLEARED;
-  if (!heartbeat_fresh) return ERROR_CODE_HEARTBEAT_STALE;
-  state = PEN_STATE_ARMED;
-  return 0;
-}
-
-void safety_disarm(void) {
-  motor_stop();
-  if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) state = PEN_STATE_IDLE;
-}
-
-uint8_t safety_start_needle(uint16_t strokes_per_second, int32_t *detail) {
-  *detail = strokes_per_second;
-  if (strokes_per_second < NEEDLE_DRIVE_MIN_STROKES_PER_SECOND || strokes_per_second > NEEDLE_DRIVE_MAX_STROKES_PER_SECOND) {
-    return ERROR_CODE_OUT_OF_RANGE;
-  }
-  if (state != PEN_STATE_ARMED && state != PEN_STATE_RUNNING) {
-    *detail = state;
-    return ERROR_CODE_NOT_ALLOWED_IN_STATE;
-  }
-  if (flagged_fault != FAULT_NONE) {
-    // An interlock interrupt fired since the last poll: the safe path runs next, not the motor.
-    *detail = flagged_fault;
-    return ERROR_CODE_INTERLOCK_ACTIVE;
-  }
-  motor_start(strokes_per_second);
-  state = PEN_STATE_RUNNING;
-  return 0;
-}
-
-void safety_stop_needle(void) {
-  motor_stop();
-  if (state == PEN_STATE_RUNNING) state = PEN_STATE_ARMED;
-}
-
 uint8_t safety_clear_fault(int32_t *detail) {
   *detail = fault;
   if (state != PEN_STATE_FAULT) return 0;
   if (cause_present(fault) || flagged_fault != FAULT_NONE) return ERROR_CODE_FAULT_CAUSE_PRESENT;
   fault = FAULT_NONE;
-  state = stepper_homed() ? PEN_STATE_IDLE : PEN_STATE_HOMING_REQUIRED;
-  return 0;
-}
-
-uint8_t safety_clear_cartridge(uint32_t cartridge_id, int32_t *detail) {
-  *detail = (int32_t)cartridge_id;
-  if (!input(INPUT_BIT_CARTRIDGE_PRESENT)) return ERROR_CODE_CARTRIDGE_MISSING;
-  cartridge_cleared = 1;
+  safety_enter(stepper_homed() ? PEN_STATE_IDLE : PEN_STATE_HOMING_REQUIRED);
   return 0;
 }
 
 void safety_stop(void) {
   motor_off_now();
   motor_stop();
-  if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) state = PEN_STATE_IDLE;
-  if (state == PEN_STATE_HOMING) state = PEN_STATE_HOMING_REQUIRED;
+  if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) safety_enter(PEN_STATE_IDLE);
+  if (state == PEN_STATE_HOMING) safety_enter(PEN_STATE_HOMING_REQUIRED);
   stepper_retract(1);
-}
-
-uint8_t safety_set_calibration(const struct calibration *calibration, int32_t *detail) {
-  *detail = state;
-  if ((state != PEN_STATE_HOMING_REQUIRED && state != PEN_STATE_IDLE) || stepper_moving() || storage_busy()) {
-    return ERROR_CODE_NOT_ALLOWED_IN_STATE;
-  }
-  *detail = 0;
-  if (!calibration_plausible(calibration)) return ERROR_CODE_OUT_OF_RANGE;
-  calibration_use(calibration, CALIBRATION_SOURCE_STORED);
-  stepper_set_limit_steps(calibration_window_max_steps());
-  storage_save(calibration);
-  return 0;
 }

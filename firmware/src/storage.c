@@ -2,10 +2,11 @@
 // per main-loop pass so a reset mid-write always leaves one good copy and the watchdog keeps running.
 #include <string.h>     // memcpy
 #include "storage.h"    // storage_init
+#include "board.h"      // eeprom_byte_read
 #include "protocol.h"   // CALIBRATION_SOURCE_*
-#include "link.h"       // crc16_ccitt
+#include "crc16.h"      // crc16_ccitt
 
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2  // 2: bounds derived from the tolerances; the sensor reads the carriage
 #define SLOT_BYTES 32
 
 struct __attribute__((packed)) record {
@@ -40,7 +41,8 @@ void storage_init(void) {
   for (uint8_t slot = 0; slot < 2; slot++) {
     if (state[slot] == 1 && (best < 0 || (int16_t)(slots[slot].sequence - slots[best].sequence) > 0)) best = (int8_t)slot;
   }
-  if (best >= 0 && calibration_plausible(&slots[best].calibration)) {
+  if (best >= 0 && calibration_depth_plausible(&slots[best].calibration.depth) &&
+      calibration_sensor_plausible(&slots[best].calibration.sensor)) {
     calibration_use(&slots[best].calibration, CALIBRATION_SOURCE_STORED);
     sequence = slots[best].sequence;
     current_slot = (uint8_t)best;

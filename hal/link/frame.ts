@@ -1,5 +1,7 @@
-// Framing: CRC16-CCITT, frame encoder and a streaming parser that resynchronises on the sync byte.
-import { FRAME_MAX_BYTES, FRAME_MIN_BYTES, FRAME_SYNC } from '../../hardware/generated/protocol.ts';
+// Framing: CRC16-CCITT, the byte-stuffed frame encoder and a streaming parser with the firmware's rules.
+import {
+  FRAME_ESCAPE, FRAME_ESCAPE_XOR, FRAME_MAX_BYTES, FRAME_MIN_BYTES, FRAME_STOP, FRAME_SYNC,
+} from '../../hardware/generated/protocol.ts';
 
 /** CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection; 0x29B1 for "123456789". */
 export function crc16Ccitt(bytes: Uint8Array): number {
@@ -16,6 +18,9 @@ export interface Frame {
   readonly payload: Uint8Array;
 }
 
+const needsEscape = (byte: number): boolean => byte === FRAME_SYNC || byte === FRAME_ESCAPE || byte === FRAME_STOP;
+
+/** The frame as it goes on the wire: `sync | len seq payload crc (escaped) | sync`. */
 export function encodeFrame(seqByte: number, payload: Uint8Array): Uint8Array {
   const length = payload.length + FRAME_MIN_BYTES;
   if (length > FRAME_MAX_BYTES) {
@@ -25,11 +30,16 @@ export function encodeFrame(seqByte: number, payload: Uint8Array): Uint8Array {
   frame[0] = length;
   frame[1] = seqByte;
   frame.set(payload, 2);
-  const crc = crc16Ccitt(frame.subarray(0, length - 3));
-  frame[length - 3] = crc >> 8;
-  frame[length - 2] = crc & 0xff;
-  frame[length - 1] = FRAME_SYNC;
-  return frame;
+  const crc = crc16Ccitt(frame.subarray(0, length - 2));
+  frame[length - 2] = crc >> 8;
+  frame[length - 1] = crc & 0xff;
+  const wire = [FRAME_SYNC];
+  for (const byte of frame) {
+    if (needsEscape(byte)) wire.push(FRAME_ESCAPE, byte ^ FRAME_ESCAPE_XOR);
+    else wire.push(byte);
+  }
+  wire.push(FRAME_SYNC);
+  return Uint8Array.from(wire);
 }
 
 export interface ParserStats {
@@ -38,11 +48,12 @@ export interface ParserStats {
   bytesDropped: number;
 }
 
-/** Same rules as the firmware's link_feed: bad length, CRC or sync rejects the frame and skips to the next sync. */
+/** Same rules as the firmware's link_feed: a frame ends at a sync byte; bad length or CRC rejects it. */
 export class FrameParser {
   readonly stats: ParserStats = { framesGood: 0, framesBad: 0, bytesDropped: 0 };
   private readonly buffer = new Uint8Array(FRAME_MAX_BYTES);
   private length = 0;
+  private escaped = false;
   private discarding = false;
 
   /** Feeds bytes; calls onFrame for each good frame and onBad for each rejected one. */
@@ -51,8 +62,8 @@ export class FrameParser {
       const result = this.feed(byte);
       if (result === 'frame') {
         this.stats.framesGood++;
-        const total = this.buffer[0] ?? 0;
-        onFrame({ seqByte: this.buffer[1] ?? 0, payload: this.buffer.slice(2, total - 3) });
+        onFrame({ seqByte: this.buffer[1] ?? 0, payload: this.buffer.slice(2, this.length - 2) });
+        this.length = 0;
       } else if (result === 'bad') {
         this.stats.framesBad++;
         onBad();
@@ -61,31 +72,39 @@ export class FrameParser {
   }
 
   private feed(byte: number): 'pending' | 'frame' | 'bad' {
+    if (byte === FRAME_STOP) return 'pending';  // the STOP byte is acted on before framing, never part of a frame
+    if (byte === FRAME_SYNC) {
+      if (this.discarding) {
+        this.discarding = false;
+        return 'pending';
+      }
+      if (this.length === 0 && !this.escaped) return 'pending';  // an opening flag, or idle fill
+      const length = this.length;
+      if (this.escaped || length < FRAME_MIN_BYTES || this.buffer[0] !== length) return this.reject(false);
+      const crc = crc16Ccitt(this.buffer.subarray(0, length - 2));
+      if (this.buffer[length - 2] !== crc >> 8 || this.buffer[length - 1] !== (crc & 0xff)) return this.reject(false);
+      return 'frame';
+    }
     if (this.discarding) {
       this.stats.bytesDropped++;
-      if (byte === FRAME_SYNC) this.discarding = false;
       return 'pending';
     }
-    if (this.length === 0) {
-      if (byte === FRAME_SYNC) return 'pending';
-      if (byte < FRAME_MIN_BYTES || byte > FRAME_MAX_BYTES) {
-        this.stats.bytesDropped++;
-        return this.reject(byte);
-      }
+    if (byte === FRAME_ESCAPE && !this.escaped) {
+      this.escaped = true;
+      return 'pending';
     }
-    this.buffer[this.length++] = byte;
-    const total = this.buffer[0] ?? 0;
-    if (this.length < total) return 'pending';
-    if (byte !== FRAME_SYNC) return this.reject(byte);
-    const crc = crc16Ccitt(this.buffer.subarray(0, total - 3));
-    if (this.buffer[total - 3] !== crc >> 8 || this.buffer[total - 2] !== (crc & 0xff)) return this.reject(byte);
-    this.length = 0;
-    return 'frame';
+    const value = this.escaped ? byte ^ FRAME_ESCAPE_XOR : byte;
+    this.escaped = false;
+    if (this.length === FRAME_MAX_BYTES) return this.reject(true);  // too long to be a frame
+    this.buffer[this.length++] = value;
+    return 'pending';
   }
 
-  private reject(lastByte: number): 'bad' {
+  private reject(skipToSync: boolean): 'bad' {
+    this.stats.bytesDropped += this.length;
     this.length = 0;
-    this.discarding = lastByte !== FRAME_SYNC;
+    this.escaped = false;
+    this.discarding = skipToSync;
     return 'bad';
   }
 }

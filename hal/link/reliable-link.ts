@@ -1,7 +1,7 @@
 // Reliable link: sequence numbers, a retransmit window with go-back-N, reply matching and link-loss detection.
 import type { Clock, Timer } from '../../hardware/clock.ts';
 import { pen } from '../../hardware/description.ts';
-import { FRAME_SYNC, FrameKind, SEQ_WINDOW, type HostMessageName, type MessageFields } from '../../hardware/generated/protocol.ts';
+import { FRAME_STOP, FrameKind, SEQ_WINDOW, type HostMessageName, type MessageFields } from '../../hardware/generated/protocol.ts';
 import { decodeMessage, encodeMessage, DecodeError, type Message } from './codec.ts';
 import { encodeFrame, FrameParser, type Frame } from './frame.ts';
 import type { Transport } from './transport.ts';
@@ -95,6 +95,9 @@ export class PenLink {
   /** Sends a command and resolves with the pen's reply (an `error` message is a reply too). */
   async request<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<Message> {
     const payload = encodeMessage(name, fields);
+    // The STOP byte goes out now, ahead of the window and any frame: the pen acts on it wherever it lands. The framed
+    // stop that follows is the one the pen acknowledges.
+    if (name === 'stop' && this.lost === null) this.transport.write(Uint8Array.of(FRAME_STOP));
     while (this.inFlight.length >= SEQ_WINDOW && this.lost === null) {
       await new Promise<void>((resolve) => this.waiting.push(resolve));
     }
@@ -102,11 +105,8 @@ export class PenLink {
     const seq = this.nextSeq;
     this.nextSeq = (seq + 1) & sequenceMask;
     return new Promise<Message>((resolve, reject) => {
-      const frame = encodeFrame(FrameKind.data | seq, payload);
       const request: PendingRequest = {
-        seq, name, resolve, reject, retransmits: 0, timer: null,
-        // A sync byte ahead of STOP lets the pen's receive interrupt act on its header before the frame completes.
-        frame: name === 'stop' ? Uint8Array.of(FRAME_SYNC, ...frame) : frame,
+        seq, name, resolve, reject, retransmits: 0, timer: null, frame: encodeFrame(FrameKind.data | seq, payload),
       };
       this.inFlight.push(request);
       this.send(request);

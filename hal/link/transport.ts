@@ -25,8 +25,13 @@ abstract class StreamTransport implements Transport {
     stream.on('data', (chunk: Buffer) => {
       for (const listener of this.dataListeners) listener(new Uint8Array(chunk));
     });
-    stream.on('error', (error: Error) => this.emitClose(error));
-    stream.on('close', () => this.emitClose());
+    stream.on('error', (error: Error) => this.emitClose(this.closeReason() ?? error));
+    stream.on('close', () => this.emitClose(this.closeReason()));
+  }
+
+  /** Why the far end closed, when it said so before closing: that beats a bare close or reset. */
+  protected closeReason(): Error | undefined {
+    return undefined;
   }
 
   abstract write(bytes: Uint8Array): void;
@@ -47,10 +52,25 @@ abstract class StreamTransport implements Transport {
   }
 }
 
+/** A server that refuses us sends this as a line of text, its first bytes, then closes (hardware/sim/tcp-server.ts). */
+const BUSY_LINE = /^(busy:[^\r\n]*)/;
+const BUSY_HEAD_BYTES = 256;
+
 export class TcpTransport extends StreamTransport {
+  /** The first bytes received, kept only to tell a refusal from a lost connection. */
+  private head = Buffer.alloc(0);
+
   private constructor(private readonly socket: Socket, description: string) {
     super(socket, description);
     socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.head.length < BUSY_HEAD_BYTES) this.head = Buffer.concat([this.head, chunk]);
+    });
+  }
+
+  protected override closeReason(): Error | undefined {
+    const line = BUSY_LINE.exec(this.head.toString('utf8'))?.[1];
+    return line === undefined ? undefined : new TransportError(line);
   }
 
   static open(host: string, port: number): Promise<TcpTransport> {
@@ -85,10 +105,13 @@ export class SerialTransport extends StreamTransport {
 
   static open(path: string, baudRate: number = pen.board.uartBaud): Promise<SerialTransport> {
     return new Promise((resolve, reject) => {
-      const port = new SerialPort({ path, baudRate, autoOpen: false });
+      // lock: one host at a time. On Linux it is an exclusive flock(), which holds against other programs that lock
+      // the port too (serialport, pyserial with exclusive=True), not against those that open it without locking.
+      const port = new SerialPort({ path, baudRate, autoOpen: false, lock: true });
       port.open((error) => {
-        if (error) reject(new TransportError(`cannot open serial port ${path}: ${error.message}`));
-        else resolve(new SerialTransport(port, `serial ${path} @ ${baudRate} baud`));
+        if (!error) return resolve(new SerialTransport(port, `serial ${path} @ ${baudRate} baud`));
+        const busy = /Cannot lock port/.test(error.message) ? `busy: another program holds ${path}: ` : '';
+        reject(new TransportError(`${busy}cannot open serial port ${path}: ${error.message}`));
       });
     });
   }

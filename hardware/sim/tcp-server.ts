@@ -16,22 +16,33 @@ export function parseListenAddress(address: string): ListenAddress {
   return { host: match[1] ?? '127.0.0.1', port };
 }
 
-/** Bridges each accepted socket to a fresh UART port of the pen; a second client replaces the first. */
+/** How long a refused client may keep its socket open after the busy line before it is cut off. */
+const REFUSED_LINGER_MS = 1000;
+
+/**
+ * Bridges an accepted socket to a fresh UART port of the pen. One host owns the pen at a time (DESIGN, "The
+ * link"): while a client holds it, another is sent one `busy: …` line saying who holds it and is closed, so it
+ * can neither inherit a running needle nor slip frames into the holder's stream.
+ */
 export function servePen(pen: VirtualPen, address: ListenAddress, log: (line: string) => void = () => {}): Promise<Server> {
-  let current: Socket | null = null;
+  let holder: { readonly peer: string; readonly since: number } | null = null;
   const server = createServer((socket) => {
-    current?.destroy();
-    current = socket;
+    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    socket.on('error', () => socket.destroy());
+    if (holder !== null) {
+      const line = `busy: another host holds this pen (${holder.peer}, connected ${Math.round((Date.now() - holder.since) / 1000)} s ago)`;
+      log(`refused ${peer}: ${line}`);
+      refuse(socket, line);
+      return;
+    }
+    holder = { peer, since: Date.now() };
     socket.setNoDelay(true);
     const uart = pen.openPort();
-    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     log(`client connected from ${peer}`);
     uart.onData((bytes) => socket.write(bytes));
-    socket.on('data', (chunk: Buffer) => {
-      if (current === socket) uart.write(new Uint8Array(chunk));
-    });
-    socket.on('error', () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => uart.write(new Uint8Array(chunk)));
     socket.on('close', () => {
+      holder = null;
       void uart.close();
       log(`client ${peer} disconnected`);
     });
@@ -40,4 +51,13 @@ export function servePen(pen: VirtualPen, address: ListenAddress, log: (line: st
     server.once('error', reject);
     server.listen(address.port, address.host, () => resolve(server));
   });
+}
+
+/** Sends the line and half-closes; reading on lets the close be a FIN, as unread bytes would turn it into a reset. */
+function refuse(socket: Socket, line: string): void {
+  socket.resume();
+  socket.end(`${line}\n`);
+  const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
+  linger.unref();
+  socket.once('close', () => clearTimeout(linger));
 }

@@ -12,6 +12,7 @@ import { RealClock, VirtualClock, type Clock } from '../clock.ts';
 import { parseIntelHex } from './intel-hex.ts';
 import { PenPlant } from './plant.ts';
 import { FRAME_SYNC } from '../generated/protocol.ts';
+import { elfPathFor, ramSymbol, watchdogKicksReachedFrom } from './elf-symbols.ts';
 
 export const defaultFirmwarePath = join(dirname(fileURLToPath(import.meta.url)), '../../firmware/build/pen.hex');
 
@@ -19,12 +20,18 @@ const cpuHz = pen.board.cpuHz;
 const cyclesPerMs = cpuHz / 1000;
 const MCUSR = 0x54;
 const resetFlags = { powerOn: 0x01, external: 0x02, watchdog: 0x08 } as const;
+const WDTCSR_WDCE = 0x10;
+const WDTCSR_WDE = 0x08;
+/** RJMP .-2: a jump to itself. */
+const RJMP_TO_SELF = 0xcfff;
 
 export type TimeMode = 'virtual' | 'real';
 
 export interface VirtualPenOptions {
   /** The firmware image; defaults to firmware/build/pen.hex. */
   readonly firmwarePath?: string;
+  /** Its ELF, for symbols (RAM access, hangFirmware); defaults to the .elf next to the image. */
+  readonly elfPath?: string;
   /** 'virtual': runs as fast as it can, with its own clock for the host; 'real': paced to the wall clock. */
   readonly timeMode?: TimeMode;
   /** Seeds the link fault injection, so that the same seed corrupts the same bytes. */
@@ -81,12 +88,36 @@ function matchChipUsart(cpu: CPU, usart: AVRUSART): void {
   };
 }
 
+/**
+ * The ATmega328P's watchdog where avr8js's AVRWatchdog (128 kHz clock, WDP periods, the WDE/WDIE modes, the timed
+ * change sequence) stops short of it. WDTON is taken as unprogrammed (the factory fuse; programmed, it would also
+ * forbid the firmware's wdt_disable): WDRF in MCUSR overrides WDE, so WDE stays set until WDRF is cleared; and a
+ * watchdog reset leaves the watchdog running in system-reset mode at its shortest period (WDP = 0: 2K cycles, 16 ms),
+ * which the firmware must turn off early (.init3).
+ */
+function matchChipWatchdog(cpu: CPU): void {
+  const { WDTCSR, MCUSR: mcusr } = watchdogConfig;
+  const write = cpu.writeHooks[WDTCSR];
+  if (write === undefined) throw new Error('avr8js no longer hooks WDTCSR: review matchChipWatchdog');
+  const watchdogFlag = (): boolean => ((cpu.data[mcusr] ?? 0) & resetFlags.watchdog) !== 0;
+  cpu.writeHooks[WDTCSR] = (value, oldValue, address, mask) => write(watchdogFlag() ? value | WDTCSR_WDE : value, oldValue, address, mask);
+  if (watchdogFlag()) {
+    cpu.writeData(WDTCSR, WDTCSR_WDCE | WDTCSR_WDE);
+    cpu.writeData(WDTCSR, WDTCSR_WDE);
+  }
+}
+
 export class VirtualPen {
   /** The clock hosts should use with this pen: virtual time in 'virtual' mode, the wall clock in 'real'. */
   readonly clock: Clock;
   readonly timeMode: TimeMode;
 
   private readonly flash: Uint16Array;
+  private readonly elfPath: string;
+  /** Flash words patched by hangFirmware, with their original contents: restored at the next reset. */
+  private readonly flashPatches = new Map<number, number>();
+  private lastKickCycle: number | null = null;
+  private bites = 0;
   private readonly random: () => number;
   private readonly virtualClock = new VirtualClock();
   private readonly realClock = new RealClock();
@@ -115,6 +146,7 @@ export class VirtualPen {
     }
     const image = parseIntelHex(readFileSync(firmwarePath, 'utf8'), pen.board.flashBytes);
     this.flash = new Uint16Array(image.buffer);
+    this.elfPath = options.elfPath ?? elfPathFor(firmwarePath);
     this.timeMode = options.timeMode ?? 'virtual';
     this.clock = this.timeMode === 'virtual' ? this.virtualClock : this.realClock;
     this.random = seededRandom(options.seed ?? 1);
@@ -198,10 +230,59 @@ export class VirtualPen {
     this.restart(resetFlags[cause]);
   }
 
+  /** Watchdog timeouts in system-reset mode that restarted the MCU since power-on. */
+  get watchdogBites(): number {
+    return this.bites;
+  }
+
+  /** Simulated time of the last WDR (watchdog reset) instruction executed, in ms since power-on; null before any. */
+  get lastWatchdogKickMs(): number | null {
+    return this.lastKickCycle === null ? null : this.lastKickCycle / cyclesPerMs;
+  }
+
+  /**
+   * Hangs the firmware the way a bug would (a loop that never ends): each WDR that main reaches, in its own code or
+   * through the functions it calls (found from the ELF's symbols and the program memory, never fixed addresses),
+   * becomes RJMP .-2. The main loop then spins at its next watchdog kick, interrupts still enabled and the ISRs
+   * running, until the watchdog bites. Call it while the firmware runs its main loop. The patch is transient: the
+   * next MCU reset (the bite, or resetMcu) restores the flash, as after a glitch that a reboot clears (a corrupted
+   * return address, a stuck flag in RAM); a hang written into the firmware would recur, and the pen would reboot every
+   * watchdog period, never reaching its loop. Returns the patched word addresses (where cpu.pc spins).
+   */
+  hangFirmware(): number[] {
+    const kicks = watchdogKicksReachedFrom(this.flash, this.elfPath);
+    if (kicks.length === 0) throw new Error(`no WDR reached from main in ${this.elfPath}: nothing kicks the watchdog`);
+    for (const pc of kicks) {
+      if (!this.flashPatches.has(pc)) this.flashPatches.set(pc, this.flash[pc] ?? 0);
+      this.flash[pc] = RJMP_TO_SELF;
+    }
+    return kicks;
+  }
+
+  /** A static variable's address in the MCU's data space (cpu.data), from the ELF's symbol table. */
+  ramAddress(symbol: string): number {
+    return ramSymbol(this.elfPath, symbol).address;
+  }
+
+  /** A static variable's bytes as the MCU holds them now (little-endian for multi-byte values); all of it by default. */
+  readRam(symbol: string, bytes?: number): Uint8Array {
+    const { address, size } = ramSymbol(this.elfPath, symbol);
+    return this.machine.cpu.data.slice(address, address + (bytes ?? size));
+  }
+
+  /** Overwrites a static variable's bytes between two instructions (fault injection); at most its size. */
+  writeRam(symbol: string, bytes: ArrayLike<number>): void {
+    const { address, size } = ramSymbol(this.elfPath, symbol);
+    if (bytes.length > size) throw new Error(`${symbol} holds ${size} bytes; refusing to write ${bytes.length}`);
+    this.machine.cpu.data.set(bytes, address);
+  }
+
   /** A fresh MCU with resetFlag added to MCUSR; simulated time carries on. */
   private restart(resetFlag: number): void {
     const { cpu } = this.machine;
     this.cyclesBeforeLastReset += cpu.cycles;
+    for (const [pc, word] of this.flashPatches) this.flash[pc] = word;
+    this.flashPatches.clear();
     this.machine = this.boot((cpu.data[MCUSR] ?? 0) | resetFlag);
   }
 
@@ -266,6 +347,11 @@ export class VirtualPen {
     new AVRTimer(cpu, timer1Config);
     new AVRTimer(cpu, timer2Config);
     new AVRWatchdog(cpu, watchdogConfig, clock);
+    const kick = cpu.onWatchdogReset;
+    cpu.onWatchdogReset = () => {
+      this.lastKickCycle = this.cyclesBeforeLastReset + cpu.cycles;
+      kick();
+    };
     const usart = new AVRUSART(cpu, usart0Config, cpuHz);
     matchChipUsart(cpu, usart);
     const adc = new AVRADC(cpu, adcConfig);
@@ -273,8 +359,12 @@ export class VirtualPen {
     const ports = { B: new AVRIOPort(cpu, portBConfig), C: new AVRIOPort(cpu, portCConfig), D: new AVRIOPort(cpu, portDConfig) };
     const machine: Machine = { cpu, usart, adc, ports, resetRequested: false };
     cpu.data[MCUSR] = resetFlag;
-    // avr8js's watchdog resets only the core; we restart the whole MCU, as the chip does.
-    cpu.reset = () => { machine.resetRequested = true; };
+    matchChipWatchdog(cpu);
+    // avr8js's watchdog resets only the core; we restart the whole MCU, as the chip does. Nothing else calls reset.
+    cpu.reset = () => {
+      machine.resetRequested = true;
+      this.bites++;
+    };
     usart.onByteTransmit = (byte) => {
       if (this.random() < this.linkFaults.dropProbability) {
         this.linkStats.bytesDropped++;

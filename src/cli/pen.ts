@@ -10,6 +10,7 @@ import { describeIdentity, describeTelemetry, ExitCode, exitCodeFor, exitCodeHel
 import { runDemo } from './demo.ts';
 import { consoleOutput, runTreatment } from './run.ts';
 import { openTarget, type Target } from './target.ts';
+import { checkDepthCalibration, checkSensorCalibration } from '../../hal/limits.ts';
 
 const portOption = (): Option => new Option('-p, --port <port>', 'serial device path or tcp://HOST:PORT (default: an in-process virtual pen)');
 const firmwareOption = (): Option => new Option('--firmware <hex>', 'firmware image for the in-process virtual pen (default: firmware/build/pen.hex)');
@@ -150,27 +151,36 @@ function buildProgram(): Command {
 
   program
     .command('calibration')
-    .description('show the depth calibration in force; with all four --set-… options, store a new one in the pen (EEPROM; an in-process virtual pen forgets it on exit)')
-    .option('--set-steps-per-mm <n>', 'microsteps per mm of true needle depth (nominal 1600)')
-    .option('--set-zero-offset <mm>', 'true needle depth at home, in mm (nominal 0)')
-    .option('--set-sensor-zero <mV>', 'depth sensor output at home, in mV (nominal 500)')
-    .option('--set-sensor-slope <mV/mm>', 'depth sensor mV per mm of true depth (nominal 1600)')
+    .description('show both depth calibrations in force; with one pair of --set-… options, store that calibration in the pen (EEPROM; an in-process virtual pen forgets it on exit)')
+    .option('--set-steps-per-mm <n>', 'step calibration (technician): microsteps per mm of true needle depth (nominal 1600)')
+    .option('--set-zero-offset <mm>', 'step calibration (technician): true needle depth at home, in mm (nominal 0)')
+    .option('--set-sensor-zero <mV>', 'depth sensor calibration (engineer): output at carriage 0, in mV (nominal 500)')
+    .option('--set-sensor-slope <mV/mm>', 'depth sensor calibration (engineer): mV per mm of carriage travel (nominal 1600)')
     .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
     .action(async (flags: TargetFlags & { setStepsPerMm?: string; setZeroOffset?: string; setSensorZero?: string; setSensorSlope?: string }) => {
-      const values = [
-        numberOption(flags.setStepsPerMm, '--set-steps-per-mm', '1600'), numberOption(flags.setZeroOffset, '--set-zero-offset', '0.05'),
-        numberOption(flags.setSensorZero, '--set-sensor-zero', '500'), numberOption(flags.setSensorSlope, '--set-sensor-slope', '1600'),
-      ];
-      const given = values.filter((value) => value !== undefined).length;
-      if (given !== 0 && given !== 4) throw new UsageError('storing a calibration takes all four --set-… options');
-      const [stepsPerMm = 0, zeroOffsetMm = 0, sensorZeroMv = 0, sensorMvPerMm = 0] = values;
+      const stepsPerMm = numberOption(flags.setStepsPerMm, '--set-steps-per-mm', '1600');
+      const zeroOffsetMm = numberOption(flags.setZeroOffset, '--set-zero-offset', '0.02');
+      const sensorZeroMv = numberOption(flags.setSensorZero, '--set-sensor-zero', '500');
+      const sensorMvPerMm = numberOption(flags.setSensorSlope, '--set-sensor-slope', '1600');
+      const depthGiven = [stepsPerMm, zeroOffsetMm].filter((value) => value !== undefined).length;
+      const sensorGiven = [sensorZeroMv, sensorMvPerMm].filter((value) => value !== undefined).length;
+      if (depthGiven === 1) throw new UsageError('the step calibration takes both --set-steps-per-mm and --set-zero-offset');
+      if (sensorGiven === 1) throw new UsageError('the depth sensor calibration takes both --set-sensor-zero and --set-sensor-slope');
+      if (depthGiven > 0 && sensorGiven > 0) {
+        throw new UsageError('the step calibration and the depth sensor calibration are stored separately, so that one command never moves both depth channels: give one pair at a time');
+      }
+      // Checked before connecting: a refused value never reaches the pen.
+      const depth = stepsPerMm !== undefined && zeroOffsetMm !== undefined ? { stepsPerMm, zeroOffsetMm } : undefined;
+      const sensor = sensorZeroMv !== undefined && sensorMvPerMm !== undefined ? { sensorZeroMv, sensorMvPerMm } : undefined;
+      if (depth !== undefined) checkDepthCalibration(depth);
+      if (sensor !== undefined) checkSensorCalibration(sensor);
       const show = async (target: Target): Promise<void> => {
         const calibration = await target.device.calibration();
         console.log(flags.json === true ? JSON.stringify(calibration) :
           `calibration (${calibration.source}, ${calibration.storedCount} stored so far): ${calibration.stepsPerMm.toFixed(2)} steps/mm, ` +
-          `zero offset ${calibration.zeroOffsetMm.toFixed(3)} mm, sensor ${calibration.sensorZeroMv} mV + ${calibration.sensorMvPerMm} mV/mm`);
+          `zero offset ${calibration.zeroOffsetMm.toFixed(3)} mm; depth sensor ${calibration.sensorZeroMv} mV + ${calibration.sensorMvPerMm} mV/mm`);
       };
-      if (given === 0) {
+      if (depth === undefined && sensor === undefined) {
         const target = await openTarget({ port: flags.port, firmware: flags.firmware });
         try {
           await show(target);
@@ -179,8 +189,9 @@ function buildProgram(): Command {
         }
         return;
       }
-      await withAudit(flags, 'set_calibration', async (target) => {
-        await target.device.setCalibration({ stepsPerMm, zeroOffsetMm, sensorZeroMv, sensorMvPerMm });
+      await withAudit(flags, depth !== undefined ? 'set_depth_calibration' : 'set_sensor_calibration', async (target) => {
+        if (depth !== undefined) await target.device.setDepthCalibration(depth);
+        if (sensor !== undefined) await target.device.setSensorCalibration(sensor);
         await show(target);
       });
     });

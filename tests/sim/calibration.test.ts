@@ -17,18 +17,18 @@ async function connect(): Promise<PenDevice> {
   return device;
 }
 
-/** A pen whose mechanics are off: needles 0.05 mm out at home, lead screw 2 % long. */
+/** A pen whose mechanics are off, inside its tolerances: needles 0.025 mm out at home, travel 0.6 % long. */
 async function skewedPen(): Promise<void> {
   pen = new VirtualPen({ seed: 4 });
-  pen.plant.offsetMm = 0.05;
-  pen.plant.scaleError = 0.02;
+  pen.plant.offsetMm = 0.025;
+  pen.plant.scaleError = 0.006;
   pen.start();
   await connect();
 }
 
-// What a technician measures on that pen: 1600 / 1.02 steps per true mm, 0.05 mm at home, and the sensor's slope
-// per true mm (it reads the carriage, which moves 1 / 1.02 mm per true mm).
-const measured = { stepsPerMm: 1600 / 1.02, zeroOffsetMm: 0.05, sensorZeroMv: 500, sensorMvPerMm: 1600 / 1.02 };
+// What a technician measures on that pen: 1600 / 1.006 steps per true mm and 0.025 mm at home. The depth sensor reads
+// the carriage, so the step calibration does not change it.
+const measured = { stepsPerMm: 1600 / 1.006, zeroOffsetMm: 0.025 };
 
 async function reconnectAfterReset(cause: 'external' | 'watchdog' = 'external'): Promise<PenDevice> {
   await device.close();
@@ -49,26 +49,28 @@ describe('depth calibration', () => {
     await skewedPen();
     await device.depth.home();
     await device.depth.moveTo(1.0);
-    expect(pen.plant.trueDepthMm).toBeGreaterThan(1.06);  // uncalibrated: 70 um too deep
+    expect(pen.plant.trueDepthMm).toBeGreaterThan(1.029);  // uncalibrated: 31 um too deep
     await device.depth.moveTo(0.5);
-    await device.setCalibration(measured);
+    await device.setDepthCalibration(measured);
     await device.depth.moveTo(1.0);
     expect(pen.plant.trueDepthMm).toBeCloseTo(1.0, 2);
     expect(Math.abs(pen.plant.trueDepthMm - 1.0)).toBeLessThan(0.002);
     expect(device.telemetry?.sensedDepthMm).toBeCloseTo(1.0, 1);
     pen.plant.resetDeepest();
     await device.depth.moveTo(2.0);
-    expect(pen.plant.deepestCarriageMm * 1.02 + 0.05).toBeLessThanOrEqual(2.0 + 0.001);
+    expect(pen.plant.deepestCarriageMm * 1.006 + 0.025).toBeLessThanOrEqual(2.0 + 0.001);
     expect(device.telemetry?.state).toBe('idle');  // the sensor agrees with the steps: no mismatch fault
   });
 
   it('survives resets and a watchdog bite, from EEPROM', async () => {
     await skewedPen();
-    await device.setCalibration(measured);
+    await device.setDepthCalibration(measured);
     await pen.clock.sleep(200);  // two copies of 15 bytes at 3.6 ms a byte
+    await device.setSensorCalibration({ sensorZeroMv: 510, sensorMvPerMm: 1590 });
+    await pen.clock.sleep(200);
     const stored = await (await reconnectAfterReset()).calibration();
-    expect(stored).toMatchObject({ source: 'stored', storedCount: 1, zeroOffsetMm: 0.05, sensorZeroMv: 500 });
-    expect(stored.stepsPerMm).toBeCloseTo(1568.63, 2);
+    expect(stored).toMatchObject({ source: 'stored', storedCount: 2, zeroOffsetMm: 0.025, sensorZeroMv: 510, sensorMvPerMm: 1590 });
+    expect(stored.stepsPerMm).toBeCloseTo(1590.46, 2);
     expect((await (await reconnectAfterReset('watchdog')).calibration()).source).toBe('stored');
   });
 
@@ -76,18 +78,18 @@ describe('depth calibration', () => {
     const outcomes = new Set<string>();
     for (const resetAfterMs of [5, 30, 60, 80, 110, 150]) {
       await skewedPen();
-      await device.setCalibration({ ...measured, zeroOffsetMm: 0.02 });
+      await device.setDepthCalibration({ ...measured, zeroOffsetMm: 0.02 });
       await pen.clock.sleep(200);
-      await device.setCalibration(measured);
+      await device.setDepthCalibration(measured);
       await pen.clock.sleep(resetAfterMs);
       const after = await (await reconnectAfterReset()).calibration();
       expect(after.source).toBe('stored');
-      expect([0.02, 0.05]).toContain(after.zeroOffsetMm);
+      expect([0.02, 0.025]).toContain(after.zeroOffsetMm);
       outcomes.add(String(after.zeroOffsetMm));
       await device.close();
       await pen.stop();
     }
-    expect([...outcomes].sort()).toEqual(['0.02', '0.05']);  // resets landed both before and after the switch-over
+    expect([...outcomes].sort()).toEqual(['0.02', '0.025']);  // resets landed both before and after the switch-over
     pen = new VirtualPen();
     pen.start();
     await connect();
@@ -95,7 +97,7 @@ describe('depth calibration', () => {
 
   it('uses the other copy when one is corrupt, and refuses to arm when both are', async () => {
     await skewedPen();
-    await device.setCalibration(measured);
+    await device.setDepthCalibration(measured);
     await pen.clock.sleep(200);
     pen.eeprom.memory[3] = (pen.eeprom.memory[3] ?? 0) ^ 0x10;  // a flipped bit in the first copy
     expect((await (await reconnectAfterReset()).calibration()).source).toBe('stored');
@@ -107,20 +109,24 @@ describe('depth calibration', () => {
     expect(await refusal(broken.arm())).toBe('calibration_invalid');
   });
 
-  it('refuses implausible values on the host and in the firmware, and while armed', async () => {
+  it('refuses values outside the tolerances on the host and in the firmware, and while armed', async () => {
     pen = new VirtualPen();
     pen.start();
     await connect();
-    await expect(device.setCalibration({ ...measured, stepsPerMm: 2000 })).rejects.toThrow(
-      new HostRefusedError('steps per mm 2000 steps/mm is outside 1440–1760 steps/mm (nominal ±10 %)'),
+    await expect(device.setDepthCalibration({ ...measured, stepsPerMm: 2000 })).rejects.toThrow(
+      new HostRefusedError("steps per mm 2000 steps/mm is outside 1588.09–1612.09 steps/mm (the pen's tolerances)"),
     );
-    await expect(device.setCalibration({ ...measured, zeroOffsetMm: 0.5 })).rejects.toThrow('zero offset 0.5 mm is outside ±0.2 mm');
-    expect(await refusal(device.command('set_calibration', { stepsPerMmX100: 200000, zeroOffsetUm: 0, sensorZeroMv: 500, sensorMvPerMm: 1600 })))
-      .toBe('out_of_range');
+    await expect(device.setDepthCalibration({ ...measured, zeroOffsetMm: 0.5 })).rejects.toThrow(
+      "zero offset 0.5 mm is outside -0.03–0.03 mm (the pen's tolerances)",
+    );
+    await expect(device.setSensorCalibration({ sensorZeroMv: 600, sensorMvPerMm: 1600 })).rejects.toThrow('sensor zero 600 mV is outside 460–540 mV');
+    expect(await refusal(device.command('set_depth_calibration', { stepsPerMmX100: 200000, zeroOffsetUm: 0 }))).toBe('out_of_range');
+    expect(await refusal(device.command('set_sensor_calibration', { sensorZeroMv: 500, sensorMvPerMm: 2000 }))).toBe('out_of_range');
     await device.depth.home();
+    await device.depth.moveTo(1.0);
     await device.clearCartridge(1);
     await device.arm();
-    expect(await refusal(device.command('set_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: 0, sensorZeroMv: 500, sensorMvPerMm: 1600 })))
-      .toBe('not_allowed_in_state');
+    expect(await refusal(device.command('set_depth_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: 0 }))).toBe('not_allowed_in_state');
+    expect(await refusal(device.command('set_sensor_calibration', { sensorZeroMv: 500, sensorMvPerMm: 1600 }))).toBe('not_allowed_in_state');
   });
 });

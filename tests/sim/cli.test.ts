@@ -53,17 +53,20 @@ describe('pen CLI', () => {
 
   it('stores a calibration in the pen and reads it back in a later invocation', async () => {
     const address = await startSim();
-    const set = await penCli(['calibration', '--port', address, '--set-steps-per-mm', '1568.6', '--set-zero-offset', '0.05',
-      '--set-sensor-zero', '500', '--set-sensor-slope', '1569', '--db', join(mkdtempSync(join(tmpdir(), 'pen-cli-')), 'pen.db')]);
+    const db = join(mkdtempSync(join(tmpdir(), 'pen-cli-')), 'pen.db');
+    const mixed = await penCli(['calibration', '--port', address, '--set-steps-per-mm', '1595.2', '--set-zero-offset', '0.02',
+      '--set-sensor-zero', '500', '--set-sensor-slope', '1590', '--db', db]);
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toMatch(/stored separately, so that one command never moves both depth channels/);
+    const set = await penCli(['calibration', '--port', address, '--set-steps-per-mm', '1595.2', '--set-zero-offset', '0.02', '--db', db]);
     expect(set.code).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 300));  // two EEPROM copies, 3.6 ms a byte
     const { code, stdout } = await penCli(['calibration', '--port', address, '--json']);
     expect(code).toBe(0);
-    expect(JSON.parse(stdout)).toMatchObject({ source: 'stored', storedCount: 1, stepsPerMm: 1568.6, zeroOffsetMm: 0.05, sensorMvPerMm: 1569 });
-    const refused = await penCli(['calibration', '--port', address, '--set-steps-per-mm', '2000', '--set-zero-offset', '0',
-      '--set-sensor-zero', '500', '--set-sensor-slope', '1600', '--db', join(mkdtempSync(join(tmpdir(), 'pen-cli-')), 'pen.db')]);
+    expect(JSON.parse(stdout)).toMatchObject({ source: 'stored', storedCount: 1, stepsPerMm: 1595.2, zeroOffsetMm: 0.02, sensorMvPerMm: 1600 });
+    const refused = await penCli(['calibration', '--port', address, '--set-steps-per-mm', '2000', '--set-zero-offset', '0', '--db', db]);
     expect(refused.code).toBe(5);
-    expect(refused.stderr).toMatch(/steps per mm 2000 steps\/mm is outside 1440–1760 steps\/mm/);
+    expect(refused.stderr).toMatch(/steps per mm 2000 steps\/mm is outside 1588.09–1612.09 steps\/mm/);
   });
 
   it('exits 3 with the reason when nothing answers on the port', async () => {

@@ -42,7 +42,7 @@ describe('shared link vectors (TypeScript side)', () => {
 
 describe('framing limits', () => {
   it('refuses a payload that would exceed the maximum frame', () => {
-    expect(() => encodeFrame(0x10, new Uint8Array(60))).toThrow(/60 bytes exceeds the 59-byte maximum/);
+    expect(() => encodeFrame(0x10, new Uint8Array(61))).toThrow(/61 bytes exceeds the 60-byte maximum/);
   });
 
   it('finds every frame in a stream cut into single bytes', () => {

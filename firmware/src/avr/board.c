@@ -1,14 +1,11 @@
-// Board: reset-cause capture, safe output levels from the first instruction, watchdog, clock tick, status LED.
+// Board: reset-cause capture, safe output levels from the first instruction, watchdog, clock tick, timebase, EEPROM
+// access, status LED.
 #include <avr/io.h>        // MCUSR, DDRx, PORTx, TCCR2A
 #include <avr/wdt.h>       // wdt_enable, wdt_reset, wdt_disable
 #include <avr/eeprom.h>    // eeprom_read_byte, eeprom_write_byte, eeprom_is_ready
 #include <avr/interrupt.h> // ISR
 #include <util/atomic.h>   // ATOMIC_BLOCK
-#include "board.h"         // board_init
-#include "safety.h"        // board_outputs_safe
-#include "commands.h"      // clock_ms, board_reset_cause
-#include "motor.h"         // timebase_ticks
-#include "storage.h"       // eeprom_byte_read
+#include "board.h"         // board_init, board_outputs_safe, clock_ms, timebase_ticks, eeprom_byte_read
 #include "protocol.h"      // enum reset_cause
 #include "pen_config.h"    // PIN_*, WATCHDOG_TIMEOUT_MS
 
@@ -25,6 +22,7 @@
 static uint8_t reset_flags __attribute__((section(".noinit")));
 static volatile uint32_t uptime_ms;
 static volatile uint16_t timer1_overflows;
+static void (*tick_hook)(void);
 
 void board_outputs_safe(void) {
   PIN_SAFE_OUTPUT(MOTOR_ENABLE);
@@ -44,7 +42,8 @@ void board_early_init(void) {
   board_outputs_safe();
 }
 
-void board_init(void) {
+void board_init(void (*tick_1khz)(void)) {
+  tick_hook = tick_1khz;
   PIN_SAFE_OUTPUT(STATUS_LED);
   PIN_PULLED_UP_INPUT(ESTOP);
   PIN_PULLED_UP_INPUT(HOME_SWITCH);
@@ -60,11 +59,11 @@ void board_init(void) {
   wdt_enable(WDTO_60MS);
 }
 
-// The 1 kHz tick: uptime, and the heartbeat expiry, so host silence is caught within 1 ms of the timeout.
+// The 1 kHz tick: uptime, and the logic's tick hook (the heartbeat expiry, so host silence is caught within 1 ms).
 ISR(TIMER2_COMPA_vect) {
   uint32_t now = uptime_ms + 1;
   uptime_ms = now;
-  safety_tick_1khz();
+  tick_hook();
 }
 
 // Timer1 (free running at 2 MHz, set up by stepper.c) extended to 32 bits for tach periods.

@@ -3,10 +3,11 @@
 #include <avr/interrupt.h> // ISR
 #include <util/atomic.h>   // ATOMIC_BLOCK
 #include "motor.h"         // motor_start
+#include "board.h"         // timebase_ticks
 #include "faults.h"        // FAULT_MOTOR_*
 #include "pen_config.h"    // NEEDLE_DRIVE_*, PIN_MOTOR_*
 
-#define TICKS_PER_SECOND 2000000UL
+#define TICKS_PER_SECOND (TIMEBASE_TICKS_PER_MS * 1000)
 #define RAMP_X100_PER_MS (NEEDLE_DRIVE_RAMP_STROKES_PER_S2 * 100UL / 1000)
 #define SPEED_GAIN_P 0.8f   // duty counts per stroke/s of error
 #define SPEED_GAIN_I 0.02f  // duty counts per stroke/s of error, per ms
@@ -43,22 +44,31 @@ ISR(INT0_vect) {
   tach_seen = 1;
 }
 
-void motor_start(uint16_t strokes_per_second) {
+uint8_t motor_start(uint16_t strokes_per_second, const volatile uint8_t *veto) {
   if (strokes_per_second != setpoint) at_speed = 0;
-  setpoint = strokes_per_second;
-  if (running) return;  // a new setpoint while running: the ramp carries on from here
+  if (running) {
+    setpoint = strokes_per_second;  // a new setpoint while running: the ramp carries on from here
+    return 1;
+  }
   ramped_x100 = 0;
   integral = 0;
   ms_without_tach = ms_over_current = ms_off_speed = 0;
   at_speed = 0;
-  ATOMIC_BLOCK(ATOMIC_RESTORESTATE) { tach_period_ticks = 0; tach_seen = 0; }
-  // One step for the interlock interrupts: they either see the motor off or fully on, and turn it off.
+  uint8_t started = 0;
+  // One step for the interlock interrupts: they either see the motor off (and veto it) or fully on (and turn it off).
   ATOMIC_BLOCK(ATOMIC_RESTORESTATE) {
-    running = 1;
-    OCR0A = 0;
-    PIN_MOTOR_ENABLE_PORT |= _BV(PIN_MOTOR_ENABLE_BIT);
-    TCCR0A |= _BV(COM0A1);
+    if (*veto == 0) {
+      tach_period_ticks = 0;
+      tach_seen = 0;
+      setpoint = strokes_per_second;
+      running = 1;
+      OCR0A = 0;
+      PIN_MOTOR_ENABLE_PORT |= _BV(PIN_MOTOR_ENABLE_BIT);
+      TCCR0A |= _BV(COM0A1);
+      started = 1;
+    }
   }
+  return started;
 }
 
 void motor_stop(void) {

@@ -3,11 +3,8 @@
 #include <avr/interrupt.h> // ISR
 #include <util/atomic.h>   // ATOMIC_BLOCK
 #include "sensors.h"       // sensors_inputs
-#include "motor.h"         // motor_off_now
-#include "safety.h"        // safety_flag_fault
 #include "faults.h"        // FAULT_ESTOP
 #include "protocol.h"      // INPUT_BIT_*
-#include "calibration.h"   // calibration_sensor_um
 #include "pen_config.h"    // ADC_*, SENSORS_*, LIMITS_*, PIN_*
 
 #define CHANNELS 4
@@ -20,11 +17,13 @@ static volatile uint16_t filtered_x16[CHANNELS];  // counts * 16
 static volatile uint16_t latest[CHANNELS];  // unfiltered: open and short show at once, not after the filter
 static volatile uint8_t samples[CHANNELS];
 static volatile uint8_t current_slot;
+static void (*interlock_hook)(uint8_t fault_code);
 
 #define INPUT_ACTIVE(name) \
   ((((PIN_##name##_PIN >> PIN_##name##_BIT) & 1) ^ PIN_##name##_ACTIVE_LOW) != 0)
 
-void sensors_init(void) {
+void sensors_init(void (*on_interlock)(uint8_t fault_code)) {
+  interlock_hook = on_interlock;
   ADMUX = _BV(REFS0) | channel_of[0];                          // AVcc reference
   ADCSRA = _BV(ADEN) | _BV(ADIE) | _BV(ADSC) | 7;              // clk/128, interrupt, start
   EICRA |= _BV(ISC10);                                         // INT1 (e-stop) on any edge
@@ -46,19 +45,14 @@ ISR(ADC_vect) {
   ADCSRA |= _BV(ADSC);
 }
 
-// Interlock edges act here, within microseconds: motor off now, the main loop completes the safe path.
+// Interlock edges are handed to the hook at once, within microseconds: it cuts the motor, the main loop completes the
+// safe path.
 ISR(INT1_vect) {
-  if (INPUT_ACTIVE(ESTOP)) {
-    motor_off_now();
-    safety_flag_fault(FAULT_ESTOP);
-  }
+  if (INPUT_ACTIVE(ESTOP)) interlock_hook(FAULT_ESTOP);
 }
 
 ISR(PCINT0_vect) {
-  if (!INPUT_ACTIVE(CARTRIDGE_PRESENT) && safety_outputs_active()) {
-    motor_off_now();
-    safety_flag_fault(FAULT_CARTRIDGE_REMOVED);
-  }
+  if (!INPUT_ACTIVE(CARTRIDGE_PRESENT)) interlock_hook(FAULT_CARTRIDGE_REMOVED);
 }
 
 static uint16_t counts(uint8_t slot) {
@@ -87,7 +81,7 @@ uint16_t sensors_supply_mv(void) {
   return (uint16_t)(millivolts(2) * SENSORS_SUPPLY_DIVIDER_RATIO);
 }
 
-int16_t sensors_depth_um(void) { return calibration_sensor_um(millivolts(3)); }
+uint16_t sensors_depth_mv(void) { return (uint16_t)millivolts(3); }
 
 static uint16_t latest_counts(uint8_t slot) {
   uint16_t value;

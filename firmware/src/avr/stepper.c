@@ -1,11 +1,12 @@
-// Depth axis: step generation in the Timer1 compare interrupt with acceleration, homing, soft limits, position.
+// Depth axis: step generation in the Timer1 compare interrupt with acceleration, homing, an absolute deep limit, position.
 #include <avr/io.h>        // TCCR1B, OCR1A, TIMSK1
 #include <avr/interrupt.h> // ISR
 #include <util/atomic.h>   // ATOMIC_BLOCK
 #include "stepper.h"       // stepper_move_to
-#include "pen_config.h"    // PIN_STEPPER_*, DEPTH_AXIS_*, STEPS_PER_MM, DEPTH_MAX_UM
+#include "board.h"         // TIMEBASE_TICKS_PER_MS
+#include "pen_config.h"    // PIN_STEPPER_*, DEPTH_AXIS_*, STEPS_PER_MM, DEPTH_LIMIT_STEPS
 
-#define TIMER1_HZ 2000000UL  // Timer1 runs free at F_CPU / 8; board.c extends it to 32 bits
+#define TIMER1_HZ (TIMEBASE_TICKS_PER_MS * 1000)  // Timer1 runs free; board.c extends it to 32 bits
 #define START_STEPS_PER_SECOND 800
 #define ACCELERATION_PER_MS (DEPTH_AXIS_ACCELERATION_STEPS_PER_S2 / 1000)
 #define HOMING_TRAVEL_STEPS ((int32_t)DEPTH_AXIS_HOMING_TRAVEL_UM * STEPS_PER_MM / 1000)
@@ -17,7 +18,6 @@ static volatile int32_t position, target;
 static volatile uint8_t phase;
 static volatile uint16_t interval_ticks;
 static volatile uint8_t homed;
-static volatile int32_t limit_steps = (int32_t)DEPTH_MAX_UM * STEPS_PER_MM / 1000;
 static volatile uint8_t homing_outcome;
 static volatile uint8_t switch_trusted = 1;  // cleared to retract past a switch known to be stuck
 static uint16_t rate_steps_per_second, max_rate_steps_per_second;
@@ -42,7 +42,8 @@ static void finish(void) {
   phase = PHASE_IDLE;
 }
 
-// One step per compare match. Never steps past the window's deep end, and never toward home with the switch closed.
+// One step per compare match. Never steps past DEPTH_LIMIT_STEPS, whatever the target, and never toward home with the
+// switch closed.
 ISR(TIMER1_COMPA_vect) {
   int32_t here = position;
   uint8_t deeper = target > here;
@@ -54,7 +55,7 @@ ISR(TIMER1_COMPA_vect) {
     finish();
     return;
   }
-  if (here == target || (!deeper && switch_closed && switch_trusted) || (deeper && homed && here >= limit_steps)) {
+  if (here == target || (!deeper && switch_closed && switch_trusted) || (deeper && homed && here >= DEPTH_LIMIT_STEPS)) {
     if (phase == PHASE_SEEK_SWITCH) {
       if (switch_closed) {
         // Found it: back off slowly until it opens.
@@ -158,6 +159,3 @@ int32_t stepper_target(void) {
 uint8_t stepper_moving(void) { return phase != PHASE_IDLE; }
 uint8_t stepper_homed(void) { return homed; }
 void stepper_forget_home(void) { homed = 0; }
-void stepper_set_limit_steps(int32_t steps) {
-  ATOMIC_BLOCK(ATOMIC_RESTORESTATE) { limit_steps = steps; }
-}

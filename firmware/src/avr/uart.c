@@ -4,7 +4,7 @@
 #include <util/atomic.h>   // ATOMIC_BLOCK
 #include "uart.h"          // uart_read
 #include "pen_config.h"    // UART_BAUD
-#include "protocol.h"      // FRAME_SYNC, FRAME_KIND_DATA, MSG_STOP, msg_stop_t
+#include "protocol.h"      // FRAME_STOP
 
 #define RX_RING_BYTES 64  // > one max frame, so a frame arriving while the main loop is busy is not lost
 #define TX_RING_BYTES 128 // two max frames: a reply and a telemetry event
@@ -14,12 +14,9 @@ _Static_assert((TX_RING_BYTES & (TX_RING_BYTES - 1)) == 0, "ring sizes are power
 static volatile uint8_t rx_ring[RX_RING_BYTES], tx_ring[TX_RING_BYTES];
 static volatile uint8_t rx_head, rx_tail, tx_head, tx_tail;
 static volatile uint16_t rx_overruns;
-// How much of a STOP frame's header (length, data kind, STOP id) has arrived since the last sync byte.
-enum { HEADER_NONE, HEADER_AFTER_SYNC, HEADER_LENGTH, HEADER_KIND };
-static uint8_t stop_header = HEADER_AFTER_SYNC;
-#define STOP_FRAME_BYTES (FRAME_MIN_BYTES + sizeof(msg_stop_t))
-
-void uart_init(void) {
+static void (*stop_hook)(void);
+void uart_init(void (*on_stop_byte)(void)) {
+  stop_hook = on_stop_byte;
   uint16_t ubrr = (uint16_t)(F_CPU / (16UL * UART_BAUD) - 1);
   UBRR0H = ubrr >> 8;
   UBRR0L = ubrr & 0xFF;
@@ -30,13 +27,10 @@ void uart_init(void) {
 
 ISR(USART_RX_vect) {
   uint8_t byte = UDR0;
-  // A header that only looks like STOP (corruption) stops the pen too: that is the safe direction.
-  if (byte == FRAME_SYNC) stop_header = HEADER_AFTER_SYNC;
-  else if (stop_header == HEADER_AFTER_SYNC) stop_header = byte == STOP_FRAME_BYTES ? HEADER_LENGTH : HEADER_NONE;
-  else if (stop_header == HEADER_LENGTH) stop_header = (byte & 0xF0) == FRAME_KIND_DATA ? HEADER_KIND : HEADER_NONE;
-  else if (stop_header == HEADER_KIND) {
-    if (byte == MSG_STOP) uart_stop_header_received();
-    stop_header = HEADER_NONE;
+  // The STOP byte is kept out of frames by escaping, so it means STOP wherever it lands: act now, do not buffer.
+  if (byte == FRAME_STOP) {
+    stop_hook();
+    return;
   }
   uint8_t next = (rx_head + 1) & (RX_RING_BYTES - 1);
   if (next == rx_tail) {
