@@ -1,7 +1,7 @@
 // Fault response: from each fault's injection, while the needle runs at 100 strokes/s, to the motor drive off, in exact cycles.
 import { usart0Config } from 'avr8js';
 import { pen as penDescription } from '../hardware/description.ts';
-import { FRAME_SYNC, FrameKind, type FaultName } from '../hardware/generated/protocol.ts';
+import { FRAME_STOP, FrameKind, type FaultName } from '../hardware/generated/protocol.ts';
 import { encodeFrame } from '../hal/link/frame.ts';
 import { encodeMessage } from '../hal/link/codec.ts';
 import { progress, round, type Figure } from './figure.ts';
@@ -16,6 +16,9 @@ const strokesPerSecond = 100;
 const limitMs = 400;  // beyond the heartbeat timeout, so every kind trips something
 const heartbeatTimeoutUs = penDescription.timing.heartbeatTimeoutMs * 1000;
 const rxComplete = 0x80;  // RXC0 in UCSR0A: set when a received byte is ready
+
+// A command cut off mid-write: what a STOP must get through.
+const partialFrame = encodeFrame(FrameKind.data | 9, encodeMessage('move_to', { depthUm: 1800 })).subarray(0, 4);
 
 interface FaultKind {
   readonly name: string;
@@ -41,17 +44,15 @@ const kinds: readonly FaultKind[] = [
   { name: 'depth_mismatch', expected: 'depth_mismatch', inject: atOnce(({ pen }) => pen.plant.slip(0.3)) },
   // Nothing to inject: the heartbeat paused on is the last one, so measure from when it reached the MCU.
   { name: 'heartbeat_loss', expected: 'heartbeat_lost', inject: (_session, heartbeatCycle) => heartbeatCycle },
-  // STOP skips the pen's sequence check, so any sequence number will do on the device's own port. The HAL
-  // sends a sync byte ahead of it, so the receive interrupt acts on the header.
+  // The STOP byte alone, between frames: the receive interrupt acts on it.
+  { name: 'stop_byte', expected: 'none', inject: atOnce(({ port }) => port.write(Uint8Array.of(FRAME_STOP))) },
+  // A partial frame first (as if a command were cut off mid-write), then the STOP byte behind it.
   {
-    name: 'stop_frame',
+    name: 'stop_after_partial_frame',
     expected: 'none',
-    inject: atOnce(({ port }) => port.write(Uint8Array.of(FRAME_SYNC, ...encodeFrame(FrameKind.data | 0, encodeMessage('stop', {}))))),
+    inject: atOnce(({ port }) => port.write(Uint8Array.of(...partialFrame, FRAME_STOP))),
   },
 ];
-
-const stopFrameBytes = 1 + encodeFrame(FrameKind.data, encodeMessage('stop', {})).length;
-const stopIdByteIndex = 3;  // sync, length, sequence, then the STOP id: the first moment the pen can know
 
 /** Wraps a condition so it also records the cycle of each byte the UART receives (RXC rising). */
 function countingReceivedBytes(session: PenSession, receivedAt: number[], condition: () => boolean): () => boolean {
@@ -88,11 +89,12 @@ async function measureKind(kind: FaultKind, seed: number): Promise<Figure[]> {
   if (kind.name === 'heartbeat_loss') {
     figures.push({ name: `${prefix}_overshoot_us`, value: us(offCycle - fromCycle - heartbeatTimeoutUs * cyclesPerUs), unit: 'µs', note });
     figures.push({ name: `${prefix}_motor_off_ms`, value: round(us(offCycle - fromCycle) / 1000, 3), unit: 'ms', note });
-  } else if (kind.name === 'stop_frame') {
-    // The STOP id byte's arrival, measured (RXC), else from line time.
-    const idByteCycle = receivedAt[stopIdByteIndex] ?? fromCycle + (stopIdByteIndex + 1) * cyclesPerUartByte;
-    figures.push({ name: `${prefix}_motor_off_us`, value: us(offCycle - idByteCycle), unit: 'µs', note: `${note}; from the STOP id byte received` });
-    figures.push({ name: `${prefix}_motor_off_incl_line_us`, value: us(offCycle - fromCycle), unit: 'µs', note: `${note}; from the write, ${stopFrameBytes} B on the line` });
+  } else if (kind.name.startsWith('stop_')) {
+    // The STOP byte's arrival, measured (RXC: the last byte received before the motor went off), else from line time.
+    const bytesOnLine = kind.name === 'stop_byte' ? 1 : partialFrame.length + 1;
+    const stopByteCycle = receivedAt[bytesOnLine - 1] ?? fromCycle + bytesOnLine * cyclesPerUartByte;
+    figures.push({ name: `${prefix}_motor_off_us`, value: us(offCycle - stopByteCycle), unit: 'µs', note: `${note}; from the STOP byte received` });
+    figures.push({ name: `${prefix}_motor_off_incl_line_us`, value: us(offCycle - fromCycle), unit: 'µs', note: `${note}; from the write, ${bytesOnLine} B on the line` });
   } else {
     figures.push({ name: `${prefix}_motor_off_us`, value: us(offCycle - fromCycle), unit: 'µs', note });
   }

@@ -10,6 +10,7 @@ import * as linkRtt from './link-rtt.ts';
 import * as loopJitter from './loop-jitter.ts';
 import * as needleSpeed from './needle-speed.ts';
 import * as simSpeed from './sim-speed.ts';
+import * as speedLoop from './speed-loop.ts';
 import * as stepper from './stepper.ts';
 import * as watchdog from './watchdog.ts';
 
@@ -21,6 +22,7 @@ const benchmarks: readonly { readonly name: string; readonly measure: () => Prom
   { name: 'watchdog', measure: watchdog.measure },
   { name: 'stepper', measure: stepper.measure },
   { name: 'needle-speed', measure: needleSpeed.measure },
+  { name: 'speed-loop', measure: speedLoop.measure },
   { name: 'command-latency', measure: commandLatency.measure },
   { name: 'loop-jitter', measure: loopJitter.measure },
   { name: 'host-cpu', measure: hostCpu.measure },

@@ -3,7 +3,8 @@ import { pen as penDescription } from '../hardware/description.ts';
 import type { MotorLoad } from '../hardware/sim/plant.ts';
 import { VirtualPen, type PenUart } from '../hardware/sim/virtual-pen.ts';
 import { encodeMessage } from '../hal/link/codec.ts';
-import { FRAME_MIN_BYTES } from '../hardware/generated/protocol.ts';
+import { FrameKind } from '../hardware/generated/protocol.ts';
+import { encodeFrame } from '../hal/link/frame.ts';
 import { PenDevice } from '../hal/device.ts';
 
 export const cyclesPerUs = penDescription.board.cpuHz / 1e6;
@@ -50,7 +51,8 @@ export async function startSession(setup: NeedleSetup): Promise<PenSession> {
  */
 export async function pauseAfterHeartbeat({ pen, device }: PenSession): Promise<number> {
   device.setHeartbeat(false);
-  const frameBytes = encodeMessage('heartbeat', {}).length + FRAME_MIN_BYTES;
+  // As sent on the wire (one byte more when the sequence number makes the seq byte need escaping).
+  const frameBytes = encodeFrame(FrameKind.data, encodeMessage('heartbeat', {})).length;
   // The write is synchronous and the MCU is paused between run slices, so this is the write's exact cycle.
   const receivedCycle = pen.totalCycles + frameBytes * cyclesPerUartByte;
   await device.heartbeat();

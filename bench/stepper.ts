@@ -70,8 +70,10 @@ export async function measure(): Promise<Figure[]> {
   return [
     { name: 'stepper_isr_max_cycles', value: worstCycles, unit: 'cycles', note: isrNote },
     { name: 'stepper_isr_mean_cycles', value: round(meanCycles, 1), unit: 'cycles', note: isrNote },
-    { name: 'stepper_max_sustainable_rate_steps_per_s', value: round(penDescription.board.cpuHz / worstCycles, 0), unit: 'steps/s', note: 'CPU clock / worst-case ISR cycles: the ISR alone would fill the CPU' },
-    { name: 'stepper_configured_max_rate_steps_per_s', value: penDescription.depthAxis.maxStepsPerSecond, unit: 'steps/s', note: 'pen.json depthAxis.maxStepsPerSecond' },
+    {
+      name: 'stepper_rate_upper_bound_steps_per_s', value: round(penDescription.board.cpuHz / worstCycles, 0), unit: 'steps/s',
+      note: `upper bound, not a measurement: CPU clock / worst-case ISR cycles, ignoring every other interrupt (the configured maximum is ${penDescription.depthAxis.maxStepsPerSecond})`,
+    },
     { name: 'depth_move_ms', value: round((endCycle - commandCycle) / cyclesPerMs, 2), unit: 'ms', note: `${fromMm} → ${toMm} mm, from the command's write to moving false, incl. line time` },
     { name: 'depth_move_final_error_um', value: round(errorUm, 2), unit: 'µm', note: `|true depth − ${toMm} mm| at rest` },
   ];

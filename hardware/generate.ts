@@ -18,7 +18,14 @@ interface EnumEntry { readonly value: number; readonly name: string; readonly te
 // An escaped byte is sent as the escape byte, then the byte with this bit flipped (as in HDLC).
 const escapeXor = 0x20;
 const messages: readonly Message[] = protocolDescription.messages;
-const enums: Record<string, readonly EnumEntry[]> = protocolDescription.enums;
+// `{allowedInFault}` in an enum's text stands for the generated FAULT whitelist, so the text cannot drift from it.
+const faultWhitelist = messages.filter((m) => m.direction === 'host_to_pen' && m.allowedInFault === true).map((m) => m.name).join(', ');
+const enums: Record<string, readonly EnumEntry[]> = Object.fromEntries(
+  Object.entries(protocolDescription.enums as Record<string, readonly EnumEntry[]>).map(([name, entries]) => [
+    name,
+    entries.map((entry) => (entry.text === undefined ? entry : { ...entry, text: entry.text.replace('{allowedInFault}', faultWhitelist) })),
+  ]),
+);
 const typeSizes: Record<string, number> = protocolDescription.types;
 
 const upper = (name: string): string => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
@@ -302,6 +309,7 @@ function faultsDoc(): string {
     '# Fault catalogue',
     '',
     'Every fault ends in the safe state: motor off, needle retracted to home, fault latched and reported.',
+    `Critical: ${faultDescription.critical}.`,
     '',
     '| code | name | critical | how to clear | meaning |',
     '|---|---|---|---|---|',

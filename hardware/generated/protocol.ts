@@ -75,7 +75,7 @@ export const errorCodeInfo: Readonly<Record<number, { readonly name: ErrorCodeNa
   2: { name: 'bad_length', text: "the message is not the length its id requires" },
   3: { name: 'not_host_message', text: "this message is only sent by the pen" },
   4: { name: 'protocol_mismatch', text: "the host's protocol version differs from the pen's; send identify with the pen's version" },
-  5: { name: 'not_allowed_in_fault', text: "a fault is latched; only identify, status, heartbeat, stop and clear_fault are accepted" },
+  5: { name: 'not_allowed_in_fault', text: "a fault is latched; only identify, heartbeat, get_status, stop, disarm, stop_needle, clear_fault, get_calibration are accepted" },
   6: { name: 'not_allowed_in_state', text: "the pen's state forbids this command" },
   7: { name: 'out_of_range', text: "a value is outside what the pen allows" },
   8: { name: 'not_homed', text: "the depth axis has not been homed since the last reset or position loss; send home" },

@@ -56,6 +56,12 @@ export function ramSymbol(elfPath: string, name: string): { readonly address: nu
   return { address: symbol.address - dataSpaceBase, size: symbol.size };
 }
 
+/** A function's place in flash, in bytes (avr8js's pc counts 16-bit words: divide by 2), and its size in bytes. */
+export function codeSymbol(elfPath: string, name: string): { readonly address: number; readonly size: number } {
+  const symbol = uniqueSymbol(elfPath, name, 'code');
+  return { address: symbol.address, size: symbol.size };
+}
+
 /** True when the ELF has a RAM variable of that name (so callers can fall back when it is gone). */
 export function hasRamSymbol(elfPath: string, name: string): boolean {
   return elfSymbols(elfPath).some((symbol) => symbol.name === name && symbol.address >= dataSpaceBase);

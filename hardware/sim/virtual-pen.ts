@@ -113,7 +113,8 @@ export class VirtualPen {
   readonly timeMode: TimeMode;
 
   private readonly flash: Uint16Array;
-  private readonly elfPath: string;
+  /** The firmware ELF the image was built from: its symbols locate functions and variables. */
+  readonly elfPath: string;
   /** Flash words patched by hangFirmware, with their original contents: restored at the next reset. */
   private readonly flashPatches = new Map<number, number>();
   private lastKickCycle: number | null = null;

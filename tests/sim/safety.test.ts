@@ -4,7 +4,7 @@ import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { pen as description, stepsPerMm } from '../../hardware/description.ts';
 import { HostRefusedError, PenDevice } from '../../hal/device.ts';
 import { refusal } from '../refusal.ts';
-import type { FaultName } from '../../hardware/generated/protocol.ts';
+import { FRAME_STOP, type FaultName } from '../../hardware/generated/protocol.ts';
 
 let pen: VirtualPen;
 let device: PenDevice;
@@ -114,6 +114,7 @@ describe('host silence', () => {
     pen.start();
     device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
     await device.depth.home();
+    await device.depth.moveTo(1.0);
     await device.clearCartridge(7);
     device.setHeartbeat(false);
     await pen.clock.sleep(description.timing.heartbeatTimeoutMs + 20);
@@ -148,6 +149,8 @@ describe('arming preconditions', () => {
     expect(await refusal(device.clearCartridge(7))).toBe('cartridge_missing');
     pen.setInput('cartridgePresent', true);
     await device.clearCartridge(7);
+    expect(await refusal(device.arm())).toBe('depth_outside_window');
+    await device.depth.moveTo(1.0);
     await device.arm();
     // Pulling the cartridge while armed is a fault; refitting it needs a new clearance.
     pen.setInput('cartridgePresent', false);
@@ -179,11 +182,11 @@ describe('watchdog bite', () => {
 });
 
 describe('STOP in the receive interrupt', () => {
-  it('stops the motor on a STOP header after a sync byte, even when the rest of the frame is corrupt', async () => {
+  it('stops the motor on the STOP byte alone, with no frame and no handshake, within a millisecond', async () => {
     await runningPen();
     const port = pen.openPort();  // a second client: the firmware does not care who sends STOP
-    port.write(Uint8Array.of(0x7e, 0x06, 0x1f, 0x04, 0x00, 0x00, 0x7e));  // STOP header, CRC wrong
-    await pen.clock.sleep(2);
+    port.write(Uint8Array.of(FRAME_STOP));
+    await pen.clock.sleep(1);
     expect(pen.plant.motorDrive()).toBe(0);
     await waitForNeedleHome();
   });
