@@ -10,9 +10,11 @@ void stepper_init(void);
 void stepper_move_to(int32_t target_steps);
 void stepper_start_homing(void);
 enum homing_result stepper_poll_homing(void);
-// The safe path: retract toward home at full speed until the home switch closes (or, when the switch
-// is not to be trusted, to step 0).
-void stepper_retract(uint8_t trust_switch);
+// The safe path: retract toward home at full speed until the home switch closes.
+void stepper_retract(void);
+// The safe path when the home switch is stuck: the depth sensor's position (in microsteps from home) replaces the
+// step count, and the needle retracts to 0 by steps, past the switch.
+void stepper_retract_untrusted_switch(int32_t sensed_position);
 // Ramps the step rate; call once per millisecond from the main loop.
 void stepper_update_1ms(void);
 

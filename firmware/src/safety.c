@@ -53,7 +53,8 @@ static void go_safe(uint8_t code) {
   motor_stop();
   if (state != PEN_STATE_FAULT) fault = code;  // the first cause is the one reported
   state = PEN_STATE_FAULT;
-  stepper_retract(fault != FAULT_HOME_SWITCH_STUCK);
+  if (fault == FAULT_HOME_SWITCH_STUCK) stepper_retract_untrusted_switch(calibration_sensor_steps(sensors_depth_mv()));
+  else stepper_retract();
   if (fault_needs_home(code)) stepper_forget_home();
   // A hazard interrupted the treatment: the cartridge must be inspected and cleared again before arming.
   if (fault_is_critical(code)) cartridge_cleared = 0;
@@ -191,6 +192,11 @@ static void every_millisecond(void) {
     return;
   }
   if (state == PEN_STATE_HOMING) {
+    // The switch pressed while the depth sensor sees the needle out: a stuck switch, which homing would take for home.
+    if (input(INPUT_BIT_HOME_SWITCH) && sensors_settled() && sensor_depth_um() > DEPTH_AXIS_HOME_SWITCH_STUCK_UM) {
+      go_safe(FAULT_HOME_SWITCH_STUCK);
+      return;
+    }
     enum homing_result result = stepper_poll_homing();
     if (result == HOMING_DONE) safety_enter(PEN_STATE_IDLE);
     else if (result == HOMING_SWITCH_NOT_FOUND) go_safe(FAULT_HOMING_FAILED);
@@ -248,5 +254,5 @@ void safety_stop(void) {
   motor_stop();
   if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) safety_enter(PEN_STATE_IDLE);
   if (state == PEN_STATE_HOMING) safety_enter(PEN_STATE_HOMING_REQUIRED);
-  stepper_retract(1);
+  stepper_retract();
 }

@@ -48,6 +48,8 @@ export class PenPlant {
   stepsReceived = 0;
   stepsLost = 0;
   homeSwitchStuck = false;
+  /** A broken home switch (cut wire, dead contact): it never reads pressed, wherever the carriage is. */
+  homeSwitchBroken = false;
   depthSensorFault: SensorFault = null;
 
   // Needle drive.
@@ -103,6 +105,11 @@ export class PenPlant {
 
   setHomeSwitchStuck(stuck: boolean): void {
     this.homeSwitchStuck = stuck;
+    this.updateHomeSwitch();
+  }
+
+  setHomeSwitchBroken(broken: boolean): void {
+    this.homeSwitchBroken = broken;
     this.updateHomeSwitch();
   }
 
@@ -170,7 +177,7 @@ export class PenPlant {
   }
 
   private updateHomeSwitch(): void {
-    this.drivePin('homeSwitch', this.homeSwitchStuck || this.carriageMm < -1e-9);
+    this.drivePin('homeSwitch', !this.homeSwitchBroken && (this.homeSwitchStuck || this.carriageMm < -1e-9));
   }
 
   private channelVolts(channel: number): number {

@@ -2,6 +2,7 @@
 // driven by the supervisory loop, with every state-changing command audited and every fault stored.
 import type { Clock } from '../../hardware/clock.ts';
 import { pen } from '../../hardware/description.ts';
+import { PROTOCOL_VERSION } from '../../hardware/generated/protocol.ts';
 import type { PenDevice, Telemetry } from '../../hal/device.ts';
 import { checkDepthMm, checkStrokesPerSecond, HostRefusedError } from '../../hal/limits.ts';
 import type { PenStore } from '../store/store.ts';
@@ -23,6 +24,8 @@ export interface SessionOptions {
   readonly footswitchControl?: boolean;
   /** Depth changes during treatment move no faster than this. */
   readonly depthRateMmPerSecond?: number;
+  /** The firmware build (8 hex digits, as the pen identifies it) the pen must run; any build of the right version when absent. */
+  readonly expectedBuildId?: string;
 }
 
 export interface TreatmentPlan {
@@ -122,12 +125,15 @@ export class TreatmentSession {
     this.listeners.push(listener);
   }
 
-  /** Checks the pen can be used: no fault latched, e-stop closed, supply and sensors plausible. */
+  /**
+   * Checks the pen can be used: it runs the firmware this host carries, no fault latched, e-stop closed, supply and
+   * sensors plausible.
+   */
   async selfTest(): Promise<SelfTestCheck[]> {
     const t = await this.device.status();
     const { supplyMinMv, supplyMaxMv, temperatureLimitDeciC } = pen.limits;
     const checks: SelfTestCheck[] = [
-      { name: 'protocol', ok: true, detail: `version ${this.device.identity.protocolVersion}, firmware ${this.device.identity.firmwareVersion}` },
+      this.firmwareCheck(),
       { name: 'fault', ok: t.state !== 'fault', detail: t.state === 'fault' ? `${t.fault} latched: ${t.faultText}` : 'none latched' },
       { name: 'e-stop', ok: !t.estopTripped, detail: t.estopTripped ? 'tripped' : 'closed' },
       {
@@ -143,6 +149,22 @@ export class TreatmentSession {
     const failed = checks.filter((check) => !check.ok);
     if (failed.length > 0) throw new SessionRefusedError(`self-test failed: ${failed.map((c) => `${c.name} ${c.detail}`).join('; ')}`);
     return checks;
+  }
+
+  /** The pen's identity against what this host carries: protocol version, board, firmware version and, when named, build. */
+  private firmwareCheck(): SelfTestCheck {
+    const identity = this.device.identity;
+    const firmware = pen.board.firmwareVersion.join('.');
+    const build = this.options.expectedBuildId;
+    const mismatches = [
+      identity.protocolVersion === PROTOCOL_VERSION ? null : `the pen speaks protocol version ${identity.protocolVersion}, this host ${PROTOCOL_VERSION}`,
+      identity.boardName === pen.board.name ? null : `the pen is a ${identity.boardName}, this host drives a ${pen.board.name}`,
+      identity.firmwareVersion === firmware ? null : `the pen runs firmware ${identity.firmwareVersion}, this host carries ${firmware}`,
+      build === undefined || identity.buildId === build.toLowerCase() ? null : `the pen runs build ${identity.buildId}, expected ${build}`,
+    ].filter((mismatch) => mismatch !== null);
+    const detail = mismatches.length > 0 ? mismatches.join(', ')
+      : `version ${identity.protocolVersion}, ${identity.boardName} firmware ${identity.firmwareVersion} build ${identity.buildId}`;
+    return { name: 'protocol', ok: mismatches.length === 0, detail };
   }
 
   async home(): Promise<void> {

@@ -5,6 +5,9 @@ import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { PenDevice } from '../../hal/device.ts';
 import { PenStore } from '../../src/store/store.ts';
 import { SessionRefusedError, TreatmentSession, type SessionOptions } from '../../src/control/session.ts';
+import { confirmPenSafe, runDemo } from '../../src/cli/demo.ts';
+import { pen as description } from '../../hardware/description.ts';
+import { PROTOCOL_VERSION } from '../../hardware/generated/protocol.ts';
 
 let pen: VirtualPen;
 let device: PenDevice;
@@ -176,5 +179,76 @@ describe('faults during treatment', () => {
     expect(summary.reason).toMatch(/host check speed_mismatch: needle at 1[0-4]\d\.\d strokes\/s, commanded 150/);
     expect(store.faults()[0]).toMatchObject({ source: 'host', code: 'speed_mismatch' });
     expect(pen.plant.motorDrive()).toBe(0);
+  });
+});
+
+describe('the self-test checks the firmware', () => {
+  /** Self-tests the pen through a second session on the same device (closed after), with these options. */
+  async function selfTestWith(options: Partial<SessionOptions>): Promise<unknown> {
+    const other = new TreatmentSession(device, { clock: pen.clock, store, target: 'virtual pen', ...options });
+    try {
+      return await other.selfTest();
+    } finally {
+      other.close();
+    }
+  }
+
+  it('passes for the firmware this host carries, naming protocol, board, firmware and build', async () => {
+    const session = await connectedSession();
+    const { buildId } = device.identity;
+    const firmware = description.board.firmwareVersion.join('.');
+    expect((await session.selfTest())[0]).toEqual({
+      name: 'protocol', ok: true, detail: `version ${PROTOCOL_VERSION}, ${description.board.name} firmware ${firmware} build ${buildId}`,
+    });
+    expect(await selfTestWith({ expectedBuildId: buildId.toUpperCase() })).toHaveLength(6);
+  });
+
+  it('fails for another build, another firmware version, board or protocol version, naming the mismatch', async () => {
+    await connectedSession();
+    const { buildId } = device.identity;
+    await expect(selfTestWith({ expectedBuildId: '0badc0de' }))
+      .rejects.toThrow(new SessionRefusedError(`self-test failed: protocol the pen runs build ${buildId}, expected 0badc0de`));
+    const identity = device.identity;
+    const pretend = (changes: Partial<typeof identity>): void => {
+      Object.defineProperty(device, 'identity', { value: { ...identity, ...changes }, configurable: true });
+    };
+    pretend({ firmwareVersion: '0.0.9' });
+    await expect(selfTestWith({})).rejects.toThrow(/^self-test failed: protocol the pen runs firmware 0\.0\.9, this host carries 0\.1\.0$/);
+    pretend({ boardName: 'pen-r0' });
+    await expect(selfTestWith({})).rejects.toThrow(/^self-test failed: protocol the pen is a pen-r0, this host drives a pen-r1a$/);
+    pretend({ protocolVersion: PROTOCOL_VERSION + 1 });
+    await expect(selfTestWith({})).rejects.toThrow(
+      `self-test failed: protocol the pen speaks protocol version ${PROTOCOL_VERSION + 1}, this host ${PROTOCOL_VERSION}`,
+    );
+    expect(pen.plant.motorDrive()).toBe(0);
+  });
+});
+
+describe('the demo (npm start)', () => {
+  it('reports what the pen\'s telemetry says after the jam and the second pass, the pen safe both times', async () => {
+    await connectedSession();  // the test's own pen, device and store; the demo runs its own session on them
+    const lines: string[] = [];
+    const output = { live: (): void => {}, line: (text: string): void => { lines.push(text); } };
+    const target = { device, where: 'the in-process virtual pen', virtualPen: pen, close: (): Promise<void> => Promise.resolve() };
+    const result = await runDemo(target, ':memory:', output);
+    expect(result.passes.map((pass) => pass.outcome)).toEqual(['faulted', 'completed']);
+    const safe = /telemetry: needle off, motor \d+ mA, depth -?0\.00\d mm \(sensor -?0\.0\d\d mm\)/;
+    expect(lines.find((line) => line.startsWith('4. '))).toMatch(/^4\. jam: the pen went safe \(faulted: pen fault motor_overcurrent/);
+    expect(lines.find((line) => line.startsWith('4. '))).toMatch(safe);
+    expect(lines.find((line) => line.startsWith('6. '))).toMatch(safe);
+    expect(pen.plant.motorDrive()).toBe(0);
+  });
+
+  it('fails loudly when telemetry says the motor is on, or the needle is not home', async () => {
+    await readySession();
+    await device.depth.moveTo(1.0);
+    await device.arm();
+    await device.needle.start(100);
+    await pen.clock.sleep(300);
+    await expect(confirmPenSafe(device, 'check')).rejects.toThrow(/^check: the needle motor is NOT off; telemetry: needle ON at \d+\.\d strokes\/s/);
+    await device.needle.stop();
+    await expect(confirmPenSafe(device, 'check')).rejects.toThrow(/^check: the needle is NOT home; telemetry: needle off, .*depth 1\.000 mm/);
+    await device.stop();
+    expect(await confirmPenSafe(device, 'check')).toMatch(/^telemetry: needle off, motor \d+ mA, depth -?0\.00\d mm/);
   });
 });

@@ -10,6 +10,7 @@
 #define START_STEPS_PER_SECOND 800
 #define ACCELERATION_PER_MS (DEPTH_AXIS_ACCELERATION_STEPS_PER_S2 / 1000)
 #define HOMING_TRAVEL_STEPS ((int32_t)DEPTH_AXIS_HOMING_TRAVEL_UM * STEPS_PER_MM / 1000)
+#define SENSOR_TOLERANCE_STEPS ((int32_t)DEPTH_AXIS_MISMATCH_TOLERANCE_UM * STEPS_PER_MM / 1000)
 #define BACKOFF_MAX_STEPS ((int32_t)DEPTH_AXIS_BACKOFF_MAX_UM * STEPS_PER_MM / 1000)
 
 enum phase { PHASE_IDLE, PHASE_MOVE, PHASE_SEEK_SWITCH, PHASE_BACKOFF };
@@ -113,16 +114,19 @@ void stepper_start_homing(void) {
 
 enum homing_result stepper_poll_homing(void) { return homing_outcome; }
 
-void stepper_retract(uint8_t trust_switch) {
-  if (!trust_switch) {
-    // The switch reads pressed where it cannot be: retract by the step count to 0 instead.
-    start(PHASE_MOVE, 0, DEPTH_AXIS_MAX_STEPS_PER_SECOND);
-    switch_trusted = 0;
-    return;
-  }
+void stepper_retract(void) {
   // Toward home until the switch closes; past 0 by the homing travel in case steps were lost.
   int32_t here = stepper_position();
   start(PHASE_MOVE, (homed ? 0 : here) - HOMING_TRAVEL_STEPS, DEPTH_AXIS_MAX_STEPS_PER_SECOND);
+}
+
+void stepper_retract_untrusted_switch(int32_t sensed_position) {
+  // The switch reads pressed where it cannot be, so neither it nor the step count (it may have been zeroed at the
+  // stuck switch) says where home is: take the depth sensor's word for the position and retract by steps, past 0 by
+  // the sensor's tolerance into the mechanical stop, so the needle is in whatever the sensor's error.
+  ATOMIC_BLOCK(ATOMIC_RESTORESTATE) { position = sensed_position; }
+  start(PHASE_MOVE, -SENSOR_TOLERANCE_STEPS, DEPTH_AXIS_MAX_STEPS_PER_SECOND);
+  switch_trusted = 0;
 }
 
 void stepper_update_1ms(void) {
