@@ -1,45 +1,16 @@
 // The `pen` command as a user runs it: the virtual pen served on TCP in one process, `pen info` in another.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pen as description } from '../../hardware/description.ts';
+import { PenProcesses, type PenResult } from '../pen-process.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const run = promisify(execFile);
-const children: ChildProcess[] = [];
+const pen = new PenProcesses();
+afterEach(() => pen.killAll());
 
-afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGINT');
-});
-
-async function penCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run('node', ['bin/pen.js', ...args], { cwd: root });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
-
-/** Starts `pen sim` on an OS-chosen port and resolves with the address it printed. */
-function startSim(): Promise<string> {
-  const child = spawn('node', ['bin/pen.js', 'sim', '--listen', 'tcp://127.0.0.1:0'], { cwd: root });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const address = /listening on (tcp:\/\/\S+)/.exec(output)?.[1];
-      if (address !== undefined) resolve(address);
-    });
-    child.on('exit', (code) => reject(new Error(`pen sim exited with ${code}: ${output}`)));
-  });
-}
+const penCli = (args: string[]): Promise<PenResult> => pen.run(args);
+const startSim = async (): Promise<string> => (await pen.startSim()).address;
 
 describe('pen CLI', () => {
   it('prints the identity of a pen served by `pen sim --listen` as JSON', async () => {

@@ -10,6 +10,7 @@ import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { hasRamSymbol } from '../../hardware/sim/elf-symbols.ts';
 import { pen as description, stepsPerMm } from '../../hardware/description.ts';
 import { PenDevice } from '../../hal/device.ts';
+import { homedVirtualPen, runningVirtualPen } from './virtual-session.ts';
 
 const firmwareDir = fileURLToPath(new URL('../../firmware/', import.meta.url));
 const elfPath = join(firmwareDir, 'build/pen.elf');
@@ -26,22 +27,11 @@ afterEach(async () => {
 });
 
 async function homedPen(): Promise<void> {
-  pen = new VirtualPen({ seed: 1 });
-  pen.start();
-  device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
-  await device.depth.home();
+  ({ pen, device } = await homedVirtualPen());
 }
 
-/** A pen homed, at 1.5 mm, cartridge cleared, armed and running the needle at 100 strokes/s. */
 async function runningPen(): Promise<void> {
-  await homedPen();
-  await device.depth.moveTo(1.5);
-  await device.clearCartridge(7);
-  await device.arm();
-  await device.needle.start(100);
-  await pen.clock.sleep(800);
-  expect(device.telemetry).toMatchObject({ state: 'running', fault: 'none' });
-  expect(pen.plant.motorDrive()).toBeGreaterThan(0);
+  ({ pen, device } = await runningVirtualPen());
 }
 
 const carriageSteps = (): number => Math.round(pen.plant.carriageMm * stepsPerMm);

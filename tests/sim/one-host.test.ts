@@ -1,11 +1,10 @@
 // One host owns the pen at a time (DESIGN, "The link"): `pen sim` refuses a second TCP client with a reason and
 // keeps it out of the holder's byte stream, and a serial port is opened exclusively.
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealClock } from '../../hardware/clock.ts';
 import { FrameKind, FRAME_SYNC } from '../../hardware/generated/protocol.ts';
@@ -13,43 +12,20 @@ import { PenDevice } from '../../hal/device.ts';
 import { encodeMessage } from '../../hal/link/codec.ts';
 import { encodeFrame } from '../../hal/link/frame.ts';
 import { SerialTransport, TcpTransport } from '../../hal/link/transport.ts';
+import { PenProcesses, type PenResult } from '../pen-process.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
 const clock = new RealClock();
-const children: ChildProcess[] = [];
+const processes = new PenProcesses();
 const cleanups: (() => Promise<void> | void)[] = [];
 const BUSY = /^busy: another host holds this pen \(127\.0\.0\.1:\d+, connected \d+ s ago\)$/m;
 
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-  for (const child of children.splice(0)) child.kill('SIGKILL');
+  processes.killAll();
 });
 
-/** Starts `pen sim` on an OS-chosen port and resolves with that port. */
-function startSim(): Promise<number> {
-  const child = spawn('node', ['bin/pen.js', 'sim', '--listen', 'tcp://127.0.0.1:0'], { cwd: root });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-      const port = /listening on tcp:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1];
-      if (port !== undefined) resolve(Number(port));
-    });
-    child.on('exit', (code) => reject(new Error(`pen sim exited with ${String(code)}: ${output}`)));
-  });
-}
-
-/** Runs `pen` to its end (killed after timeoutMs), with its exit code and output. */
-function penCli(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const child = execFile('node', ['bin/pen.js', ...args], { cwd: root, timeout: timeoutMs, killSignal: 'SIGKILL' }, (_error, stdout, stderr) => {
-      resolve({ code: child.exitCode, stdout, stderr, ms: performance.now() - started });
-    });
-    children.push(child);
-  });
-}
+const startSim = async (): Promise<number> => (await processes.startSim()).port;
+const penCli = (args: string[], timeoutMs: number): Promise<PenResult> => processes.run(args, { timeoutMs });
 
 /** Client A: the HAL over TCP, homed, at 1.5 mm, cartridge cleared, armed, needle running. */
 async function holdRunningPen(port: number): Promise<PenDevice> {
@@ -129,7 +105,7 @@ describe('one host at a time over serial', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pen-pty-'));
     const ptyPath = join(dir, 'ttyPEN');
     const socat = spawn('socat', [`pty,raw,echo=0,link=${ptyPath}`, `pty,raw,echo=0,link=${join(dir, 'ttyOTHER')}`]);
-    children.push(socat);
+    cleanups.push(() => { socat.kill('SIGKILL'); });
     for (let waitedMs = 0; !existsSync(ptyPath) && waitedMs < 3000; waitedMs += 20) await clock.sleep(20);
 
     const first = await SerialTransport.open(ptyPath);

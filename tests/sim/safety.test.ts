@@ -4,6 +4,7 @@ import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { pen as description, stepsPerMm } from '../../hardware/description.ts';
 import { HostRefusedError, PenDevice } from '../../hal/device.ts';
 import { refusal } from '../refusal.ts';
+import { runningVirtualPen } from './virtual-session.ts';
 import { FRAME_STOP, type FaultName } from '../../hardware/generated/protocol.ts';
 
 let pen: VirtualPen;
@@ -14,19 +15,8 @@ afterEach(async () => {
   await pen.stop();
 });
 
-/** A pen homed, at 1.5 mm, cartridge cleared, armed and running the needle at 100 strokes/s. */
 async function runningPen(seed = 1): Promise<void> {
-  pen = new VirtualPen({ seed });
-  pen.start();
-  device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
-  await device.depth.home();
-  await device.depth.moveTo(1.5);
-  await device.clearCartridge(7);
-  await device.arm();
-  await device.needle.start(100);
-  await pen.clock.sleep(800);
-  expect(device.telemetry).toMatchObject({ state: 'running', fault: 'none' });
-  expect(pen.plant.motorDrive()).toBeGreaterThan(0);
+  ({ pen, device } = await runningVirtualPen(seed));
 }
 
 /** Home: within one microstep of where the home switch opens (0 mm). */
