@@ -5,7 +5,8 @@ import { calibrationBounds } from '../hardware/depth-bounds.ts';
 /** The host refused a request itself; nothing was sent. */
 export class HostRefusedError extends Error {}
 
-const mm = (value: number): string => value.toFixed(2);
+/** Millimetres with two decimals, or as many as the value has: never rounded, so 2.001 is not shown as 2.00. */
+const mm = (value: number): string => (Number(value.toFixed(2)) === value ? value.toFixed(2) : String(value));
 
 /** Returns depth in whole micrometres, or throws naming the value and the window. */
 export function checkDepthMm(depthMm: number): number {

@@ -107,6 +107,21 @@ function matchChipWatchdog(cpu: CPU): void {
   }
 }
 
+/** The EEPROM's cells, with a hook called after every byte the MCU erases or writes. */
+export class ObservedEeprom extends EEPROMMemoryBackend {
+  onChange: ((address: number) => void) | null = null;
+
+  override writeMemory(address: number, value: number): void {
+    super.writeMemory(address, value);
+    this.onChange?.(address);
+  }
+
+  override eraseMemory(address: number): void {
+    super.eraseMemory(address);
+    this.onChange?.(address);
+  }
+}
+
 export class VirtualPen {
   /** The clock hosts should use with this pen: virtual time in 'virtual' mode, the wall clock in 'real'. */
   readonly clock: Clock;
@@ -137,8 +152,11 @@ export class VirtualPen {
   readonly linkStats = { bytesCorrupted: 0, bytesDropped: 0 };
   /** The plant models (stepper, motor, sensors) and their fault-injection hooks. */
   readonly plant: PenPlant;
-  /** The MCU's 1 KB EEPROM; it keeps its contents across resets, as the chip's does. Tests may corrupt it. */
-  readonly eeprom = new EEPROMMemoryBackend(1024);
+  /**
+   * The MCU's 1 KB EEPROM; it keeps its contents across resets, as the chip's does. Tests may corrupt it. Load an image
+   * into eeprom.memory before start(), and set eeprom.onChange to keep it somewhere (the pen command keeps it in a file).
+   */
+  readonly eeprom = new ObservedEeprom(1024);
 
   constructor(options: VirtualPenOptions = {}) {
     const firmwarePath = options.firmwarePath ?? defaultFirmwarePath;

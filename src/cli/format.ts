@@ -6,29 +6,37 @@ import { SessionRefusedError } from '../control/session.ts';
 
 /** Exit codes a script can act on. */
 export const ExitCode = {
-  ok: 0, failure: 1, usage: 2, link: 3, protocolMismatch: 4, refused: 5, treatmentFaulted: 6, interrupted: 130,
+  ok: 0, failure: 1, usage: 2, link: 3, protocolMismatch: 4, refused: 5, treatmentFaulted: 6, busy: 7, interrupted: 130,
 } as const;
 
 export const exitCodeHelp =
   'Exit codes: 0 ok, 1 failure, 2 bad usage, 3 link failed or lost, 4 protocol mismatch, 5 refused (by the host or the pen), ' +
-  '6 treatment ended by a fault (pen safe), 130 interrupted (pen stopped first).';
+  '6 treatment ended by a fault (pen safe), 7 busy (another process holds the pen; it is named), 130 interrupted (pen stopped first).';
 
 export class UsageError extends Error {}
 
+/** Another process holds the pen's link; the message names it (pid, command). */
+export class BusyError extends Error {}
+
 export function exitCodeFor(error: unknown): number {
   if (error instanceof UsageError) return ExitCode.usage;
+  if (error instanceof BusyError) return ExitCode.busy;
   if (error instanceof ProtocolMismatchError) return ExitCode.protocolMismatch;
   if (error instanceof LinkLostError || error instanceof TransportError) return ExitCode.link;
   if (error instanceof PenRefusedError || error instanceof HostRefusedError || error instanceof SessionRefusedError) return ExitCode.refused;
   return ExitCode.failure;
 }
 
-/** Parses a numeric option, or throws a usage error naming the option and an example. */
+/** A plain decimal number: optional sign, digits, optional fraction. No hex, exponent, Infinity or spaces. */
+const plainDecimal = /^[+-]?(\d+(\.\d*)?|\.\d+)$/;
+
+/** Parses a numeric option, or throws a usage error naming the option, what is allowed and an example. */
 export function numberOption(value: string | undefined, name: string, example: string): number | undefined {
   if (value === undefined) return undefined;
-  const number = Number(value);
-  if (value.trim() === '' || !Number.isFinite(number)) throw new UsageError(`${name} must be a number, e.g. ${name} ${example} (got "${value}")`);
-  return number;
+  if (!plainDecimal.test(value)) {
+    throw new UsageError(`${name} must be a plain decimal number (digits, an optional sign and decimal point), e.g. ${name} ${example} (got "${value}")`);
+  }
+  return Number(value);
 }
 
 export function describeIdentity(identity: PenIdentity, where: string): string {
@@ -46,7 +54,7 @@ export function describeTelemetry(t: Telemetry): string {
     `  depth ${t.depthMm.toFixed(3)} mm (sensor ${t.sensedDepthMm.toFixed(3)} mm)${t.homed ? '' : ', not homed'}; ` +
       `needle ${t.needleOn ? `${t.strokesPerSecond.toFixed(1)} strokes/s` : 'off'}, ${t.motorCurrentMa} mA`,
     `  ${t.temperatureC.toFixed(1)} °C, supply ${t.supplyVolts.toFixed(2)} V; cartridge ${t.cartridgePresent ? (t.cartridgeCleared ? 'cleared' : 'fitted, not cleared') : 'missing'}` +
-      `${t.estopTripped ? '; E-STOP TRIPPED' : ''}${t.footswitchPressed ? '; footswitch pressed' : ''}`,
+      `${t.estopTripped ? '; E-STOP TRIPPED' : ''}${t.footswitchPressed ? '; footswitch pressed' : ''}; home switch ${t.homeSwitchPressed ? 'pressed' : 'open'}`,
   ].join('\n');
 }
 

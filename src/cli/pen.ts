@@ -2,17 +2,27 @@
 // in-process virtual pen, and takes --port for a serial path or tcp://HOST:PORT.
 import { Command, CommanderError, Option } from 'commander';
 import { RealClock } from '../../hardware/clock.ts';
-import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
-import { parseListenAddress, servePen } from '../../hardware/sim/tcp-server.ts';
+import { parseListenAddress } from '../../hardware/sim/tcp-server.ts';
 import { maxLoopRateHz } from '../control/loop.ts';
 import { defaultStorePath, PenStore } from '../store/store.ts';
 import { describeIdentity, describeTelemetry, ExitCode, exitCodeFor, exitCodeHelp, numberOption, UsageError } from './format.ts';
 import { runDemo } from './demo.ts';
 import { consoleOutput, runTreatment } from './run.ts';
-import { openTarget, type Target } from './target.ts';
+import { addTargetOptions, openTarget, type Target } from './target.ts';
+import { relayStop, statusCommand, intervalRange, type StatusFlags } from './status.ts';
+import { createSimPen, simOptionHelp, type SimFlags } from './sim.ts';
+import { waitForInterrupt as interruption } from './interrupt.ts';
+import { parseRunFlags } from './run-options.ts';
+import { serveOrExplain } from './listen.ts';
+import { versionRequest } from './version.ts';
 import { checkDepthCalibration, checkSensorCalibration } from '../../hal/limits.ts';
+import { auditCommand, type AuditFlags } from './audit.ts';
+import { auditActor } from '../store/actor.ts';
+import { clearFault } from './clear-fault.ts';
+import { faultsCommand, type FaultsFlags } from './faults.ts';
+import type { DepthCalibration } from '../../hal/device.ts';
 
-const portOption = (): Option => new Option('-p, --port <port>', 'serial device path or tcp://HOST:PORT (default: an in-process virtual pen)');
+const portOption = (): Option => new Option('-p, --port <port>', 'serial device path or tcp://HOST:PORT (default: $PEN_PORT, else an in-process virtual pen)').env('PEN_PORT');
 const firmwareOption = (): Option => new Option('--firmware <hex>', 'firmware image for the in-process virtual pen (default: firmware/build/pen.hex)');
 const jsonOption = (): Option => new Option('--json', 'print JSON instead of text');
 const dbOption = (): Option => new Option('--db <file>', `the SQLite store (default: $PEN_DB or ${defaultStorePath()})`);
@@ -22,22 +32,27 @@ interface TargetFlags { port?: string; firmware?: string; json?: boolean; db?: s
 /** Set by each action: the process exit code. */
 let exitCode: number = ExitCode.ok;
 
-function waitForInterrupt(): Promise<void> {
-  return new Promise((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
+/** Ctrl-C, SIGTERM, SIGHUP, or stdout's reader gone (src/cli/interrupt.ts). */
+async function waitForInterrupt(): Promise<void> {
+  await interruption();
 }
 
-/** Runs a one-shot command on the target, recording it and its outcome in the audit log. */
-async function withAudit(flags: TargetFlags, command: string, action: (target: Target) => Promise<void>): Promise<void> {
+/**
+ * Runs a one-shot command on the target, recording it and its outcome in the audit log with the pen's identity and the
+ * operator ($PEN_OPERATOR, else the OS user); what the action puts in details (old and new values) is recorded too.
+ */
+async function withAudit(
+  flags: TargetFlags, command: string, action: (target: Target, details: Record<string, unknown>, store: PenStore) => Promise<void>,
+): Promise<void> {
   const target = await openTarget({ port: flags.port, firmware: flags.firmware });
   const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
+  const details: Record<string, unknown> = {};
+  const actor = auditActor(target.device.identity);
   try {
-    await action(target);
-    store.audit(null, command, { target: target.where }, 'ok');
+    await action(target, details, store);
+    store.audit(null, command, { target: target.where, ...details }, 'ok', actor);
   } catch (error) {
-    store.audit(null, command, { target: target.where }, `refused: ${error instanceof Error ? error.message : String(error)}`);
+    store.audit(null, command, { target: target.where, ...details }, `refused: ${error instanceof Error ? error.message : String(error)}`, actor);
     throw error;
   } finally {
     store.close();
@@ -45,30 +60,28 @@ async function withAudit(flags: TargetFlags, command: string, action: (target: T
   }
 }
 
-function buildProgram(): Command {
+export function buildProgram(): Command {
   const program = new Command('pen')
     .description('Controller for the motorized microneedling pen: talks to the pen over serial, TCP or an in-process virtual pen.')
     .showHelpAfterError()
     .exitOverride();
   program.addHelpText('after', `\n${exitCodeHelp}`);
+  // Answered in main before parsing (src/cli/version.ts); declared here so that --help lists it.
+  program.addOption(new Option('-V, --version', 'print the host version, the protocol version it speaks and the firmware build it carries (add --json for JSON)'));
 
   program
     .command('run')
     .description('self-test, home, clear the cartridge and run a treatment, with a live status line; Ctrl-C stops the pen first')
     .requiredOption('--depth <mm>', 'needle depth, 0.50–2.00 mm')
     .requiredOption('--speed <strokes/s>', 'needle speed, 50–150 strokes per second')
-    .option('--duration <s>', 'needle-on time in seconds (default: until Ctrl-C)')
-    .option('--cartridge <id>', 'cartridge id to clear for use', '1')
+    .option('--duration <s>', 'needle-on time, 1–3600 s (default: until Ctrl-C)')
+    .option('--cartridge <id>', 'cartridge id to clear for use, a whole number 0–4294967295', '1')
     .option('--footswitch', 'run the needle only while the footswitch is pressed (release pauses)')
     .option('--rate <hz>', `supervisory loop rate, 1–${maxLoopRateHz} Hz`, '100')
     .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
     .action(async (flags: TargetFlags & { depth: string; speed: string; duration?: string; cartridge: string; footswitch?: boolean; rate: string }) => {
-      const depthMm = numberOption(flags.depth, '--depth', '1.0') ?? 0;
-      const strokesPerSecond = numberOption(flags.speed, '--speed', '100') ?? 0;
-      const durationS = numberOption(flags.duration, '--duration', '30') ?? null;
-      const cartridgeId = numberOption(flags.cartridge, '--cartridge', '1') ?? 1;
-      const loopRateHz = numberOption(flags.rate, '--rate', '100') ?? 100;
-      if (loopRateHz < 1 || loopRateHz > maxLoopRateHz) throw new UsageError(`--rate ${loopRateHz} Hz is outside 1–${maxLoopRateHz} Hz`);
+      // Every value is checked before connecting: a refused command never touches the pen (src/cli/run-options.ts).
+      const { depthMm, strokesPerSecond, durationS, cartridgeId, loopRateHz } = parseRunFlags(flags);
       const output = consoleOutput(flags.json === true);
       const target = await openTarget({ port: flags.port, firmware: flags.firmware, timeMode: 'real', heartbeat: false });
       try {
@@ -77,7 +90,7 @@ function buildProgram(): Command {
           plan: { depthMm, strokesPerSecond, durationS }, cartridgeId, footswitchControl: flags.footswitch === true,
           loopRateHz, storePath: flags.db ?? defaultStorePath(), json: flags.json === true,
         }, output);
-        if (flags.json === true) console.log(JSON.stringify({ summary, final: await target.device.status() }, null, 2));
+        if (flags.json === true) console.log(JSON.stringify({ target: target.where, summary, final: await target.device.status() }, null, 2));
         exitCode = code;
       } finally {
         await target.close();
@@ -86,28 +99,13 @@ function buildProgram(): Command {
 
   program
     .command('status')
-    .description("print the pen's state, depth, needle, sensors and inputs (--watch to follow it)")
-    .option('--watch', 'keep printing until Ctrl-C')
+    .description("print the pen's state, depth, needle, sensors and inputs, home switch included (--watch to follow it); " +
+      'while another process holds the pen, attaches to it read-only')
+    .option('--watch', 'keep printing, each line time-stamped, until Ctrl-C')
+    .option('--interval <ms>', `with --watch, print at most every so many ms, ${intervalRange.minMs}–${intervalRange.maxMs}`, String(intervalRange.defaultMs))
     .addOption(portOption()).addOption(firmwareOption()).addOption(jsonOption())
-    .action(async (flags: TargetFlags & { watch?: boolean }) => {
-      const target = await openTarget({ port: flags.port, firmware: flags.firmware, timeMode: flags.watch === true ? 'real' : 'virtual' });
-      try {
-        const print = (t: Awaited<ReturnType<typeof target.device.status>>): void => {
-          console.log(flags.json === true ? JSON.stringify(t) : `${target.where}:\n${describeTelemetry(t)}`);
-        };
-        print(await target.device.status());
-        if (flags.watch === true) {
-          let last = 0;
-          target.device.onTelemetry((t) => {
-            if (t.uptimeMs - last < 250) return;
-            last = t.uptimeMs;
-            print(t);
-          });
-          await waitForInterrupt();
-        }
-      } finally {
-        await target.close();
-      }
+    .action(async (flags: StatusFlags) => {
+      exitCode = await statusCommand(flags);
     });
 
   program
@@ -117,41 +115,52 @@ function buildProgram(): Command {
     .action((flags: TargetFlags) => withAudit(flags, 'home', async (target) => {
       await target.device.depth.home();
       const t = await target.device.status();
-      console.log(flags.json === true ? JSON.stringify(t) : `homed: needle at ${t.depthMm.toFixed(3)} mm, state ${t.state}`);
+      console.log(flags.json === true ? JSON.stringify({ target: target.where, ...t }) : `homed ${target.where}: needle at ${t.depthMm.toFixed(3)} mm, state ${t.state}`);
     }));
 
   program
     .command('stop')
-    .description('STOP: motor off, disarm, needle home (acted on by the pen ahead of anything queued)')
+    .description('STOP: motor off, disarm, needle home (acted on by the pen ahead of anything queued); ' +
+      'while another process holds the pen, that process sends it on its link')
     .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
-    .action((flags: TargetFlags) => withAudit(flags, 'stop', async (target) => {
-      await target.device.stop();
-      const t = await target.device.status();
-      console.log(flags.json === true ? JSON.stringify(t) : `stopped: state ${t.state}, needle ${t.needleOn ? 'ON' : 'off'}`);
-    }));
-
-  program
-    .command('faults')
-    .description('list recorded faults, newest first, from the store')
-    .option('--limit <n>', 'how many', '20')
-    .addOption(dbOption()).addOption(jsonOption())
-    .action((flags: { db?: string; json?: boolean; limit: string }) => {
-      const limit = numberOption(flags.limit, '--limit', '20') ?? 20;
-      if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a whole number ≥ 1 (got ${flags.limit})`);
-      const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
-      try {
-        const faults = store.faults(limit);
-        if (flags.json === true) console.log(JSON.stringify(faults, null, 2));
-        else if (faults.length === 0) console.log(`no faults recorded in ${store.path}`);
-        else for (const f of faults) console.log(`${f.at}  session ${f.sessionId ?? '-'}  ${f.source}  ${f.code}: ${f.text}`);
-      } finally {
-        store.close();
-      }
+    .action(async (flags: TargetFlags) => {
+      if (await relayStop(flags)) return;  // STOP must get through: relayed by the holder of the pen (src/cli/status.ts)
+      await withAudit(flags, 'stop', async (target) => {
+        await target.device.stop();
+        const t = await target.device.status();
+        console.log(flags.json === true ? JSON.stringify({ target: target.where, ...t }) : `stopped ${target.where}: state ${t.state}, needle ${t.needleOn ? 'ON' : 'off'}`);
+      });
     });
 
   program
+    .command('faults')
+    .description("list recorded faults, newest first, from the store; with --port, first read the pen's latched fault and record it if it is not on record (JSON: an object with onPen and faults)")
+    .option('--limit <n>', 'how many', '20')
+    .addOption(new Option('-p, --port <port>', "also read this pen's latched fault: serial device path or tcp://HOST:PORT (default: $PEN_PORT, else the store only)").env('PEN_PORT'))
+    .addOption(dbOption()).addOption(jsonOption())
+    .action((flags: FaultsFlags) => faultsCommand(flags));
+
+  program
+    .command('clear-fault')
+    .description('show the latched fault (its clear rule, whether its cause persists), clear it when the pen allows and say what comes next; exits 5 with the reason when the cause persists')
+    .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
+    .action((flags: TargetFlags) => withAudit(flags, 'clear_fault', (target, details, store) => clearFault(target, store, details, flags.json === true)));
+
+  program
+    .command('audit')
+    .description('the append-only audit log of commands that changed the pen, newest first, filtered')
+    .option('--pen <id>', "the pen's serial number, firmware build id or board name")
+    .option('--session <n>', 'treatment session id')
+    .option('--command <name>', 'e.g. home, stop, clear_fault, set_depth_calibration, set_sensor_calibration, arm')
+    .option('--since <iso>', 'entries at or after this time (ISO 8601, e.g. 2026-11-25 or 2026-11-25T14:30:00Z; no zone: local time)')
+    .option('--until <iso>', 'entries before this time (ISO 8601)')
+    .option('--limit <n>', 'how many', '50')
+    .addOption(dbOption()).addOption(jsonOption())
+    .action((flags: AuditFlags) => auditCommand(flags));
+
+  program
     .command('calibration')
-    .description('show both depth calibrations in force; with one pair of --set-… options, store that calibration in the pen (EEPROM; an in-process virtual pen forgets it on exit)')
+    .description('show both depth calibrations in force; with one pair of --set-… options, store that calibration in the pen (EEPROM; the in-process virtual pen keeps its EEPROM in the --eeprom file)')
     .option('--set-steps-per-mm <n>', 'step calibration (technician): microsteps per mm of true needle depth (nominal 1600)')
     .option('--set-zero-offset <mm>', 'step calibration (technician): true needle depth at home, in mm (nominal 0)')
     .option('--set-sensor-zero <mV>', 'depth sensor calibration (engineer): output at carriage 0, in mV (nominal 500)')
@@ -174,11 +183,12 @@ function buildProgram(): Command {
       const sensor = sensorZeroMv !== undefined && sensorMvPerMm !== undefined ? { sensorZeroMv, sensorMvPerMm } : undefined;
       if (depth !== undefined) checkDepthCalibration(depth);
       if (sensor !== undefined) checkSensorCalibration(sensor);
-      const show = async (target: Target): Promise<void> => {
+      const show = async (target: Target): Promise<DepthCalibration> => {
         const calibration = await target.device.calibration();
-        console.log(flags.json === true ? JSON.stringify(calibration) :
-          `calibration (${calibration.source}, ${calibration.storedCount} stored so far): ${calibration.stepsPerMm.toFixed(2)} steps/mm, ` +
+        console.log(flags.json === true ? JSON.stringify({ target: target.where, ...calibration }) :
+          `calibration of ${target.where} (${calibration.source}, ${calibration.storedCount} stored so far): ${calibration.stepsPerMm.toFixed(2)} steps/mm, ` +
           `zero offset ${calibration.zeroOffsetMm.toFixed(3)} mm; depth sensor ${calibration.sensorZeroMv} mV + ${calibration.sensorMvPerMm} mV/mm`);
+        return calibration;
       };
       if (depth === undefined && sensor === undefined) {
         const target = await openTarget({ port: flags.port, firmware: flags.firmware });
@@ -189,10 +199,12 @@ function buildProgram(): Command {
         }
         return;
       }
-      await withAudit(flags, depth !== undefined ? 'set_depth_calibration' : 'set_sensor_calibration', async (target) => {
+      await withAudit(flags, depth !== undefined ? 'set_depth_calibration' : 'set_sensor_calibration', async (target, details) => {
+        details['requested'] = depth ?? sensor;
+        details['old'] = await target.device.calibration();
         if (depth !== undefined) await target.device.setDepthCalibration(depth);
         if (sensor !== undefined) await target.device.setSensorCalibration(sensor);
-        await show(target);
+        details['new'] = await show(target);  // read back from the pen
       });
     });
 
@@ -219,26 +231,30 @@ function buildProgram(): Command {
     .command('sim')
     .description('run the virtual pen (the real firmware image in avr8js), paced to real time, serving its UART on TCP')
     .option('--listen <address>', 'where to serve the UART', 'tcp://127.0.0.1:7777')
+    .option('--seed <n>', simOptionHelp.seed)
+    .option('--offset-mm <mm>', simOptionHelp.offsetMm)
+    .option('--scale-error <fraction>', simOptionHelp.scaleError)
     .addOption(firmwareOption()).addOption(jsonOption())
-    .action(async (flags: { listen: string; firmware?: string; json?: boolean }) => {
+    .action(async (flags: SimFlags & { listen: string; json?: boolean }) => {
       let address;
       try {
         address = parseListenAddress(flags.listen);
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
-      const pen = new VirtualPen({ timeMode: 'real', ...(flags.firmware === undefined ? {} : { firmwarePath: flags.firmware }) });
+      const { pen, eeprom } = createSimPen(flags);  // checks --seed, --offset-mm, --scale-error; loads --eeprom (src/cli/sim.ts)
       const log = (line: string): void => {
         console.log(flags.json === true ? JSON.stringify({ event: line, simTimeMs: Math.round(pen.simTimeMs) }) : line);
       };
       pen.start();
-      const server = await servePen(pen, address, log);
+      const server = await serveOrExplain(pen, address, log);  // stops the pen and says why when the address cannot be used
       const bound = server.address();
       const port = typeof bound === 'object' && bound !== null ? bound.port : address.port;
-      log(`virtual pen listening on tcp://${address.host}:${port} (Ctrl-C to stop)`);
+      log(`virtual pen listening on tcp://${address.host}:${port} (EEPROM ${eeprom.path}; Ctrl-C to stop)`);
       await waitForInterrupt();
       server.close();
       await pen.stop();
+      eeprom.close();
       log('virtual pen stopped');
     });
 
@@ -249,7 +265,7 @@ function buildProgram(): Command {
     .action(async (flags: { firmware?: string; db?: string; json?: boolean }) => {
       const output = consoleOutput(flags.json === true);
       output.line('booting the virtual pen: firmware/build/pen.hex in avr8js, ATmega328P @ 16 MHz, paced to real time ...');
-      const target = await openTarget({ firmware: flags.firmware, timeMode: 'real', heartbeat: false });
+      const target = await openTarget({ firmware: flags.firmware, eeprom: null, timeMode: 'real', heartbeat: false });  // a blank pen every time
       try {
         const result = await runDemo(target, flags.db ?? defaultStorePath(), output);
         if (flags.json === true) console.log(JSON.stringify(result, null, 2));
@@ -258,6 +274,7 @@ function buildProgram(): Command {
       }
     });
 
+  addTargetOptions(program);  // --eeprom on every command that can open an in-process pen
   return program;
 }
 
@@ -265,6 +282,11 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram();
   exitCode = ExitCode.ok;
   try {
+    const version = versionRequest(argv);  // `pen --version [--json]`
+    if (version !== null) {
+      console.log(version);
+      return ExitCode.ok;
+    }
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
   } catch (error) {

@@ -3,6 +3,7 @@ import { RealClock } from '../../hardware/clock.ts';
 import { PenStore } from '../store/store.ts';
 import { TreatmentSession, type SessionSummary, type TreatmentPlan } from '../control/session.ts';
 import { ExitCode, statusLine } from './format.ts';
+import { describeCause, onInterrupt, type InterruptCause } from './interrupt.ts';
 import type { Target } from './target.ts';
 
 export interface RunOptions {
@@ -46,6 +47,20 @@ export function consoleOutput(json: boolean): Output {
   };
 }
 
+/**
+ * Waits (up to 1 s) until the pen reports its depth axis still. The session's loop sends the heartbeats until it is
+ * closed; a pen still retracting its needle when they end latches heartbeat_lost, so every way out waits for this.
+ */
+async function settle(device: Target['device']): Promise<void> {
+  for (let waitedMs = 0; (await device.status()).moving && waitedMs < 1000; waitedMs += 20) await device.clock.sleep(20);
+}
+
+/** STOP (motor off, disarm, needle home), then settle. */
+async function stopAndSettle(device: Target['device']): Promise<void> {
+  await device.stop();
+  await settle(device);
+}
+
 /** Live status line on every tick, faults as they happen, and (optionally) each change of phase. */
 export function showSessionEvents(session: TreatmentSession, output: Output, plannedSeconds: () => number | null, phases: boolean): void {
   session.onEvent((event) => {
@@ -55,28 +70,39 @@ export function showSessionEvents(session: TreatmentSession, output: Output, pla
   });
 }
 
-/** Self-test, home, prepare, treat; returns the exit code. Ctrl-C stops the pen before the process ends. */
+/**
+ * Self-test, home, prepare, treat; returns the exit code. Ctrl-C, SIGTERM, SIGHUP and a closed stdout all end it the
+ * same way: the pen is stopped (motor off, needle home) and the session recorded as stopped before the process ends.
+ */
 export async function runTreatment(target: Target, options: RunOptions, output: Output): Promise<{ code: number; summary: SessionSummary | null }> {
   const { device } = target;
   const store = PenStore.open(options.storePath, new RealClock());
   const session = new TreatmentSession(device, {
     clock: device.clock, store, target: target.where, loopRateHz: options.loopRateHz, footswitchControl: options.footswitchControl,
   });
-  let interruptedByOperator = false;  // set from the SIGINT handler
-  const interrupted = (): boolean => interruptedByOperator;
-  const onInterrupt = (): void => {
-    interruptedByOperator = true;
-    output.line('Ctrl-C: stopping the pen (motor off, needle home) ...');
-    void session.stop('operator pressed Ctrl-C');
-  };
-  process.on('SIGINT', onInterrupt);
+  let interruptedBy: InterruptCause | null = null;  // set from the interrupt listener
+  let stoppedBy: string | null = null;  // set when another process (`pen stop`) relays STOP through our status socket
+  const interrupted = (): boolean => interruptedBy !== null || stoppedBy !== null;
+  // STOP from another process: sent on our link at once, then the treatment ends as stopped, like Ctrl-C (exit 130).
+  target.owner?.onStop(async (from) => {
+    stoppedBy = from;
+    output.line(`STOP from ${from}: stopping the pen (motor off, needle home) ...`);
+    await device.stop();
+    void session.stop(`STOP from ${from}`).catch(() => {});
+    return device.telemetry;
+  });
+  const stopListening = onInterrupt((cause) => {
+    interruptedBy = cause;
+    output.line(`${describeCause(cause)}: stopping the pen (motor off, needle home) ...`);
+    void session.stop(cause === 'SIGINT' ? 'operator pressed Ctrl-C' : `interrupted: ${cause}`).catch(() => {});
+  });
   showSessionEvents(session, output, () => options.plan.durationS, true);
   try {
     session.checkPlan(options.plan);  // refuse a bad plan before the pen moves at all
     const checks = await session.selfTest();
     output.line(`self-test passed: ${checks.map((check) => `${check.name} ${check.detail}`).join('; ')}`);
     if (interrupted()) {
-      await device.stop();
+      await stopAndSettle(device);
       return { code: ExitCode.interrupted, summary: null };
     }
     output.line('homing the depth axis ...');
@@ -85,20 +111,26 @@ export async function runTreatment(target: Target, options: RunOptions, output: 
     output.line(`cartridge ${options.cartridgeId} cleared; treating at ${options.plan.depthMm.toFixed(2)} mm, ` +
       `${options.plan.strokesPerSecond} strokes/s${options.plan.durationS === null ? '' : ` for ${options.plan.durationS} s`}`);
     if (interrupted()) {
-      await device.stop();
+      await stopAndSettle(device);
       return { code: ExitCode.interrupted, summary: null };
     }
     const summary = await session.treat(options.plan);
+    await settle(device).catch(() => {});  // the session stopped the pen: let the needle reach home before heartbeats end
     output.line(`ended: ${summary.outcome} (${summary.reason}); ${summary.needleSeconds.toFixed(1)} s of needle time, ` +
       `${summary.strokes} strokes; session ${summary.sessionId} recorded in ${store.path}`);
     const code = interrupted() ? ExitCode.interrupted : summary.outcome === 'faulted' ? ExitCode.treatmentFaulted : ExitCode.ok;
     return { code, summary };
   } catch (error) {
-    // Whatever went wrong, the pen is told to stop before we report it.
-    await device.stop().catch(() => {});
+    // Whatever went wrong, the pen is told to stop, and its needle is home, before we report it.
+    await stopAndSettle(device).catch(() => {});
+    if (interrupted()) {
+      // What failed was cut short by the interruption (homing stopped, say): the pen is stopped, as asked.
+      output.line(`interrupted: ${error instanceof Error ? error.message : String(error)}`);
+      return { code: ExitCode.interrupted, summary: null };
+    }
     throw error;
   } finally {
-    process.off('SIGINT', onInterrupt);
+    stopListening();
     session.close();
     store.close();
   }

@@ -6,6 +6,7 @@ import { PROTOCOL_VERSION } from '../../hardware/generated/protocol.ts';
 import type { PenDevice, Telemetry } from '../../hal/device.ts';
 import { checkDepthMm, checkStrokesPerSecond, HostRefusedError } from '../../hal/limits.ts';
 import type { PenStore } from '../store/store.ts';
+import { auditActor, penRecordIdentity } from '../store/actor.ts';
 import { PlausibilityMonitor } from '../safety/plausibility.ts';
 import { SupervisoryLoop, type LatenessStats } from './loop.ts';
 
@@ -411,17 +412,18 @@ export class TreatmentSession {
       state: t.state, depthMm: t.depthMm, sensedDepthMm: t.sensedDepthMm, strokesPerSecond: t.strokesPerSecond,
       motorCurrentMa: t.motorCurrentMa, temperatureC: t.temperatureC, supplyVolts: t.supplyVolts, uptimeMs: t.uptimeMs,
     };
-    this.options.store.recordFault(treatment.sessionId, source, code, text, context);
+    this.options.store.recordFault(treatment.sessionId, source, code, text, context, penRecordIdentity(this.device.identity));
     this.listeners.forEach((listener) => listener({ kind: 'fault', source, code, text }));
   }
 
   private async audited<T>(command: string, args: Record<string, unknown>, run: () => Promise<T>, sessionId: number | null = null): Promise<T> {
+    const actor = auditActor(this.device.identity);
     try {
       const result = await run();
-      this.options.store.audit(sessionId, command, args, 'ok');
+      this.options.store.audit(sessionId, command, args, 'ok', actor);
       return result;
     } catch (error) {
-      this.options.store.audit(sessionId, command, args, `refused: ${error instanceof Error ? error.message : String(error)}`);
+      this.options.store.audit(sessionId, command, args, `refused: ${error instanceof Error ? error.message : String(error)}`, actor);
       throw error;
     }
   }

@@ -47,7 +47,44 @@ const migrations: readonly string[] = [
    );
    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`,
+  // 2: who and what: the pen's identity (board, firmware build, serial number once pens have one) on audit entries and
+  // faults, and the operator on audit entries; rows written before stay NULL (unknown).
+  `ALTER TABLE audit_log ADD COLUMN pen_board TEXT;
+   ALTER TABLE audit_log ADD COLUMN pen_build TEXT;
+   ALTER TABLE audit_log ADD COLUMN pen_serial TEXT;
+   ALTER TABLE audit_log ADD COLUMN operator TEXT;
+   ALTER TABLE faults ADD COLUMN pen_board TEXT;
+   ALTER TABLE faults ADD COLUMN pen_build TEXT;
+   ALTER TABLE faults ADD COLUMN pen_serial TEXT;
+   CREATE INDEX audit_log_command ON audit_log (command);
+   CREATE INDEX faults_pen_code ON faults (pen_board, pen_build, code);`,
 ];
+
+/** Which pen a record is about: its board and firmware build, and its serial number once pens carry one (null until then). */
+export interface PenRecordIdentity {
+  readonly board: string;
+  readonly buildId: string;
+  readonly serial: string | null;
+}
+
+/** Who an audit entry is about and who acted; absent parts are stored as unknown (NULL). */
+export interface AuditActor {
+  readonly pen?: PenRecordIdentity | null;
+  readonly operator?: string | null;
+}
+
+/** Filters for reading the audit log; every one given must match. */
+export interface AuditFilter {
+  /** Matches the pen's serial number, firmware build id or board name. */
+  readonly pen?: string | undefined;
+  readonly sessionId?: number | undefined;
+  readonly command?: string | undefined;
+  /** ISO 8601 as stored (toISOString): entries at or after this instant. */
+  readonly since?: string | undefined;
+  /** ISO 8601 as stored (toISOString): entries before this instant. */
+  readonly until?: string | undefined;
+  readonly limit?: number | undefined;
+}
 
 export interface SessionStart {
   readonly target: string;
@@ -66,6 +103,8 @@ export interface FaultRecord {
   readonly code: string;
   readonly text: string;
   readonly context: Record<string, unknown>;
+  /** The pen, when the writer knew it (null for faults recorded before schema version 2 and by treatment sessions). */
+  readonly pen: PenRecordIdentity | null;
 }
 
 export interface AuditRecord {
@@ -75,10 +114,23 @@ export interface AuditRecord {
   readonly command: string;
   readonly arguments: Record<string, unknown>;
   readonly result: string;
+  readonly pen: PenRecordIdentity | null;
+  readonly operator: string | null;
 }
 
-interface FaultRow { id: number; session_id: number | null; at: string; source: 'pen' | 'host'; code: string; text: string; context: string }
-interface AuditRow { id: number; at: string; session_id: number | null; command: string; arguments: string; result: string }
+interface PenColumns { pen_board: string | null; pen_build: string | null; pen_serial: string | null }
+interface FaultRow extends PenColumns { id: number; session_id: number | null; at: string; source: 'pen' | 'host'; code: string; text: string; context: string }
+interface AuditRow extends PenColumns {
+  id: number; at: string; session_id: number | null; command: string; arguments: string; result: string; operator: string | null;
+}
+
+const penOf = (row: PenColumns): PenRecordIdentity | null =>
+  row.pen_board === null || row.pen_build === null ? null : { board: row.pen_board, buildId: row.pen_build, serial: row.pen_serial };
+
+const faultOf = (row: FaultRow): FaultRecord => ({
+  id: row.id, sessionId: row.session_id, at: row.at, source: row.source, code: row.code, text: row.text,
+  context: JSON.parse(row.context) as Record<string, unknown>, pen: penOf(row),
+});
 
 export class PenStore {
   private constructor(private readonly db: Database.Database, private readonly clock: Clock, readonly path: string) {}
@@ -122,33 +174,96 @@ export class PenStore {
       .run(this.now(), outcome, JSON.stringify(summary), sessionId);
   }
 
-  recordFault(sessionId: number | null, source: 'pen' | 'host', code: string, text: string, context: Record<string, unknown>): number {
+  recordFault(
+    sessionId: number | null, source: 'pen' | 'host', code: string, text: string, context: Record<string, unknown>,
+    pen: PenRecordIdentity | null = null,
+  ): number {
     const result = this.db
-      .prepare('INSERT INTO faults (session_id, at, source, code, text, context) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(sessionId, this.now(), source, code, text, JSON.stringify(context));
+      .prepare('INSERT INTO faults (session_id, at, source, code, text, context, pen_board, pen_build, pen_serial) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(sessionId, this.now(), source, code, text, JSON.stringify(context), pen?.board ?? null, pen?.buildId ?? null, pen?.serial ?? null);
     return Number(result.lastInsertRowid);
   }
 
-  audit(sessionId: number | null, command: string, args: Record<string, unknown>, result: string): number {
+  /**
+   * Records a fault the pen reports as latched now, unless this latch is on record already: a pen fault with the same
+   * code for the same pen (its identity, or a treatment session's board on the same target), recorded at a pen uptime
+   * no later than now's (so the pen has not reset since), with no successful clear_fault audited since for this pen or
+   * an unknown one. context.uptimeMs is the pen's uptime now. Returns the record of this latch, and whether it is new.
+   */
+  recordLatchedFault(
+    pen: PenRecordIdentity, target: string, code: string, text: string, context: Record<string, unknown> & { readonly uptimeMs: number },
+  ): { readonly fault: FaultRecord; readonly recorded: boolean } {
+    return this.db.transaction(() => {
+      const last = this.db.prepare(
+        `SELECT f.* FROM faults f LEFT JOIN sessions s ON s.id = f.session_id
+         WHERE f.source = 'pen' AND f.code = @code AND (
+           (f.pen_board = @board AND f.pen_build = @build AND f.pen_serial IS @serial) OR
+           (f.pen_board IS NULL AND s.board = @board AND s.target = @target))
+         ORDER BY f.id DESC LIMIT 1`,
+      ).get({ code, board: pen.board, build: pen.buildId, serial: pen.serial, target }) as FaultRow | undefined;
+      if (last !== undefined) {
+        const then = JSON.parse(last.context) as { uptimeMs?: unknown };
+        const cleared = this.db.prepare(
+          `SELECT 1 FROM audit_log WHERE command = 'clear_fault' AND result = 'ok' AND at >= @at AND (
+             pen_board IS NULL OR (pen_board = @board AND pen_build = @build AND pen_serial IS @serial)) LIMIT 1`,
+        ).get({ at: last.at, board: pen.board, build: pen.buildId, serial: pen.serial });
+        if (typeof then.uptimeMs === 'number' && then.uptimeMs <= context.uptimeMs && cleared === undefined) {
+          return { fault: faultOf(last), recorded: false };
+        }
+      }
+      const id = this.recordFault(null, 'pen', code, text, context, pen);
+      const row = this.db.prepare('SELECT * FROM faults WHERE id = ?').get(id) as FaultRow;
+      return { fault: faultOf(row), recorded: true };
+    })();
+  }
+
+  audit(sessionId: number | null, command: string, args: Record<string, unknown>, result: string, actor: AuditActor = {}): number {
+    const { pen = null, operator = null } = actor;
     const inserted = this.db
-      .prepare('INSERT INTO audit_log (at, session_id, command, arguments, result) VALUES (?, ?, ?, ?, ?)')
-      .run(this.now(), sessionId, command, JSON.stringify(args), result);
+      .prepare(`INSERT INTO audit_log (at, session_id, command, arguments, result, pen_board, pen_build, pen_serial, operator)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(this.now(), sessionId, command, JSON.stringify(args), result, pen?.board ?? null, pen?.buildId ?? null, pen?.serial ?? null, operator);
     return Number(inserted.lastInsertRowid);
   }
 
   faults(limit = 50): FaultRecord[] {
     const rows = this.db.prepare('SELECT * FROM faults ORDER BY id DESC LIMIT ?').all(limit) as FaultRow[];
-    return rows.map((row) => ({
-      id: row.id, sessionId: row.session_id, at: row.at, source: row.source, code: row.code, text: row.text,
-      context: JSON.parse(row.context) as Record<string, unknown>,
-    }));
+    return rows.map(faultOf);
   }
 
   auditLog(limit = 100): AuditRecord[] {
-    const rows = this.db.prepare('SELECT * FROM audit_log ORDER BY id DESC LIMIT ?').all(limit) as AuditRow[];
+    return this.queryAudit({ limit });
+  }
+
+  /** The audit log, newest first, filtered. */
+  queryAudit(filter: AuditFilter = {}): AuditRecord[] {
+    const where: string[] = [];
+    const params: Record<string, string | number> = { limit: filter.limit ?? 100 };
+    if (filter.pen !== undefined) {
+      where.push('@pen IN (pen_serial, pen_build, pen_board)');
+      params['pen'] = filter.pen;
+    }
+    if (filter.sessionId !== undefined) {
+      where.push('session_id = @sessionId');
+      params['sessionId'] = filter.sessionId;
+    }
+    if (filter.command !== undefined) {
+      where.push('command = @command');
+      params['command'] = filter.command;
+    }
+    if (filter.since !== undefined) {
+      where.push('at >= @since');
+      params['since'] = filter.since;
+    }
+    if (filter.until !== undefined) {
+      where.push('at < @until');
+      params['until'] = filter.until;
+    }
+    const sql = `SELECT * FROM audit_log ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY id DESC LIMIT @limit`;
+    const rows = this.db.prepare(sql).all(params) as AuditRow[];
     return rows.map((row) => ({
       id: row.id, at: row.at, sessionId: row.session_id, command: row.command, result: row.result,
-      arguments: JSON.parse(row.arguments) as Record<string, unknown>,
+      arguments: JSON.parse(row.arguments) as Record<string, unknown>, pen: penOf(row), operator: row.operator,
     }));
   }
 

@@ -1,10 +1,7 @@
 // The host as a process that can be interrupted, killed or stalled: the pen ends safe every time.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealClock } from '../../hardware/clock.ts';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
@@ -13,43 +10,22 @@ import { PenDevice, type Telemetry } from '../../hal/device.ts';
 import { TcpTransport } from '../../hal/link/transport.ts';
 import { PenStore } from '../../src/store/store.ts';
 import { TreatmentSession } from '../../src/control/session.ts';
+import { PenProcesses, type RunningPen } from '../pen-process.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const children: ChildProcess[] = [];
+const processes = new PenProcesses();
 const cleanups: (() => Promise<void>)[] = [];
 const dbPath = (): string => join(mkdtempSync(join(tmpdir(), 'pen-host-')), 'pen.db');
 const clock = new RealClock();
 
 afterEach(async () => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
+  processes.killAll();
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
-function spawnPen(args: string[]): { child: ChildProcess; waitFor: (pattern: RegExp) => Promise<string>; exited: Promise<number | null> } {
-  const child = spawn('node', ['bin/pen.js', ...args], { cwd: root });
-  children.push(child);
-  let output = '';
-  const waiters: { pattern: RegExp; resolve: (match: string) => void }[] = [];
-  child.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-    for (const waiter of [...waiters]) {
-      const match = waiter.pattern.exec(output);
-      if (match !== null) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(match[1] ?? match[0]);
-      }
-    }
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    child,
-    exited,
-    waitFor: (pattern) => new Promise((resolve) => waiters.push({ pattern, resolve })),
-  };
-}
+const spawnPen = (args: string[]): RunningPen => processes.start(args);
 
 async function statusOver(port: string): Promise<Telemetry> {
-  const { stdout } = await promisify(execFile)('node', ['bin/pen.js', 'status', '--port', port, '--json'], { cwd: root });
+  const { stdout } = await processes.run(['status', '--port', port, '--json']);
   return JSON.parse(stdout) as Telemetry;
 }
 

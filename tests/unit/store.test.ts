@@ -12,17 +12,28 @@ import { PenStore } from '../../src/store/store.ts';
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const freshPath = (): string => join(mkdtempSync(join(tmpdir(), 'pen-store-')), 'pen.db');
 
+// The schema as version 1 wrote it (stores in the field): migrations must carry these forward.
+const version1Schema = `
+  CREATE TABLE sessions (id INTEGER PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, target TEXT NOT NULL, board TEXT NOT NULL,
+    firmware TEXT NOT NULL, depth_mm REAL, strokes_per_second INTEGER, planned_seconds REAL, outcome TEXT, summary TEXT);
+  CREATE TABLE faults (id INTEGER PRIMARY KEY, session_id INTEGER REFERENCES sessions(id), at TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('pen', 'host')), code TEXT NOT NULL, text TEXT NOT NULL, context TEXT NOT NULL);
+  CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at TEXT NOT NULL, session_id INTEGER REFERENCES sessions(id), command TEXT NOT NULL,
+    arguments TEXT NOT NULL, result TEXT NOT NULL);
+  CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+  CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`;
+
 describe('the store', () => {
   it('creates its schema once, in WAL mode with full synchronous writes, and reopens at the same version', () => {
     const path = freshPath();
     const store = PenStore.open(path, new VirtualClock());
-    expect(store.schemaVersion).toBe(1);
+    expect(store.schemaVersion).toBe(2);
     store.close();
     const raw = new Database(path);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     raw.close();
     const again = PenStore.open(path, new VirtualClock());
-    expect(again.schemaVersion).toBe(1);
+    expect(again.schemaVersion).toBe(2);
     expect(again.integrityCheck()).toBe('ok');
     again.close();
   });
@@ -35,6 +46,83 @@ describe('the store', () => {
     expect(() => raw.prepare('DELETE FROM audit_log').run()).toThrow('the audit log is append-only');
     raw.close();
     expect(store.auditLog()).toMatchObject([{ command: 'arm', result: 'ok' }]);
+    store.close();
+  });
+
+  it('upgrades a version 1 store in place, keeping its rows, with pen and operator unknown on them', () => {
+    const path = freshPath();
+    const raw = new Database(path);
+    raw.exec(version1Schema);
+    raw.pragma('user_version = 1');
+    raw.prepare("INSERT INTO audit_log (at, session_id, command, arguments, result) VALUES ('2026-01-01T00:00:00.000Z', NULL, 'home', '{}', 'ok')").run();
+    raw.close();
+    const store = PenStore.open(path, new VirtualClock());
+    expect(store.schemaVersion).toBe(2);
+    expect(store.auditLog()).toMatchObject([{ command: 'home', pen: null, operator: null }]);
+    store.audit(null, 'stop', {}, 'ok', { pen: { board: 'pen-r1a', buildId: '0000abcd', serial: null }, operator: 'ann' });
+    expect(store.auditLog()[0]).toMatchObject({ command: 'stop', pen: { board: 'pen-r1a', buildId: '0000abcd', serial: null }, operator: 'ann' });
+    const check = new Database(path);
+    expect(() => check.prepare("UPDATE audit_log SET operator = 'forged'").run()).toThrow('the audit log is append-only');
+    check.close();
+    store.close();
+  });
+
+  it('filters the audit log by pen (serial, build or board), session, command and time, newest first', () => {
+    const clock = new VirtualClock(Date.UTC(2026, 0, 10, 9, 0, 0));
+    const store = PenStore.open(':memory:', clock);
+    const a = { board: 'pen-r1a', buildId: 'aaaa0001', serial: 'SN-1' };
+    const b = { board: 'pen-r2', buildId: 'bbbb0002', serial: null };
+    const session = store.startSession({ target: 't', board: 'pen-r1a', firmware: '0.1.0', depthMm: 1, strokesPerSecond: 100, plannedSeconds: 10 });
+    store.audit(null, 'home', {}, 'ok', { pen: a });
+    clock.advanceTo(60_000);
+    store.audit(session, 'arm', {}, 'ok', { pen: a });
+    clock.advanceTo(120_000);
+    store.audit(null, 'home', {}, 'ok', { pen: b });
+    const ids = (filter: Parameters<PenStore['queryAudit']>[0]): number[] => store.queryAudit(filter).map((entry) => entry.id);
+    expect(ids({})).toEqual([3, 2, 1]);
+    expect(ids({ pen: 'SN-1' })).toEqual([2, 1]);
+    expect(ids({ pen: 'bbbb0002' })).toEqual([3]);
+    expect(ids({ pen: 'pen-r2' })).toEqual([3]);
+    expect(ids({ sessionId: session })).toEqual([2]);
+    expect(ids({ command: 'home', limit: 1 })).toEqual([3]);
+    expect(ids({ since: '2026-01-10T09:01:00.000Z' })).toEqual([3, 2]);
+    expect(ids({ until: '2026-01-10T09:01:00.000Z' })).toEqual([1]);
+    store.close();
+  });
+
+  it('records a fault latched on the pen once per latch: again after a reset, a clear, or on another pen', () => {
+    const clock = new VirtualClock();
+    const store = PenStore.open(':memory:', clock);
+    const pen = { board: 'pen-r1a', buildId: 'aaaa0001', serial: null };
+    let wallMs = 0;
+    const later = (): void => clock.advanceTo(wallMs += 1000);
+    const seen = (uptimeMs: number, which = pen, code = 'estop'): boolean => {
+      later();
+      return store.recordLatchedFault(which, 'tcp://p', code, 'text', { uptimeMs }).recorded;
+    };
+    const audit = (result: string, known = true): void => {
+      later();
+      store.audit(null, 'clear_fault', {}, result, known ? { pen } : {});
+    };
+    expect(seen(1000)).toBe(true);
+    expect(seen(5000)).toBe(false);                                   // the same latch, seen later
+    expect(seen(6000, { ...pen, buildId: 'bbbb0002' })).toBe(true);  // another pen
+    expect(seen(7000, pen, 'over_temperature')).toBe(true);           // another code
+    expect(seen(200)).toBe(true);                                     // uptime went back: the pen reset
+    audit('refused: the cause persists');
+    expect(seen(300)).toBe(false);                                    // a refused clear changes nothing
+    audit('ok');
+    expect(seen(400)).toBe(true);                                     // cleared since: a new latch
+    expect(seen(450)).toBe(false);
+    audit('ok', false);                                               // a clear by a host that did not name the pen
+    expect(seen(500)).toBe(true);
+    // A treatment session's record (its board, on the same target) is the same pen's.
+    const session = store.startSession({ target: 'tcp://q', board: 'pen-r1a', firmware: '0.1.0', depthMm: 1, strokesPerSecond: 100, plannedSeconds: 10 });
+    store.recordFault(session, 'pen', 'heartbeat_lost', 'text', { uptimeMs: 900 });
+    later();
+    expect(store.recordLatchedFault(pen, 'tcp://q', 'heartbeat_lost', 'text', { uptimeMs: 950 }).recorded).toBe(false);
+    expect(store.recordLatchedFault(pen, 'tcp://other', 'heartbeat_lost', 'text', { uptimeMs: 950 }).recorded).toBe(true);
+    expect(store.faults(100).filter((f) => f.pen !== null)).toHaveLength(7);
     store.close();
   });
 

@@ -1,0 +1,46 @@
+// `pen sim`'s pen: the virtual pen with its EEPROM in a file, a seed for its noise and link faults, and the mechanical
+// errors a real pen is built with (home offset, travel scale), refused outside the tolerances in hardware/pen.json.
+import { pen as description } from '../../hardware/description.ts';
+import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
+import { defaultEepromPath, EepromFile } from './eeprom-file.ts';
+import { numberOption, UsageError } from './format.ts';
+
+export interface SimFlags {
+  readonly firmware?: string;
+  readonly eeprom?: string;
+  readonly seed?: string;
+  readonly offsetMm?: string;
+  readonly scaleError?: string;
+}
+
+export const simTolerances = {
+  offsetMm: description.tolerances.homeOffsetUm / 1000,
+  scaleError: description.tolerances.depthScalePpm / 1e6,
+} as const;
+
+export const simOptionHelp = {
+  seed: 'seed for the plant noise and link fault injection, a whole number 0–4294967295 (default 1)',
+  offsetMm: `mechanical home offset of the needle, in mm: true depth at carriage 0, within ±${simTolerances.offsetMm.toFixed(3)} mm (pen.json tolerances; default 0)`,
+  scaleError: `mechanical travel scale error, as a fraction: true depth = carriage × (1 + error) + offset, within ±${simTolerances.scaleError} (±${(simTolerances.scaleError * 100).toFixed(2)} %; default 0)`,
+} as const;
+
+function withinTolerance(value: string | undefined, name: string, limit: number, unit: string, example: string): number {
+  const number = numberOption(value, name, example) ?? 0;
+  if (Math.abs(number) > limit) {
+    throw new UsageError(`${name} ${value ?? ''} is outside the pen's tolerance: allowed −${limit}–${limit}${unit} (hardware/pen.json tolerances)`);
+  }
+  return number;
+}
+
+/** Checks the flags (a usage error names what is allowed), then builds the pen with its EEPROM loaded from the file. */
+export function createSimPen(flags: SimFlags): { readonly pen: VirtualPen; readonly eeprom: EepromFile } {
+  const seed = numberOption(flags.seed, '--seed', '42') ?? 1;
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be a whole number 0–4294967295 (got ${flags.seed ?? ''})`);
+  const offsetMm = withinTolerance(flags.offsetMm, '--offset-mm', simTolerances.offsetMm, ' mm', '0.02');
+  const scaleError = withinTolerance(flags.scaleError, '--scale-error', simTolerances.scaleError, '', '0.005');
+  const pen = new VirtualPen({ timeMode: 'real', seed, ...(flags.firmware === undefined ? {} : { firmwarePath: flags.firmware }) });
+  pen.plant.offsetMm = offsetMm;
+  pen.plant.scaleError = scaleError;
+  const eeprom = EepromFile.attach(pen, flags.eeprom ?? defaultEepromPath());
+  return { pen, eeprom };
+}

@@ -1,0 +1,26 @@
+// Who acted on which pen, as every record keeps it: the operator, and the pen's identity.
+import { userInfo } from 'node:os';
+import type { PenIdentity } from '../../hal/device.ts';
+import type { AuditActor, PenRecordIdentity } from './store.ts';
+
+/** The operator recorded with each audited command: $PEN_OPERATOR when set, else the OS user. */
+function operatorName(): string {
+  const explicit = process.env['PEN_OPERATOR']?.trim();
+  if (explicit !== undefined && explicit !== '') return explicit;
+  try {
+    return userInfo().username;
+  } catch {
+    // A uid with no passwd entry (some containers): say so rather than guess.
+    return process.env['USER'] ?? `uid ${String(process.getuid?.() ?? 'unknown')}`;
+  }
+}
+
+/** The pen's identity as records keep it: board and firmware build; the serial number once pens report one. */
+export function penRecordIdentity(identity: PenIdentity): PenRecordIdentity {
+  return { board: identity.boardName, buildId: identity.buildId, serial: null };
+}
+
+/** The actor of a command sent to this pen by this process. */
+export function auditActor(identity: PenIdentity): AuditActor {
+  return { pen: penRecordIdentity(identity), operator: operatorName() };
+}
