@@ -5,6 +5,7 @@ import type { Figure } from './figure.ts';
 import * as commandLatency from './command-latency.ts';
 import * as faultResponse from './fault-response.ts';
 import * as firmwareSize from './firmware-size.ts';
+import * as fuzz from './fuzz.ts';
 import * as hostCpu from './host-cpu.ts';
 import * as linkRtt from './link-rtt.ts';
 import * as loopJitter from './loop-jitter.ts';
@@ -26,6 +27,7 @@ const benchmarks: readonly { readonly name: string; readonly measure: () => Prom
   { name: 'command-latency', measure: commandLatency.measure },
   { name: 'loop-jitter', measure: loopJitter.measure },
   { name: 'host-cpu', measure: hostCpu.measure },
+  { name: 'fuzz', measure: fuzz.measure },
 ];
 
 const resultsPath = fileURLToPath(new URL('results.json', import.meta.url));

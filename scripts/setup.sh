@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# Setup: installs the firmware toolchain (Debian: gcc-avr avr-libc make) and socat (a pty pair for the serial
-# transport's tests) when missing, then the npm packages, then builds the firmware. Where it cannot install,
-# it prints the exact command to run and exits non-zero.
+# Setup: installs the firmware toolchain (Debian: gcc-avr avr-libc make), clang with libFuzzer's runtime (the firmware
+# logic's host tests and fuzzer) and socat (a pty pair for the serial transport's tests) when missing, then the npm
+# packages, then builds the firmware. Where it cannot install, it prints the exact command to run and exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc-avr avr-libc binutils-avr make socat)
+packages=(gcc-avr avr-libc binutils-avr make socat clang libclang-rt-14-dev)
 missing=()
 command -v avr-gcc >/dev/null 2>&1 || missing+=(gcc-avr binutils-avr)
 [ -f /usr/lib/avr/include/avr/io.h ] || missing+=(avr-libc)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v socat >/dev/null 2>&1 || missing+=(socat)
+# libFuzzer ships in compiler-rt (Debian 12: libclang-rt-14-dev); a clang without it cannot link -fsanitize=fuzzer.
+clang=$(command -v clang || command -v clang-14 || true)
+if [ -z "$clang" ]; then
+  missing+=(clang libclang-rt-14-dev)
+elif ! printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' |
+    "$clang" -fsanitize=fuzzer -x c - -o /dev/null >/dev/null 2>&1; then
+  missing+=(libclang-rt-14-dev)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: missing: ${missing[*]}"
@@ -25,6 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 echo "setup: $(avr-gcc --version | head -n 1)"
+echo "setup: $($(command -v clang || command -v clang-14) --version | head -n 1)"
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then

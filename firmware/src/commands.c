@@ -149,6 +149,12 @@ static uint8_t start_needle(uint16_t strokes_per_second, int32_t *detail) {
   }
   uint8_t outside = safety_depth_refusal(detail);
   if (outside) return outside;
+  // The polled interlocks (temperature, supply, sensors) may have tripped since the last pass: check them now.
+  uint8_t interlock = safety_interlock();
+  if (interlock != FAULT_NONE) {
+    *detail = interlock;
+    return ERROR_CODE_INTERLOCK_ACTIVE;
+  }
   // An interlock interrupt that fired since the last poll vetoes the start, inside the motor's atomic step.
   const volatile uint8_t *flagged = safety_flagged_fault();
   if (!motor_start(strokes_per_second, flagged)) {

@@ -47,14 +47,23 @@ uint8_t safety_enter(uint8_t next_state) {
   return 1;
 }
 
+// Home by the switch, unless the switch is latched as stuck: then by the depth sensor's position (STOP included, so a
+// STOP during that retract cannot hand the needle back to a switch that reads pressed wherever it is).
+static void retract_needle(void) {
+  if (state == PEN_STATE_FAULT && fault == FAULT_HOME_SWITCH_STUCK) {
+    stepper_retract_untrusted_switch(calibration_sensor_steps(sensors_depth_mv()));
+  } else {
+    stepper_retract();
+  }
+}
+
 // The one safe path: motor off, needle home, fault latched and reported.
 static void go_safe(uint8_t code) {
   motor_off_now();
   motor_stop();
   if (state != PEN_STATE_FAULT) fault = code;  // the first cause is the one reported
   state = PEN_STATE_FAULT;
-  if (fault == FAULT_HOME_SWITCH_STUCK) stepper_retract_untrusted_switch(calibration_sensor_steps(sensors_depth_mv()));
-  else stepper_retract();
+  retract_needle();
   if (fault_needs_home(code)) stepper_forget_home();
   // A hazard interrupted the treatment: the cartridge must be inspected and cleared again before arming.
   if (fault_is_critical(code)) cartridge_cleared = 0;
@@ -254,5 +263,5 @@ void safety_stop(void) {
   motor_stop();
   if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) safety_enter(PEN_STATE_IDLE);
   if (state == PEN_STATE_HOMING) safety_enter(PEN_STATE_HOMING_REQUIRED);
-  stepper_retract();
+  retract_needle();
 }

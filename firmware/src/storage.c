@@ -41,9 +41,10 @@ void storage_init(void) {
   for (uint8_t slot = 0; slot < 2; slot++) {
     if (state[slot] == 1 && (best < 0 || (int16_t)(slots[slot].sequence - slots[best].sequence) > 0)) best = (int8_t)slot;
   }
-  if (best >= 0 && calibration_depth_plausible(&slots[best].calibration.depth) &&
-      calibration_sensor_plausible(&slots[best].calibration.sensor)) {
-    calibration_use(&slots[best].calibration, CALIBRATION_SOURCE_STORED);
+  // A copy out of the packed record, so the calibration functions get an aligned struct (on the host build too).
+  struct calibration stored = best >= 0 ? slots[best].calibration : (struct calibration){ { 0, 0 }, { 0, 0 } };
+  if (best >= 0 && calibration_depth_plausible(&stored.depth) && calibration_sensor_plausible(&stored.sensor)) {
+    calibration_use(&stored, CALIBRATION_SOURCE_STORED);
     sequence = slots[best].sequence;
     current_slot = (uint8_t)best;
     return;

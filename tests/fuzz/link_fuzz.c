@@ -1,83 +1,310 @@
-// Fuzzes the firmware's link layer (src/link.c) on the host under ASan/UBSan: random, mutated and truncated
-// byte streams through the parser and the sequence logic, checking its invariants after every byte.
-#include <stdio.h>   // printf
-#include <stdlib.h>  // strtoul
-#include <string.h>  // memcpy
-#include "link.h"    // link_feed, link_on_frame
+// libFuzzer harness for the firmware's link and dispatcher with the real logic behind them (commands, safety,
+// calibration, storage) over the fake board, built for this machine with ASan and UBSan. Each input starts at power-on,
+// after a valid handshake (sync frame, identify with PROTOCOL_VERSION), and is read as a script of chunks; the first
+// byte of a chunk picks what happens (low 3 bits) and a parameter (high 5 bits):
+//   0 raw: param+1 bytes straight onto the wire (garbage, STOP bytes, escapes, partial frames), then a main-loop pass
+//   1 command: a length byte and that many payload bytes, framed as data with the sequence number the pen expects
+//   2 frame: a seq byte (kind | seq), a length byte and the payload, framed with a good CRC (sync, NAK, replays...)
+//   3 replay: the last frame sent by 1 or 2, byte for byte
+//   4 time: 1 to 300 ms pass (param's low 4 bits), with the host's heartbeat every 100 ms when param bit 4 is set
+//   5 input: e-stop, cartridge, home switch or footswitch change (the pin interrupts run as sensors.c's do)
+//   6 stepper: the move ends, homing ends (done, switch not found, stuck), motion by steps per ms, lost steps, slip
+//   7 sensor: the next byte sets temperature, supply, depth sensor offset, plausibility, settling, motor fault,
+//     motor current, or stalls the main loop for that many ticks
+// Invariants, checked all along (abort() on a breach, so libFuzzer keeps the input):
+//   - the motor never runs outside RUNNING, nor with the e-stop open, the cartridge out or the host silent past
+//     HEARTBEAT_TIMEOUT_MS; a STOP byte turns it off at once
+//   - every stepper_move_to target lies in [calibration_steps_for_um(DEPTH_MIN_UM), calibration_steps_for_um(
+//     DEPTH_MAX_UM)] and at or under DEPTH_LIMIT_STEPS, with the calibration in force at that moment, from a homed pen
+//     in IDLE, ARMED or RUNNING. Homing and the safe path's retracts are not moves: they only ever aim at or past
+//     home (homing seeks 0 from an assumed far end; a retract aims at or past home), so for them the check is that
+//     they never aim deeper than the needle is.
+//   - executions follow the sequence numbers: the first after a sync carries seq 0, each next one the seq after the
+//     previous, so a frame replayed with a seq already executed is answered from the replay buffer, never executed
+//     again (link_execute and link_on_frame are observed through the linker's --wrap)
+//   - after every millisecond's pass, ARMED or RUNNING means homed, inside the depth window by both channels, no
+//     interlock, cartridge in; FAULT holds exactly when a fault code is latched
+// With LINK_FUZZ_TRACE set in the environment it prints where each input left the pen (run it on corpus files).
+#include <stdint.h>      // uint8_t
+#include <stdio.h>       // fprintf
+#include <stdlib.h>      // abort, getenv
+#include "fake_board.h"  // fake, fake_complete_move
+#include "fake_pen.h"    // fake_pen_boot, fake_pen_receive, fake_host_sync
+#include "board.h"       // TIMEBASE_TICKS_PER_MS
+#include "safety.h"      // safety_state, safety_fault, safety_depth_refusal
+#include "calibration.h" // calibration_steps_for_um
+#include "link.h"        // link_encode, LINK_REPLY_MAX
+#include "protocol.h"    // FRAME_*, MSG_*, PEN_STATE_*
+#include "faults.h"      // FAULT_*
+#include "pen_config.h"  // DEPTH_*, HEARTBEAT_TIMEOUT_MS, WATCHDOG_TIMEOUT_MS
 
-static unsigned executed, transmitted, stops;
-static uint32_t rng_state;
+#define MAX_MS_PER_INPUT 3000  // keeps every input quick: the heartbeat timeout fits ten times over
+#define AUTO_STEPS_PER_MS 16   // DEPTH_AXIS_MAX_STEPS_PER_SECOND / 1000
 
-static uint32_t next_random(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 17;
-  rng_state ^= rng_state << 5;
-  return rng_state;
+// The logic's static variables, placed by logic_state.h.
+extern uint8_t __start_pen_logic_data[], __stop_pen_logic_data[], __start_pen_logic_bss[], __stop_pen_logic_bss[];
+static uint8_t power_on_data[4096];
+
+static uint8_t trace;  // LINK_FUZZ_TRACE set: one line per input saying where it left the pen
+static uint32_t executions;
+static uint8_t expected_exec_seq, in_frame, frame_seq, frame_kind, executed_in_frame;
+static uint32_t last_heartbeat_ms, ms_used;
+static uint8_t last_frame[LINK_WIRE_MAX_BYTES], last_frame_length;
+
+static void breach(const char *what, long a, long b) {
+  fprintf(stderr, "invariant broken at %lu ms (state %u, fault %u): %s (%ld, %ld)\n", (unsigned long)fake.now_ms,
+          safety_state(), safety_fault(), what, a, b);
+  abort();
 }
 
-void link_transmit(const uint8_t *frame, uint8_t length) {
-  // Every frame the pen sends must itself be well formed.
-  struct link_parser check = {0};
-  enum link_feed_result result = LINK_PENDING;
-  for (uint8_t i = 0; i < length; i++) result = link_feed(&check, frame[i]);
-  if (result != LINK_FRAME_READY || length > FRAME_MAX_BYTES) {
-    printf("transmitted a malformed frame of %u bytes\n", length);
-    exit(1);
-  }
-  transmitted++;
-}
+// ---- executions, observed through --wrap ----
 
-uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
-  executed++;
-  uint8_t reply_length = length < LINK_REPLY_MAX ? length : LINK_REPLY_MAX;
-  memcpy(reply, request, reply_length);  // echo: exercises the replay buffer at every length
+uint8_t __real_link_execute(const uint8_t *request, uint8_t length, uint8_t *reply);
+void __real_link_on_frame(struct link_session *session, const uint8_t *frame);
+
+uint8_t __wrap_link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
+  if (!in_frame || frame_kind != FRAME_KIND_DATA) breach("a command executed outside a data frame", frame_kind, in_frame);
+  if (executed_in_frame) breach("one frame executed twice", frame_seq, 0);
+  if (frame_seq != expected_exec_seq) breach("executed a seq out of turn (a replay executed again?)", frame_seq, expected_exec_seq);
+  executed_in_frame = 1;
+  executions++;
+  expected_exec_seq = (uint8_t)((frame_seq + 1) & 0x0F);
+  uint8_t reply_length = __real_link_execute(request, length, reply);
+  if (reply_length == 0 || reply_length > LINK_REPLY_MAX) breach("reply length", reply_length, LINK_REPLY_MAX);
+  if (request[0] == MSG_HEARTBEAT && reply[0] == MSG_OK) last_heartbeat_ms = fake.now_ms;
   return reply_length;
 }
 
-void link_stop_now(void) { stops++; }
+void __wrap_link_on_frame(struct link_session *session, const uint8_t *frame) {
+  in_frame = 1;
+  frame_kind = frame[1] & 0xF0;
+  frame_seq = frame[1] & 0x0F;
+  executed_in_frame = 0;
+  __real_link_on_frame(session, frame);
+  in_frame = 0;
+  if (frame_kind == FRAME_KIND_SYNC) expected_exec_seq = 0;
+}
 
-int main(int argc, char **argv) {
-  unsigned long iterations = argc > 1 ? strtoul(argv[1], 0, 10) : 20000;
-  rng_state = argc > 2 ? (uint32_t)strtoul(argv[2], 0, 10) : 12345;
-  struct link_parser parser = {0};
-  struct link_session session = {0};
-  uint8_t frame[FRAME_MAX_BYTES + 8], payload[FRAME_MAX_PAYLOAD];
-  unsigned long bytes = 0, good = 0;
-  for (unsigned long i = 0; i < iterations; i++) {
-    uint8_t length;
-    if (next_random() % 3 == 0) {
-      // Pure noise.
-      length = (uint8_t)(next_random() % sizeof frame);
-      for (uint8_t b = 0; b < length; b++) frame[b] = (uint8_t)next_random();
-    } else {
-      // A valid frame, then perhaps mutated (a flipped bit) or truncated.
-      uint8_t payload_length = (uint8_t)(next_random() % (FRAME_MAX_PAYLOAD + 1));
-      for (uint8_t b = 0; b < payload_length; b++) payload[b] = (uint8_t)next_random();
-      uint8_t kinds[] = { FRAME_KIND_DATA, FRAME_KIND_DATA, FRAME_KIND_SYNC, (uint8_t)next_random() };
-      // Half the time the sequence number the pen expects, so that commands get executed and replayed too.
-      uint8_t seq = next_random() % 2 ? session.expected_seq : (uint8_t)(next_random() & 0x0F);
-      length = link_encode(frame, (uint8_t)(kinds[next_random() % 4] | seq), payload, payload_length);
-      if (next_random() % 4 == 0) frame[next_random() % length] ^= (uint8_t)(1u << (next_random() % 8));
-      if (next_random() % 8 == 0) length = (uint8_t)(next_random() % length);
-    }
-    for (uint8_t b = 0; b < length; b++) {
-      enum link_feed_result result = link_feed(&parser, frame[b]);
-      bytes++;
-      if (parser.length > FRAME_MAX_BYTES || session.expected_seq > 0x0F) {
-        printf("invariant broken after %lu bytes\n", bytes);
-        return 1;
-      }
-      if (result == LINK_FRAME_READY) {
-        good++;
-        link_on_frame(&session, parser.frame);
-      } else if (result == LINK_FRAME_BAD) {
-        link_on_bad_frame(&session);
-      }
-    }
-    if (next_random() % 16 == 0 && link_drop_partial(&parser)) link_on_bad_frame(&session);  // the line went idle
+// ---- invariants ----
+
+static void check_move(int32_t target_steps) {
+  uint8_t state = safety_state();
+  if (state != PEN_STATE_IDLE && state != PEN_STATE_ARMED && state != PEN_STATE_RUNNING) breach("move in state", state, 0);
+  if (!fake.homed) breach("move while not homed", target_steps, 0);
+  if (target_steps < calibration_steps_for_um(DEPTH_MIN_UM)) breach("move target shallower than the window", target_steps, calibration_steps_for_um(DEPTH_MIN_UM));
+  if (target_steps > calibration_steps_for_um(DEPTH_MAX_UM)) breach("move target deeper than the window", target_steps, calibration_steps_for_um(DEPTH_MAX_UM));
+  if (target_steps > DEPTH_LIMIT_STEPS) breach("move target past the step limit", target_steps, DEPTH_LIMIT_STEPS);
+}
+
+static void check_retract(int32_t target_steps, uint8_t trust_switch) {
+  if (target_steps > 0 && target_steps >= fake.position) breach("retract aims deeper", target_steps, fake.position);
+  if (trust_switch && safety_state() == PEN_STATE_FAULT && safety_fault() == FAULT_HOME_SWITCH_STUCK) {
+    breach("retract trusts a switch latched as stuck", target_steps, 0);
   }
-  printf("fuzz: %lu bytes, %lu good frames, %u executed, %u transmitted, %u stops, %u bad frames\n",
-         bytes, good, executed, transmitted, stops, parser.bad_frames);
-  printf("1 passed, 0 failed\n");
-  return good == 0 || executed == 0 ? 1 : 0;
+}
+
+static void check_always(void) {
+  uint8_t state = safety_state(), fault = safety_fault();
+  if (state > PEN_STATE_FAULT) breach("state out of range", state, 0);
+  if ((state == PEN_STATE_FAULT) != (fault != FAULT_NONE)) breach("FAULT without a fault code, or a code outside FAULT", state, fault);
+  if (fake_pen_session.expected_seq > 0x0F || fake_pen_parser.length > FRAME_MAX_BYTES) breach("link state", fake_pen_session.expected_seq, fake_pen_parser.length);
+  if (!fake.motor_running) return;
+  if (state != PEN_STATE_RUNNING) breach("motor on outside RUNNING", state, 0);
+  if (fake.inputs & (1 << INPUT_BIT_ESTOP)) breach("motor on with the e-stop open", fake.inputs, 0);
+  if (!(fake.inputs & (1 << INPUT_BIT_CARTRIDGE_PRESENT))) breach("motor on with the cartridge out", fake.inputs, 0);
+  if (fake.now_ms - last_heartbeat_ms > HEARTBEAT_TIMEOUT_MS) breach("motor on with the host silent", (long)(fake.now_ms - last_heartbeat_ms), HEARTBEAT_TIMEOUT_MS);
+}
+
+// After a millisecond's pass the supervisor has looked at everything.
+static void check_after_poll(void) {
+  check_always();
+  uint8_t state = safety_state();
+  if (state != PEN_STATE_ARMED && state != PEN_STATE_RUNNING) return;
+  int32_t detail;
+  if (!fake.homed) breach("armed while not homed", state, 0);
+  if (safety_depth_refusal(&detail)) breach("armed outside the depth window", state, detail);
+  if (safety_interlock() != FAULT_NONE) breach("armed with an interlock tripped", state, safety_interlock());
+  if (!(fake.inputs & (1 << INPUT_BIT_CARTRIDGE_PRESENT))) breach("armed with the cartridge out", state, 0);
+}
+
+// ---- the plant and the host ----
+
+static void receive(const uint8_t *bytes, size_t length) {
+  for (size_t i = 0; i < length; i++) {
+    fake_pen_receive(bytes + i, 1);
+    if (bytes[i] == FRAME_STOP && fake.motor_running) breach("motor still on after a STOP byte", 0, 0);
+    check_always();
+  }
+  fake_pen_loop_pass();  // main() polls once the receive ring is drained
+  check_always();
+}
+
+static void send_frame(uint8_t seq_byte, const uint8_t *payload, uint8_t length) {
+  last_frame_length = link_encode(last_frame, seq_byte, payload, length);
+  receive(last_frame, last_frame_length);
+}
+
+static void advance(uint32_t ms, uint8_t heartbeats) {
+  if (ms > MAX_MS_PER_INPUT - ms_used) ms = MAX_MS_PER_INPUT - ms_used;
+  ms_used += ms;
+  while (ms--) {
+    if (heartbeats && fake.now_ms % 100 == 0) {
+      uint8_t heartbeat = MSG_HEARTBEAT;
+      send_frame((uint8_t)(FRAME_KIND_DATA | fake_pen_session.expected_seq), &heartbeat, 1);
+    }
+    fake_pen_advance_ms(1);
+    check_after_poll();
+  }
+}
+
+// A main loop stalled for a while: the 1 kHz tick runs, the loop does not (the watchdog bites past 60 ms).
+static void stall(uint8_t ticks) {
+  ticks %= WATCHDOG_TIMEOUT_MS;
+  if (ticks > MAX_MS_PER_INPUT - ms_used) ticks = (uint8_t)(MAX_MS_PER_INPUT - ms_used);
+  ms_used += ticks;
+  while (ticks--) {
+    fake.now_ms++;
+    fake.ticks += TIMEBASE_TICKS_PER_MS;
+    fake.tick_1khz();
+    check_always();
+  }
+}
+
+static void set_input(uint8_t which) {
+  switch (which % 8) {
+    case 0: fake_set_input(INPUT_BIT_ESTOP, 1); break;
+    case 1: fake_set_input(INPUT_BIT_ESTOP, 0); break;
+    case 2: fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 0); break;
+    case 3: fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 1); break;
+    case 4: fake_set_input(INPUT_BIT_HOME_SWITCH, 1); break;
+    case 5: fake_set_input(INPUT_BIT_HOME_SWITCH, 0); break;
+    case 6: fake_set_input(INPUT_BIT_FOOTSWITCH, !((fake.inputs >> INPUT_BIT_FOOTSWITCH) & 1)); break;
+    default: break;
+  }
+  check_always();
+}
+
+static void stepper_event(uint8_t which, int8_t amount) {
+  switch (which % 8) {
+    case 0: fake_complete_move(); break;
+    case 1: fake_finish_homing(HOMING_DONE); break;
+    case 2: fake_finish_homing(HOMING_SWITCH_NOT_FOUND); break;
+    case 3: fake_finish_homing(HOMING_SWITCH_STUCK); break;
+    case 4: fake.steps_per_ms = AUTO_STEPS_PER_MS; break;
+    case 5: fake.steps_per_ms = 0; break;
+    case 6: fake.position += amount; break;  // lost steps: the count moves, the carriage does not
+    default: fake.carriage += amount; break;  // slip: the carriage moves, the count does not
+  }
+  check_always();
+}
+
+static void sensor_event(uint8_t which, uint8_t value) {
+  switch (which % 16) {
+    case 0: fake.temperature_deci_c = (int16_t)(200 + value * 2); break;  // 20.0 to 71.0 degC
+    case 1: fake.supply_mv = (uint16_t)(9000 + value * 20); break;        // 9.0 to 14.1 V
+    case 2: {
+      int32_t mv = fake_depth_mv_for_steps(fake.carriage) + (int8_t)value * 4;
+      fake.depth_sensor_follows = 0;
+      fake.depth_mv = (uint16_t)(mv < 0 ? 0 : mv > 5000 ? 5000 : mv);
+      break;
+    }
+    case 3: fake.depth_sensor_follows = 1; break;
+    case 4: fake.ntc_plausible = !fake.ntc_plausible; break;
+    case 5: fake.depth_sensor_plausible = !fake.depth_sensor_plausible; break;
+    case 6: fake.settled = !fake.settled; break;
+    case 7: fake.motor_fault = value % 3 == 0 ? FAULT_MOTOR_STALL : value % 3 == 1 ? FAULT_SPEED_TOLERANCE : FAULT_NONE; break;
+    case 8: fake.current_ma = (uint16_t)(value * 20); break;
+    case 9: fake.eeprom_busy = value & 1; break;
+    case 10: stall(value); break;
+    default: break;
+  }
+  check_always();
+}
+
+// ---- libFuzzer ----
+
+// The sections hold ASan's redzones between the variables too: copied byte by byte with ASan's checks off (volatile,
+// so the compiler does not turn the loops back into memcpy, which ASan intercepts).
+__attribute__((no_sanitize("address"))) static void copy_bytes(volatile uint8_t *to, const volatile uint8_t *from, size_t length) {
+  for (size_t i = 0; i < length; i++) to[i] = from[i];
+}
+__attribute__((no_sanitize("address"))) static void zero_bytes(volatile uint8_t *to, size_t length) {
+  for (size_t i = 0; i < length; i++) to[i] = 0;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  size_t data_bytes = (size_t)(__stop_pen_logic_data - __start_pen_logic_data);
+  if (data_bytes > sizeof power_on_data) {
+    fprintf(stderr, "link_fuzz: the logic's initialised statics (%zu bytes) outgrew the snapshot buffer\n", data_bytes);
+    abort();
+  }
+  copy_bytes(power_on_data, __start_pen_logic_data, data_bytes);
+  trace = getenv("LINK_FUZZ_TRACE") != 0;
+  return 0;
+}
+
+static void power_on(void) {
+  copy_bytes(__start_pen_logic_data, power_on_data, (size_t)(__stop_pen_logic_data - __start_pen_logic_data));
+  zero_bytes(__start_pen_logic_bss, (size_t)(__stop_pen_logic_bss - __start_pen_logic_bss));
+  fake_board_reset();
+  fake.on_move = check_move;
+  fake.on_retract = check_retract;
+  expected_exec_seq = 0;
+  in_frame = executed_in_frame = 0;
+  last_heartbeat_ms = 0;
+  ms_used = 0;
+  last_frame_length = 0;
+  executions = 0;
+  fake_pen_boot();
+  // The handshake a host does on connecting.
+  if (!fake_host_sync()) breach("no reply to the sync frame", 0, 0);
+  msg_identify_t identify = { MSG_IDENTIFY, PROTOCOL_VERSION };
+  uint8_t reply[FRAME_MAX_PAYLOAD];
+  if (fake_host_command(&identify, sizeof identify, reply) != (int)sizeof(msg_identify_reply_t) || reply[0] != MSG_IDENTIFY_REPLY) {
+    breach("identify not answered", 0, 0);
+  }
+  check_always();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  static const uint16_t step_ms[16] = { 1, 2, 3, 5, 8, 10, 16, 25, 50, 99, 100, 128, 200, 250, 251, 300 };
+  power_on();
+  size_t at = 0;
+  while (at < size) {
+    uint8_t op = data[at] & 7, param = data[at] >> 3;
+    at++;
+    switch (op) {
+      case 0: {
+        size_t length = (size_t)param + 1 < size - at ? (size_t)param + 1 : size - at;
+        receive(data + at, length);
+        at += length;
+        break;
+      }
+      case 1:
+      case 2: {
+        uint8_t seq_byte = (uint8_t)(FRAME_KIND_DATA | fake_pen_session.expected_seq);
+        if (op == 2 && at < size) seq_byte = data[at++];
+        uint8_t length = at < size ? (uint8_t)(data[at++] % (FRAME_MAX_PAYLOAD + 1)) : 0;
+        if (length > size - at) length = (uint8_t)(size - at);
+        send_frame(seq_byte, data + at, length);
+        at += length;
+        break;
+      }
+      case 3:
+        if (last_frame_length) receive(last_frame, last_frame_length);
+        break;
+      case 4: advance(step_ms[param & 15], param >> 4); break;
+      case 5: set_input(param); break;
+      case 6: stepper_event(param, at < size && (param % 8) >= 6 ? (int8_t)data[at++] : 0); break;
+      default: sensor_event(param, at < size ? data[at++] : 0); break;
+    }
+  }
+  if (trace) {
+    fprintf(stderr, "link_fuzz: %zu bytes, %lu ms, %lu executions, %lu moves, %lu motor starts, %lu vetoed; state %u, fault %u\n",
+            size, (unsigned long)fake.now_ms, (unsigned long)executions, (unsigned long)fake.moves,
+            (unsigned long)fake.motor_starts, (unsigned long)fake.motor_vetoes, safety_state(), safety_fault());
+  }
+  return 0;
 }

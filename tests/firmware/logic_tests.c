@@ -1,0 +1,1373 @@
+// Unit tests of the firmware's logic (safety, commands, calibration, storage, link) built for this machine over the fake
+// board: commands go in as framed bytes, as the wire carries them. Each case runs in its own forked process, so every
+// case starts from the logic's power-on state. Prints each failure as file:line, then `N passed, M failed`.
+#include <stdarg.h>      // va_list
+#include <stdio.h>       // printf
+#include <stdlib.h>      // exit
+#include <string.h>      // memcpy, memcmp
+#include <sys/wait.h>    // waitpid
+#include <unistd.h>      // fork, _exit
+#include "fake_board.h"  // fake, fake_complete_move
+#include "fake_pen.h"    // fake_pen_boot, fake_host_command
+#include "safety.h"      // safety_enter, safety_state
+#include "calibration.h" // calibration_steps_for_um
+#include "storage.h"     // storage_save, storage_poll
+#include "protocol.h"    // msg_*_t, PEN_STATE_*, ERROR_CODE_*
+#include "faults.h"      // FAULT_*, FAULT_NEEDS_HOME_MASK, FAULT_CRITICAL_MASK
+#include "pen_config.h"  // DEPTH_*, LIMITS_*, CALIBRATION_*, HEARTBEAT_TIMEOUT_MS
+
+// ---- harness ----
+
+static const char *case_name = "";
+static int case_failures;
+static int passed, failed;
+
+static void fail_at(const char *file, int line, const char *format, ...) {
+  va_list args;
+  va_start(args, format);
+  printf("%s:%d: [%s] ", file, line, case_name);
+  vprintf(format, args);
+  printf("\n");
+  va_end(args);
+  case_failures++;
+}
+
+#define CHECK(condition) \
+  do { if (!(condition)) fail_at(__FILE__, __LINE__, "%s", #condition); } while (0)
+#define CHECK_EQ(actual, expected)                                                                     \
+  do {                                                                                                 \
+    long long actual_ = (long long)(actual), expected_ = (long long)(expected);                        \
+    if (actual_ != expected_) fail_at(__FILE__, __LINE__, "%s is %lld, expected %lld", #actual, actual_, expected_); \
+  } while (0)
+// A step the rest of the case stands on: stop the case here.
+#define REQUIRE(condition)                                                                             \
+  do {                                                                                                 \
+    if (!(condition)) {                                                                                \
+      fail_at(__FILE__, __LINE__, "required: %s", #condition);                                         \
+      fflush(stdout);                                                                                  \
+      _exit(1);                                                                                        \
+    }                                                                                                  \
+  } while (0)
+
+// Runs fn(arg) in a child process; the name may hold one %d for arg.
+static int run_forked(const char *name, void (*fn)(int), int arg) {
+  char label[160];
+  snprintf(label, sizeof label, name, arg);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0) {
+    perror("fork");
+    exit(2);
+  }
+  if (pid == 0) {
+    case_name = label;
+    fake_board_reset();
+    fn(arg);
+    fflush(stdout);
+    _exit(case_failures ? 1 : 0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 1;
+  if (WIFSIGNALED(status)) printf("[%s] died of signal %d\n", label, WTERMSIG(status));
+  else if (WEXITSTATUS(status) != 1) printf("[%s] exited with %d (a sanitizer report is above)\n", label, WEXITSTATUS(status));
+  return 0;
+}
+
+static void run_case(const char *name, void (*fn)(int), int arg) {
+  if (run_forked(name, fn, arg)) {
+    passed++;
+  } else {
+    failed++;
+    char label[160];
+    snprintf(label, sizeof label, name, arg);
+    printf("FAILED: %s\n", label);
+  }
+}
+
+// ---- the host side: commands as framed bytes ----
+
+static uint8_t reply[FRAME_MAX_PAYLOAD];
+static int reply_length;
+
+static void send_bytes(const void *message, uint8_t length) { reply_length = fake_host_command(message, length, reply); }
+static void send_id(uint8_t id) { send_bytes(&id, 1); }
+static void send_identify(uint16_t version) {
+  msg_identify_t message = { MSG_IDENTIFY, version };
+  send_bytes(&message, sizeof message);
+}
+static void send_move_to(uint16_t depth_um) {
+  msg_move_to_t message = { MSG_MOVE_TO, depth_um };
+  send_bytes(&message, sizeof message);
+}
+static void send_start_needle(uint16_t strokes_per_second) {
+  msg_start_needle_t message = { MSG_START_NEEDLE, strokes_per_second };
+  send_bytes(&message, sizeof message);
+}
+static void send_clear_cartridge(void) {
+  msg_clear_cartridge_t message = { MSG_CLEAR_CARTRIDGE, 0x1234 };
+  send_bytes(&message, sizeof message);
+}
+static void send_depth_calibration(uint32_t steps_per_mm_x100, int16_t zero_offset_um) {
+  msg_set_depth_calibration_t message = { MSG_SET_DEPTH_CALIBRATION, steps_per_mm_x100, zero_offset_um };
+  send_bytes(&message, sizeof message);
+}
+static void send_sensor_calibration(uint16_t zero_mv, uint16_t mv_per_mm) {
+  msg_set_sensor_calibration_t message = { MSG_SET_SENSOR_CALIBRATION, zero_mv, mv_per_mm };
+  send_bytes(&message, sizeof message);
+}
+
+static void describe_reply(char *out, size_t size) {
+  if (reply_length < 0) snprintf(out, size, "no reply");
+  else if (reply_length == (int)sizeof(msg_error_t) && reply[0] == MSG_ERROR) {
+    msg_error_t error;
+    memcpy(&error, reply, sizeof error);
+    snprintf(out, size, "error code %u detail %ld to 0x%02x", error.code, (long)error.detail, error.request_id);
+  } else if (reply_length == (int)sizeof(msg_ok_t) && reply[0] == MSG_OK) {
+    snprintf(out, size, "ok to 0x%02x", reply[1]);
+  } else {
+    snprintf(out, size, "%d bytes, id 0x%02x", reply_length, reply_length > 0 ? reply[0] : 0);
+  }
+}
+
+static int reply_is_ok(uint8_t request_id) {
+  return reply_length == (int)sizeof(msg_ok_t) && reply[0] == MSG_OK && reply[1] == request_id;
+}
+
+static void expect_ok(const char *file, int line, uint8_t request_id) {
+  if (reply_is_ok(request_id)) return;
+  char got[96];
+  describe_reply(got, sizeof got);
+  fail_at(file, line, "expected ok to 0x%02x, got %s", request_id, got);
+}
+
+static void expect_error(const char *file, int line, uint8_t request_id, uint8_t code, int32_t detail) {
+  msg_error_t error = { 0, 0, 0, 0 };
+  if (reply_length == (int)sizeof error) memcpy(&error, reply, sizeof error);
+  if (error.msg_id == MSG_ERROR && error.request_id == request_id && error.code == code && error.detail == detail) return;
+  char got[96];
+  describe_reply(got, sizeof got);
+  fail_at(file, line, "expected error code %u detail %ld to 0x%02x, got %s", code, (long)detail, request_id, got);
+}
+
+#define EXPECT_OK(request_id) expect_ok(__FILE__, __LINE__, request_id)
+#define EXPECT_ERROR(request_id, code, detail) expect_error(__FILE__, __LINE__, request_id, code, detail)
+#define REQUIRE_OK(request_id)                                                                   \
+  do {                                                                                           \
+    int failures_before_ = case_failures;                                                        \
+    expect_ok(__FILE__, __LINE__, request_id);                                                   \
+    REQUIRE(case_failures == failures_before_);                                                  \
+  } while (0)
+
+static msg_telemetry_t status(void) {
+  msg_telemetry_t telemetry;
+  send_id(MSG_GET_STATUS);
+  REQUIRE(reply_length == (int)sizeof telemetry && reply[0] == MSG_TELEMETRY);
+  memcpy(&telemetry, reply, sizeof telemetry);
+  return telemetry;
+}
+
+static const char *state_name(int state) {
+  static const char *names[] = { "BOOT", "HOMING_REQUIRED", "HOMING", "IDLE", "ARMED", "RUNNING", "FAULT" };
+  return state >= 0 && state < 7 ? names[state] : "?";
+}
+
+static void expect_state(const char *file, int line, uint8_t expected) {
+  msg_telemetry_t telemetry = status();
+  if (telemetry.state != expected) {
+    fail_at(file, line, "state %s (fault %u), expected %s", state_name(telemetry.state), telemetry.fault_code, state_name(expected));
+  }
+}
+#define EXPECT_STATE(expected) expect_state(__FILE__, __LINE__, expected)
+#define REQUIRE_STATE(expected) REQUIRE(status().state == (expected))
+
+// ---- getting the pen somewhere, through the wire ----
+
+static void pen_start(void) {
+  fake_pen_boot();
+  REQUIRE(fake_host_sync());
+  send_identify(PROTOCOL_VERSION);
+  REQUIRE(reply_length == (int)sizeof(msg_identify_reply_t) && reply[0] == MSG_IDENTIFY_REPLY);
+}
+
+static void pen_homing(void) {
+  pen_start();
+  send_id(MSG_HOME);
+  REQUIRE_OK(MSG_HOME);
+  REQUIRE_STATE(PEN_STATE_HOMING);
+}
+
+static void pen_idle(void) {
+  pen_homing();
+  fake_finish_homing(HOMING_DONE);
+  fake_pen_advance_ms(1);
+  REQUIRE_STATE(PEN_STATE_IDLE);
+}
+
+static void pen_at_depth(uint16_t depth_um) {
+  pen_idle();
+  send_move_to(depth_um);
+  REQUIRE_OK(MSG_MOVE_TO);
+  fake_complete_move();
+  fake_pen_advance_ms(1);
+  REQUIRE_STATE(PEN_STATE_IDLE);
+}
+
+static void pen_ready_to_arm(uint16_t depth_um) {
+  pen_at_depth(depth_um);
+  send_clear_cartridge();
+  REQUIRE_OK(MSG_CLEAR_CARTRIDGE);
+  send_id(MSG_HEARTBEAT);
+  REQUIRE_OK(MSG_HEARTBEAT);
+}
+
+static void pen_armed(void) {
+  pen_ready_to_arm(1000);
+  send_id(MSG_ARM);
+  REQUIRE_OK(MSG_ARM);
+  REQUIRE_STATE(PEN_STATE_ARMED);
+}
+
+static void pen_running(void) {
+  pen_armed();
+  send_start_needle(100);
+  REQUIRE_OK(MSG_START_NEEDLE);
+  REQUIRE_STATE(PEN_STATE_RUNNING);
+  REQUIRE(fake.motor_running);
+}
+
+static void pen_fault_supply(void) {
+  pen_idle();
+  fake.supply_mv = LIMITS_SUPPLY_MIN_MV - 1;
+  fake_pen_advance_ms(1);
+  fake.supply_mv = 12000;
+  fake_complete_move();  // the safe path's retract
+  REQUIRE_STATE(PEN_STATE_FAULT);
+}
+
+// The depth the independent sensor reports, and a sensor output that reads depth_um exactly.
+static int32_t sensed_um(uint16_t mv) { return calibration_um_for_steps(calibration_sensor_steps(mv)); }
+static uint16_t mv_reading(int32_t depth_um) {
+  for (uint32_t mv = 0; mv <= 5000; mv++) {
+    if (sensed_um((uint16_t)mv) == depth_um) return (uint16_t)mv;
+  }
+  REQUIRE(!"no sensor output reads that depth");
+  return 0;
+}
+static void sensor_reads(int32_t depth_um) {
+  fake.depth_sensor_follows = 0;
+  fake.depth_mv = mv_reading(depth_um);
+}
+
+// ---- the depth window ----
+
+static void move_inside_window_accepted(int depth_um) {
+  pen_idle();
+  send_move_to((uint16_t)depth_um);
+  EXPECT_OK(MSG_MOVE_TO);
+  CHECK_EQ(fake.moves, 1);
+  CHECK_EQ(fake.last_move_target, calibration_steps_for_um(depth_um));
+  CHECK(fake.last_move_target <= DEPTH_LIMIT_STEPS);
+}
+
+static void move_outside_window_refused(int depth_um) {
+  pen_idle();
+  send_move_to((uint16_t)depth_um);
+  EXPECT_ERROR(MSG_MOVE_TO, ERROR_CODE_OUT_OF_RANGE, depth_um);
+  CHECK_EQ(fake.moves, 0);
+}
+
+static void move_outside_window_refused_running(int depth_um) {
+  pen_running();
+  send_move_to((uint16_t)depth_um);
+  EXPECT_ERROR(MSG_MOVE_TO, ERROR_CODE_OUT_OF_RANGE, depth_um);
+  CHECK_EQ(fake.moves, 1);  // the one that brought it to 1 mm
+}
+
+static void move_refused_not_homed(int unused) {
+  (void)unused;
+  pen_start();
+  send_move_to(1000);
+  EXPECT_ERROR(MSG_MOVE_TO, ERROR_CODE_NOT_HOMED, 1000);
+  CHECK_EQ(fake.moves, 0);
+}
+
+static void move_while_running_accepted(int unused) {
+  (void)unused;
+  pen_running();
+  send_move_to(2000);
+  EXPECT_OK(MSG_MOVE_TO);
+  CHECK_EQ(fake.last_move_target, calibration_steps_for_um(2000));
+}
+
+// Where the needle is that arming refuses: 0 step position, 1 target, 2 sensor; low or high.
+enum { WINDOW_POSITION_LOW, WINDOW_POSITION_HIGH, WINDOW_TARGET_LOW, WINDOW_TARGET_HIGH, WINDOW_SENSOR_LOW, WINDOW_SENSOR_HIGH };
+
+static int32_t put_needle_outside(int where) {
+  switch (where) {
+    case WINDOW_POSITION_LOW: fake_place_needle(calibration_steps_for_um(DEPTH_MIN_UM - 1)); return DEPTH_MIN_UM - 1;
+    case WINDOW_POSITION_HIGH: fake_place_needle(calibration_steps_for_um(DEPTH_MAX_UM + 1)); return DEPTH_MAX_UM + 1;
+    case WINDOW_TARGET_LOW: fake.target = calibration_steps_for_um(DEPTH_MIN_UM - 1); return DEPTH_MIN_UM - 1;
+    case WINDOW_TARGET_HIGH: fake.target = calibration_steps_for_um(DEPTH_MAX_UM + 1); return DEPTH_MAX_UM + 1;
+    case WINDOW_SENSOR_LOW: sensor_reads(DEPTH_MIN_UM - DEPTH_AXIS_MISMATCH_TOLERANCE_UM - 1); return DEPTH_MIN_UM - DEPTH_AXIS_MISMATCH_TOLERANCE_UM - 1;
+    default: sensor_reads(DEPTH_MAX_UM + DEPTH_AXIS_MISMATCH_TOLERANCE_UM + 1); return DEPTH_MAX_UM + DEPTH_AXIS_MISMATCH_TOLERANCE_UM + 1;
+  }
+}
+
+static void arm_refused_outside_window(int where) {
+  pen_ready_to_arm(where % 2 ? DEPTH_MAX_UM : DEPTH_MIN_UM);
+  int32_t depth_um = put_needle_outside(where);
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_DEPTH_OUTSIDE_WINDOW, depth_um);
+  CHECK_EQ(safety_state(), PEN_STATE_IDLE);
+}
+
+static void start_refused_outside_window(int where) {
+  pen_armed();
+  int32_t depth_um = put_needle_outside(where);
+  send_start_needle(100);
+  EXPECT_ERROR(MSG_START_NEEDLE, ERROR_CODE_DEPTH_OUTSIDE_WINDOW, depth_um);
+  CHECK(!fake.motor_running);
+  CHECK_EQ(safety_state(), PEN_STATE_ARMED);
+}
+
+static void arm_refused_at_home(int unused) {
+  (void)unused;
+  pen_idle();  // homed: the needle is at 0 mm
+  send_clear_cartridge();
+  send_id(MSG_HEARTBEAT);
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_DEPTH_OUTSIDE_WINDOW, 0);
+}
+
+// The sensor's tolerance band is inclusive: the window's ends plus the mismatch tolerance still arm.
+static void arm_accepted_sensor_at_band_edge(int high) {
+  pen_ready_to_arm(high ? DEPTH_MAX_UM : DEPTH_MIN_UM);
+  sensor_reads(high ? DEPTH_MAX_UM + DEPTH_AXIS_MISMATCH_TOLERANCE_UM : DEPTH_MIN_UM - DEPTH_AXIS_MISMATCH_TOLERANCE_UM);
+  send_id(MSG_ARM);
+  EXPECT_OK(MSG_ARM);
+}
+
+static const struct depth_calibration corners[] = {
+  { CALIBRATION_STEPS_PER_MM_X100_MIN, CALIBRATION_ZERO_OFFSET_UM_MIN },
+  { CALIBRATION_STEPS_PER_MM_X100_MIN, CALIBRATION_ZERO_OFFSET_UM_MAX },
+  { CALIBRATION_STEPS_PER_MM_X100_MAX, CALIBRATION_ZERO_OFFSET_UM_MIN },
+  { CALIBRATION_STEPS_PER_MM_X100_MAX, CALIBRATION_ZERO_OFFSET_UM_MAX },
+};
+
+// At every corner of the calibration bounds the window's ends map inside the absolute step limit and back exactly.
+static void window_at_calibration_corner(int corner) {
+  pen_start();
+  send_depth_calibration(corners[corner].steps_per_mm_x100, corners[corner].zero_offset_um);
+  REQUIRE_OK(MSG_SET_DEPTH_CALIBRATION);
+  fake_pen_advance_ms(100);  // the write completes
+  send_id(MSG_HOME);
+  REQUIRE_OK(MSG_HOME);
+  fake_finish_homing(HOMING_DONE);
+  fake_pen_advance_ms(1);
+  static const uint16_t depths[] = { DEPTH_MIN_UM, DEPTH_MAX_UM };
+  for (int i = 0; i < 2; i++) {
+    send_move_to(depths[i]);
+    EXPECT_OK(MSG_MOVE_TO);
+    CHECK(fake.last_move_target > 0);
+    CHECK(fake.last_move_target <= DEPTH_LIMIT_STEPS);
+    CHECK_EQ(calibration_um_for_steps(fake.last_move_target), depths[i]);
+  }
+  for (int32_t um = 0; um <= 3000; um++) CHECK_EQ(calibration_um_for_steps(calibration_steps_for_um(um)), um);
+}
+
+// ---- arming refusals ----
+
+static void arm_refused_not_homed(int unused) {
+  (void)unused;
+  pen_start();
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_NOT_HOMED, PEN_STATE_HOMING_REQUIRED);
+}
+
+static void arm_refused_while_homing(int unused) {
+  (void)unused;
+  pen_homing();
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_NOT_ALLOWED_IN_STATE, PEN_STATE_HOMING);
+  CHECK_EQ(safety_state(), PEN_STATE_HOMING);
+}
+
+static void arm_refused_in_fault(int unused) {
+  (void)unused;
+  pen_fault_supply();
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_NOT_ALLOWED_IN_FAULT, FAULT_SUPPLY_OUT_OF_RANGE);
+}
+
+static void arm_refused_calibration_invalid(int unused) {
+  (void)unused;
+  // Both EEPROM copies unreadable (written, wrong CRC): the pen refuses to guess.
+  for (int i = 0; i < 64; i++) fake.eeprom[i] = (uint8_t)(0x11 * (i % 7));
+  pen_ready_to_arm(1000);
+  send_id(MSG_GET_CALIBRATION);
+  REQUIRE(reply_length == (int)sizeof(msg_calibration_t));
+  msg_calibration_t calibration;
+  memcpy(&calibration, reply, sizeof calibration);
+  CHECK_EQ(calibration.source, CALIBRATION_SOURCE_INVALID);
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_CALIBRATION_INVALID, PEN_STATE_IDLE);
+}
+
+enum { TRIP_ESTOP, TRIP_NTC, TRIP_HOT, TRIP_SUPPLY_LOW, TRIP_SUPPLY_HIGH, TRIP_DEPTH_SENSOR, TRIP_COUNT };
+
+// Sets one interlock off; returns the fault code it stands for.
+static uint8_t trip(int interlock) {
+  switch (interlock) {
+    case TRIP_ESTOP: fake_set_input(INPUT_BIT_ESTOP, 1); return FAULT_ESTOP;
+    case TRIP_NTC: fake.ntc_plausible = 0; return FAULT_TEMPERATURE_SENSOR;
+    case TRIP_HOT: fake.temperature_deci_c = LIMITS_TEMPERATURE_LIMIT_DECI_C + 1; return FAULT_OVER_TEMPERATURE;
+    case TRIP_SUPPLY_LOW: fake.supply_mv = LIMITS_SUPPLY_MIN_MV - 1; return FAULT_SUPPLY_OUT_OF_RANGE;
+    case TRIP_SUPPLY_HIGH: fake.supply_mv = LIMITS_SUPPLY_MAX_MV + 1; return FAULT_SUPPLY_OUT_OF_RANGE;
+    default: fake.depth_sensor_plausible = 0; return FAULT_DEPTH_SENSOR;
+  }
+}
+
+static void arm_refused_interlock(int interlock) {
+  pen_ready_to_arm(1000);
+  uint8_t code = trip(interlock);  // no main-loop pass between: the command itself must see it
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_INTERLOCK_ACTIVE, code);
+  CHECK_EQ(safety_state(), PEN_STATE_IDLE);
+}
+
+static void home_refused_interlock(int interlock) {
+  pen_start();
+  uint8_t code = trip(interlock);
+  send_id(MSG_HOME);
+  EXPECT_ERROR(MSG_HOME, ERROR_CODE_INTERLOCK_ACTIVE, code);
+  CHECK_EQ(fake.homings, 0);
+}
+
+// The limits themselves are allowed (the checks are strict inequalities).
+static void arm_accepted_at_limits(int which) {
+  pen_ready_to_arm(1000);
+  if (which == 0) fake.temperature_deci_c = LIMITS_TEMPERATURE_LIMIT_DECI_C;
+  if (which == 1) fake.supply_mv = LIMITS_SUPPLY_MIN_MV;
+  if (which == 2) fake.supply_mv = LIMITS_SUPPLY_MAX_MV;
+  send_id(MSG_ARM);
+  EXPECT_OK(MSG_ARM);
+}
+
+static void arm_refused_cartridge_missing(int unused) {
+  (void)unused;
+  pen_ready_to_arm(1000);
+  fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 0);
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_CARTRIDGE_MISSING, PEN_STATE_IDLE);
+  CHECK_EQ(safety_state(), PEN_STATE_IDLE);  // out while nothing could move: not a fault
+}
+
+static void arm_refused_cartridge_not_cleared(int unused) {
+  (void)unused;
+  pen_at_depth(1000);
+  send_id(MSG_HEARTBEAT);
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_CARTRIDGE_NOT_CLEARED, PEN_STATE_IDLE);
+}
+
+static void arm_refused_cartridge_reinserted(int unused) {
+  (void)unused;
+  pen_ready_to_arm(1000);
+  fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 0);
+  fake_pen_advance_ms(1);
+  fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 1);
+  send_id(MSG_HEARTBEAT);
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_CARTRIDGE_NOT_CLEARED, PEN_STATE_IDLE);
+}
+
+static void arm_refused_no_heartbeat_yet(int unused) {
+  (void)unused;
+  pen_at_depth(1000);
+  send_clear_cartridge();
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_HEARTBEAT_STALE, PEN_STATE_IDLE);
+}
+
+// silent_ms after the last heartbeat: fresh up to HEARTBEAT_TIMEOUT_MS, stale after.
+static void arm_after_silence(int silent_ms) {
+  pen_ready_to_arm(1000);
+  fake_pen_advance_ms((uint32_t)silent_ms);
+  send_id(MSG_ARM);
+  if (silent_ms <= HEARTBEAT_TIMEOUT_MS) EXPECT_OK(MSG_ARM);
+  else EXPECT_ERROR(MSG_ARM, ERROR_CODE_HEARTBEAT_STALE, PEN_STATE_IDLE);
+}
+
+static void arm_when_armed_or_running(int running) {
+  if (running) pen_running();
+  else pen_armed();
+  send_id(MSG_ARM);
+  EXPECT_OK(MSG_ARM);
+  CHECK_EQ(safety_state(), running ? PEN_STATE_RUNNING : PEN_STATE_ARMED);
+}
+
+// ---- faults and their clear rules ----
+
+static uint8_t needs_home(uint8_t code) { return (FAULT_NEEDS_HOME_MASK >> code) & 1; }
+static uint8_t critical(uint8_t code) { return (FAULT_CRITICAL_MASK >> code) & 1; }
+// The faults whose cause safety.c can observe (clear_fault waits for it to go).
+static uint8_t has_cause(uint8_t code) {
+  return code == FAULT_ESTOP || code == FAULT_CARTRIDGE_REMOVED || code == FAULT_OVER_TEMPERATURE ||
+         code == FAULT_TEMPERATURE_SENSOR || code == FAULT_SUPPLY_OUT_OF_RANGE || code == FAULT_DEPTH_SENSOR;
+}
+
+// hardware/faults.json, restated: the generated masks must say the same.
+static void fault_catalogue_matches(int unused) {
+  (void)unused;
+  static const uint8_t clear_and_home[] = { FAULT_ESTOP, FAULT_DEPTH_MISMATCH, FAULT_HOMING_FAILED, FAULT_HOME_SWITCH_STUCK,
+                                            FAULT_DEPTH_SENSOR, FAULT_WATCHDOG_RESET, FAULT_DEPTH_OUTSIDE_WINDOW };
+  uint32_t mask = 0;
+  for (unsigned i = 0; i < sizeof clear_and_home; i++) mask |= 1UL << clear_and_home[i];
+  CHECK_EQ(FAULT_NEEDS_HOME_MASK, mask);
+  // Every fault but none and speed_tolerance is critical.
+  CHECK_EQ(FAULT_CRITICAL_MASK, ((1UL << FAULT_COUNT) - 1) & ~(1UL << FAULT_NONE) & ~(1UL << FAULT_SPEED_TOLERANCE));
+  CHECK_EQ(FAULT_COUNT, 16);
+}
+
+// Brings the pen into the fault from a state where the cartridge was cleared (where the fault allows that).
+static void induce(uint8_t code) {
+  switch (code) {
+    case FAULT_HEARTBEAT_LOST:
+      pen_armed();
+      fake_pen_advance_ms(HEARTBEAT_TIMEOUT_MS + 2);
+      break;
+    case FAULT_ESTOP: pen_armed(); trip(TRIP_ESTOP); fake_pen_advance_ms(1); break;
+    case FAULT_CARTRIDGE_REMOVED: pen_armed(); fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 0); fake_pen_advance_ms(1); break;
+    case FAULT_OVER_TEMPERATURE: pen_armed(); trip(TRIP_HOT); fake_pen_advance_ms(1); break;
+    case FAULT_TEMPERATURE_SENSOR: pen_armed(); trip(TRIP_NTC); fake_pen_advance_ms(1); break;
+    case FAULT_SUPPLY_OUT_OF_RANGE: pen_armed(); trip(TRIP_SUPPLY_LOW); fake_pen_advance_ms(1); break;
+    case FAULT_MOTOR_STALL:
+    case FAULT_MOTOR_OVERCURRENT:
+    case FAULT_SPEED_TOLERANCE:
+      pen_running();
+      fake.motor_fault = code;
+      fake_pen_advance_ms(1);
+      break;
+    case FAULT_DEPTH_MISMATCH:
+      pen_armed();
+      fake.depth_sensor_follows = 0;
+      fake.depth_mv = fake_depth_mv_for_steps(fake.position + calibration_steps_for_um(DEPTH_AXIS_MISMATCH_TOLERANCE_UM + 40));
+      fake_pen_advance_ms(DEPTH_AXIS_MISMATCH_DEBOUNCE_MS - 1);
+      REQUIRE(safety_state() == PEN_STATE_ARMED);  // debounced
+      fake_pen_advance_ms(1);
+      break;
+    case FAULT_HOMING_FAILED:
+      pen_start();
+      send_clear_cartridge();
+      REQUIRE_OK(MSG_CLEAR_CARTRIDGE);
+      send_id(MSG_HOME);
+      fake_finish_homing(HOMING_SWITCH_NOT_FOUND);
+      fake_pen_advance_ms(1);
+      break;
+    case FAULT_HOME_SWITCH_STUCK:
+      pen_armed();
+      fake_set_input(INPUT_BIT_HOME_SWITCH, 1);  // pressed with the needle at 1 mm
+      fake_pen_advance_ms(1);
+      break;
+    case FAULT_DEPTH_SENSOR: pen_armed(); trip(TRIP_DEPTH_SENSOR); fake_pen_advance_ms(1); break;
+    case FAULT_WATCHDOG_RESET:
+      fake.reset_cause = RESET_CAUSE_WATCHDOG;
+      pen_start();
+      break;
+    case FAULT_DEPTH_OUTSIDE_WINDOW:
+      pen_armed();
+      fake_place_needle(calibration_steps_for_um(DEPTH_MAX_UM + 1));  // both channels agree it is too deep
+      fake_pen_advance_ms(1);
+      break;
+  }
+}
+
+static void remove_cause(uint8_t code) {
+  fake.motor_fault = 0;
+  fake.depth_sensor_follows = 1;
+  fake_set_input(INPUT_BIT_HOME_SWITCH, 0);
+  switch (code) {
+    case FAULT_ESTOP: fake_set_input(INPUT_BIT_ESTOP, 0); break;
+    case FAULT_CARTRIDGE_REMOVED: fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 1); break;
+    case FAULT_OVER_TEMPERATURE: fake.temperature_deci_c = LIMITS_TEMPERATURE_CLEAR_DECI_C; break;
+    case FAULT_TEMPERATURE_SENSOR: fake.ntc_plausible = 1; break;
+    case FAULT_SUPPLY_OUT_OF_RANGE: fake.supply_mv = 12000; break;
+    case FAULT_DEPTH_SENSOR: fake.depth_sensor_plausible = 1; break;
+  }
+}
+
+static void fault_and_clear(int code_int) {
+  uint8_t code = (uint8_t)code_int;
+  uint8_t homed_before = code != FAULT_HOMING_FAILED && code != FAULT_WATCHDOG_RESET;
+  induce(code);
+  msg_telemetry_t telemetry = status();
+  REQUIRE(telemetry.state == PEN_STATE_FAULT);
+  CHECK_EQ(telemetry.fault_code, code);
+  CHECK(!fake.motor_running);
+  CHECK(fake.retracts >= 1);  // the safe path retracts the needle
+  CHECK_EQ((telemetry.flags >> TELEMETRY_FLAG_NEEDLE_ON) & 1, 0);
+  // Critical faults withdraw the cartridge clearance; the others keep it.
+  uint8_t cleared_before = code != FAULT_WATCHDOG_RESET && code != FAULT_CARTRIDGE_REMOVED;
+  CHECK_EQ((telemetry.flags >> TELEMETRY_FLAG_CARTRIDGE_CLEARED) & 1, critical(code) ? 0 : cleared_before);
+  CHECK_EQ((telemetry.flags >> TELEMETRY_FLAG_HOMED) & 1, homed_before && !needs_home(code));
+  if (code == FAULT_HOME_SWITCH_STUCK) CHECK_EQ(fake.retract_trusts_switch, 0);
+  // The one-way door: outside the whitelist everything is refused with the fault as detail.
+  send_id(MSG_ARM);
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_NOT_ALLOWED_IN_FAULT, code);
+  send_move_to(1000);
+  EXPECT_ERROR(MSG_MOVE_TO, ERROR_CODE_NOT_ALLOWED_IN_FAULT, code);
+
+  if (has_cause(code)) {
+    if (code == FAULT_OVER_TEMPERATURE) fake.temperature_deci_c = LIMITS_TEMPERATURE_CLEAR_DECI_C + 1;  // cooling, not cool
+    send_id(MSG_CLEAR_FAULT);
+    EXPECT_ERROR(MSG_CLEAR_FAULT, ERROR_CODE_FAULT_CAUSE_PRESENT, code);
+    EXPECT_STATE(PEN_STATE_FAULT);
+  }
+  remove_cause(code);
+  fake_complete_move();
+  fake_pen_advance_ms(5);
+  telemetry = status();
+  CHECK_EQ(telemetry.state, PEN_STATE_FAULT);
+  CHECK_EQ(telemetry.fault_code, code);
+
+  send_id(MSG_CLEAR_FAULT);
+  EXPECT_OK(MSG_CLEAR_FAULT);
+  // clear: back to IDLE with the position kept; clear_and_home: homing first.
+  uint8_t expected = needs_home(code) || !homed_before ? PEN_STATE_HOMING_REQUIRED : PEN_STATE_IDLE;
+  EXPECT_STATE(expected);
+  fake_pen_advance_ms(5);
+  telemetry = status();
+  CHECK_EQ(telemetry.state, expected);
+  CHECK_EQ(telemetry.fault_code, FAULT_NONE);
+  CHECK_EQ((telemetry.flags >> TELEMETRY_FLAG_HOMED) & 1, expected == PEN_STATE_IDLE);
+}
+
+// A clear fault latched before homing returns to HOMING_REQUIRED: there is no position to keep.
+static void clear_fault_unhomed(int unused) {
+  (void)unused;
+  pen_start();
+  trip(TRIP_SUPPLY_LOW);
+  fake_pen_advance_ms(1);
+  REQUIRE_STATE(PEN_STATE_FAULT);
+  remove_cause(FAULT_SUPPLY_OUT_OF_RANGE);
+  send_id(MSG_CLEAR_FAULT);
+  EXPECT_OK(MSG_CLEAR_FAULT);
+  EXPECT_STATE(PEN_STATE_HOMING_REQUIRED);
+}
+
+// An interlock that fired since the last main-loop pass also keeps the fault latched.
+static void clear_refused_while_flagged(int unused) {
+  (void)unused;
+  pen_fault_supply();
+  fake_set_input(INPUT_BIT_ESTOP, 1);
+  fake_set_input(INPUT_BIT_ESTOP, 0);  // a bounce: the edge was flagged, the loop is closed again
+  send_id(MSG_CLEAR_FAULT);
+  EXPECT_ERROR(MSG_CLEAR_FAULT, ERROR_CODE_FAULT_CAUSE_PRESENT, FAULT_SUPPLY_OUT_OF_RANGE);
+}
+
+// arg 0: the back-off ran out with the switch pressed; 1: homing began with the needle out and the switch pressed,
+// which the depth sensor gives away.
+static void home_switch_stuck_while_homing(int by_sensor) {
+  if (by_sensor) {
+    pen_at_depth(1000);
+    send_id(MSG_HOME);
+    REQUIRE_OK(MSG_HOME);
+    fake_set_input(INPUT_BIT_HOME_SWITCH, 1);
+  } else {
+    pen_homing();
+    fake_finish_homing(HOMING_SWITCH_STUCK);
+  }
+  fake_pen_advance_ms(1);
+  msg_telemetry_t telemetry = status();
+  CHECK_EQ(telemetry.state, PEN_STATE_FAULT);
+  CHECK_EQ(telemetry.fault_code, FAULT_HOME_SWITCH_STUCK);
+  CHECK_EQ(fake.retract_trusts_switch, 0);  // retract by the sensor's position, past the switch
+  CHECK_EQ(fake.retract_sensed_position, calibration_sensor_steps(fake_depth_mv_for_steps(fake.carriage)));
+  fake_complete_move();
+  CHECK(fake.carriage <= 0);
+}
+
+// The first cause is the one reported; a later one does not replace it.
+static void first_cause_reported(int unused) {
+  (void)unused;
+  pen_armed();
+  trip(TRIP_HOT);
+  fake_pen_advance_ms(1);
+  trip(TRIP_ESTOP);
+  fake_pen_advance_ms(1);
+  msg_telemetry_t telemetry = status();
+  CHECK_EQ(telemetry.state, PEN_STATE_FAULT);
+  CHECK_EQ(telemetry.fault_code, FAULT_OVER_TEMPERATURE);
+}
+
+// After a home_switch_stuck fault the safe path retracts by the depth sensor's position, past the switch
+// (stepper_retract_untrusted_switch); a STOP that arrives while that retract runs must not hand the retract back to the
+// switch that is known to be stuck, which would halt it at once with the needle out.
+static void stop_keeps_stuck_switch_untrusted(int unused) {
+  (void)unused;
+  induce(FAULT_HOME_SWITCH_STUCK);
+  REQUIRE(safety_state() == PEN_STATE_FAULT && fake.retract_trusts_switch == 0);
+  const uint8_t stop = FRAME_STOP;
+  fake_pen_receive(&stop, 1);
+  fake_pen_advance_ms(1);
+  CHECK_EQ(fake.retract_trusts_switch, 0);
+  fake_complete_move();
+  CHECK(fake.carriage <= 0);  // the needle is in
+}
+
+// ---- the transition table ----
+
+static const uint8_t expected_next[7] = {
+  [PEN_STATE_BOOT] = 1 << PEN_STATE_HOMING_REQUIRED,
+  [PEN_STATE_HOMING_REQUIRED] = 1 << PEN_STATE_HOMING,
+  [PEN_STATE_HOMING] = 1 << PEN_STATE_IDLE | 1 << PEN_STATE_HOMING_REQUIRED,
+  [PEN_STATE_IDLE] = 1 << PEN_STATE_HOMING | 1 << PEN_STATE_ARMED,
+  [PEN_STATE_ARMED] = 1 << PEN_STATE_IDLE | 1 << PEN_STATE_RUNNING,
+  [PEN_STATE_RUNNING] = 1 << PEN_STATE_IDLE | 1 << PEN_STATE_ARMED,
+  [PEN_STATE_FAULT] = 1 << PEN_STATE_IDLE | 1 << PEN_STATE_HOMING_REQUIRED,
+};
+
+static void reach(uint8_t state) {
+  switch (state) {
+    case PEN_STATE_BOOT: break;  // before safety_init
+    case PEN_STATE_HOMING_REQUIRED: pen_start(); break;
+    case PEN_STATE_HOMING: pen_homing(); break;
+    case PEN_STATE_IDLE: pen_idle(); break;
+    case PEN_STATE_ARMED: pen_armed(); break;
+    case PEN_STATE_RUNNING: pen_running(); break;
+    case PEN_STATE_FAULT: pen_fault_supply(); break;
+  }
+  REQUIRE(safety_state() == state);
+}
+
+static const uint16_t targets[] = { 0, 1, 2, 3, 4, 5, 6, 7, 0xFF };
+#define TARGET_COUNT (int)(sizeof targets / sizeof targets[0])
+
+// arg = from * TARGET_COUNT + target index
+static void safety_enter_follows_table(int arg) {
+  uint8_t from = (uint8_t)(arg / TARGET_COUNT), to = (uint8_t)targets[arg % TARGET_COUNT];
+  reach(from);
+  uint8_t allowed = to == from || (to < 7 && ((expected_next[from] >> to) & 1));
+  CHECK_EQ(safety_enter(to), allowed);
+  CHECK_EQ(safety_state(), allowed ? to : from);
+}
+
+// Each allowed transition, reached by a command or an event as the pen meets them.
+enum {
+  EDGE_BOOT_HOMING_REQUIRED, EDGE_HOMING_REQUIRED_HOMING, EDGE_HOMING_IDLE, EDGE_HOMING_HOMING_REQUIRED_STOP_FRAME,
+  EDGE_HOMING_HOMING_REQUIRED_STOP_BYTE, EDGE_IDLE_HOMING, EDGE_IDLE_ARMED, EDGE_ARMED_IDLE_DISARM, EDGE_ARMED_IDLE_STOP,
+  EDGE_ARMED_RUNNING, EDGE_RUNNING_IDLE_DISARM, EDGE_RUNNING_IDLE_STOP, EDGE_RUNNING_ARMED, EDGE_FAULT_IDLE,
+  EDGE_FAULT_HOMING_REQUIRED, EDGE_COUNT
+};
+
+static void stop_frame(void) {
+  send_id(MSG_STOP);
+  EXPECT_OK(MSG_STOP);
+}
+static void stop_byte(void) {
+  const uint8_t stop = FRAME_STOP;
+  fake_pen_receive(&stop, 1);
+  CHECK(!fake.motor_running);  // at once, in the receive interrupt
+  fake_pen_loop_pass();
+}
+
+static void transition_reachable(int edge) {
+  uint8_t to = 0;
+  switch (edge) {
+    case EDGE_BOOT_HOMING_REQUIRED:
+      CHECK_EQ(safety_state(), PEN_STATE_BOOT);
+      pen_start();
+      to = PEN_STATE_HOMING_REQUIRED;
+      break;
+    case EDGE_HOMING_REQUIRED_HOMING: pen_start(); send_id(MSG_HOME); EXPECT_OK(MSG_HOME); to = PEN_STATE_HOMING; break;
+    case EDGE_HOMING_IDLE: pen_homing(); fake_finish_homing(HOMING_DONE); fake_pen_advance_ms(1); to = PEN_STATE_IDLE; break;
+    case EDGE_HOMING_HOMING_REQUIRED_STOP_FRAME: pen_homing(); stop_frame(); to = PEN_STATE_HOMING_REQUIRED; break;
+    case EDGE_HOMING_HOMING_REQUIRED_STOP_BYTE: pen_homing(); stop_byte(); to = PEN_STATE_HOMING_REQUIRED; break;
+    case EDGE_IDLE_HOMING: pen_idle(); send_id(MSG_HOME); EXPECT_OK(MSG_HOME); to = PEN_STATE_HOMING; break;
+    case EDGE_IDLE_ARMED: pen_ready_to_arm(1000); send_id(MSG_ARM); EXPECT_OK(MSG_ARM); to = PEN_STATE_ARMED; break;
+    case EDGE_ARMED_IDLE_DISARM: pen_armed(); send_id(MSG_DISARM); EXPECT_OK(MSG_DISARM); to = PEN_STATE_IDLE; break;
+    case EDGE_ARMED_IDLE_STOP: pen_armed(); stop_byte(); to = PEN_STATE_IDLE; break;
+    case EDGE_ARMED_RUNNING: pen_armed(); send_start_needle(100); EXPECT_OK(MSG_START_NEEDLE); to = PEN_STATE_RUNNING; break;
+    case EDGE_RUNNING_IDLE_DISARM: pen_running(); send_id(MSG_DISARM); EXPECT_OK(MSG_DISARM); to = PEN_STATE_IDLE; break;
+    case EDGE_RUNNING_IDLE_STOP: pen_running(); stop_frame(); to = PEN_STATE_IDLE; break;
+    case EDGE_RUNNING_ARMED: pen_running(); send_id(MSG_STOP_NEEDLE); EXPECT_OK(MSG_STOP_NEEDLE); to = PEN_STATE_ARMED; break;
+    case EDGE_FAULT_IDLE: pen_fault_supply(); send_id(MSG_CLEAR_FAULT); EXPECT_OK(MSG_CLEAR_FAULT); to = PEN_STATE_IDLE; break;
+    case EDGE_FAULT_HOMING_REQUIRED:
+      fake.reset_cause = RESET_CAUSE_WATCHDOG;
+      pen_start();
+      send_id(MSG_CLEAR_FAULT);
+      EXPECT_OK(MSG_CLEAR_FAULT);
+      to = PEN_STATE_HOMING_REQUIRED;
+      break;
+  }
+  EXPECT_STATE(to);
+  if (to != PEN_STATE_RUNNING) CHECK(!fake.motor_running);
+  else CHECK(fake.motor_running);
+}
+
+// FAULT from every state the pen can be in, through the one safe path.
+static void fault_from_state(int state) {
+  reach((uint8_t)state);
+  trip(TRIP_ESTOP);
+  fake_pen_advance_ms(1);
+  msg_telemetry_t telemetry = status();
+  CHECK_EQ(telemetry.state, PEN_STATE_FAULT);
+  CHECK_EQ(telemetry.fault_code, FAULT_ESTOP);
+  CHECK(!fake.motor_running);
+}
+
+// ---- the motor-start veto ----
+
+enum { VETO_ESTOP_EDGE, VETO_CARTRIDGE_EDGE, VETO_HEARTBEAT_TICK, VETO_NONE };
+
+static void start_with_veto(int cause) {
+  pen_armed();
+  uint8_t expected_code = 0;
+  if (cause == VETO_ESTOP_EDGE) {
+    fake_set_input(INPUT_BIT_ESTOP, 1);  // the interrupt flags it; no main-loop pass has run since
+    expected_code = FAULT_ESTOP;
+  } else if (cause == VETO_CARTRIDGE_EDGE) {
+    fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 0);
+    expected_code = FAULT_CARTRIDGE_REMOVED;
+  } else if (cause == VETO_HEARTBEAT_TICK) {
+    for (int ms = 0; ms <= HEARTBEAT_TIMEOUT_MS; ms++) fake.tick_1khz();  // the tick alone: the loop is stalled
+    expected_code = FAULT_HEARTBEAT_LOST;
+  }
+  send_start_needle(100);
+  if (cause == VETO_NONE) {
+    EXPECT_OK(MSG_START_NEEDLE);
+    CHECK(fake.motor_running);
+    CHECK_EQ(safety_state(), PEN_STATE_RUNNING);
+    return;
+  }
+  EXPECT_ERROR(MSG_START_NEEDLE, ERROR_CODE_INTERLOCK_ACTIVE, expected_code);
+  CHECK(!fake.motor_running);
+  // The e-stop is also a polled interlock, which start_needle checks before it asks the motor: refused there.
+  CHECK_EQ(fake.motor_vetoes, cause == VETO_ESTOP_EDGE ? 0 : 1);
+  CHECK_EQ(fake.motor_starts, 0);
+  CHECK_EQ(safety_state(), PEN_STATE_ARMED);
+  fake_pen_loop_pass();  // the loop latches what the interrupt flagged
+  msg_telemetry_t telemetry = status();
+  CHECK_EQ(telemetry.state, PEN_STATE_FAULT);
+  CHECK_EQ(telemetry.fault_code, expected_code);
+}
+
+// A polled interlock that trips between two main-loop passes: start_needle checks it itself, the motor never starts.
+static void start_refused_supply_between_passes(int unused) {
+  (void)unused;
+  pen_armed();
+  fake.supply_mv = LIMITS_SUPPLY_MIN_MV - 500;  // no loop pass runs before the command
+  send_start_needle(100);
+  EXPECT_ERROR(MSG_START_NEEDLE, ERROR_CODE_INTERLOCK_ACTIVE, FAULT_SUPPLY_OUT_OF_RANGE);
+  CHECK(!fake.motor_running);
+  CHECK_EQ(fake.motor_starts, 0);
+}
+
+static void start_refused_speed(int strokes_per_second) {
+  pen_armed();
+  send_start_needle((uint16_t)strokes_per_second);
+  EXPECT_ERROR(MSG_START_NEEDLE, ERROR_CODE_OUT_OF_RANGE, strokes_per_second);
+  CHECK(!fake.motor_running);
+}
+
+static void start_refused_not_armed(int unused) {
+  (void)unused;
+  pen_at_depth(1000);
+  send_start_needle(100);
+  EXPECT_ERROR(MSG_START_NEEDLE, ERROR_CODE_NOT_ALLOWED_IN_STATE, PEN_STATE_IDLE);
+  CHECK(!fake.motor_running);
+}
+
+// ---- calibration bounds ----
+
+static const uint32_t step_values[] = {
+  0, CALIBRATION_STEPS_PER_MM_X100_MIN - 1, CALIBRATION_STEPS_PER_MM_X100_MIN, CALIBRATION_STEPS_PER_MM_X100_MIN + 1,
+  (uint32_t)STEPS_PER_MM * 100, CALIBRATION_STEPS_PER_MM_X100_MAX - 1, CALIBRATION_STEPS_PER_MM_X100_MAX,
+  CALIBRATION_STEPS_PER_MM_X100_MAX + 1, UINT32_MAX,
+};
+static const int16_t offset_values[] = {
+  INT16_MIN, CALIBRATION_ZERO_OFFSET_UM_MIN - 1, CALIBRATION_ZERO_OFFSET_UM_MIN, CALIBRATION_ZERO_OFFSET_UM_MIN + 1, 0,
+  CALIBRATION_ZERO_OFFSET_UM_MAX - 1, CALIBRATION_ZERO_OFFSET_UM_MAX, CALIBRATION_ZERO_OFFSET_UM_MAX + 1, INT16_MAX,
+};
+static const uint16_t zero_mv_values[] = {
+  0, CALIBRATION_SENSOR_ZERO_MV_MIN - 1, CALIBRATION_SENSOR_ZERO_MV_MIN, CALIBRATION_SENSOR_ZERO_MV_MIN + 1,
+  SENSORS_DEPTH_SENSOR_ZERO_MV, CALIBRATION_SENSOR_ZERO_MV_MAX - 1, CALIBRATION_SENSOR_ZERO_MV_MAX,
+  CALIBRATION_SENSOR_ZERO_MV_MAX + 1, UINT16_MAX,
+};
+static const uint16_t slope_values[] = {
+  0, CALIBRATION_SENSOR_MV_PER_MM_MIN - 1, CALIBRATION_SENSOR_MV_PER_MM_MIN, CALIBRATION_SENSOR_MV_PER_MM_MIN + 1,
+  SENSORS_DEPTH_SENSOR_MV_PER_MM, CALIBRATION_SENSOR_MV_PER_MM_MAX - 1, CALIBRATION_SENSOR_MV_PER_MM_MAX,
+  CALIBRATION_SENSOR_MV_PER_MM_MAX + 1, UINT16_MAX,
+};
+#define VALUES 9
+_Static_assert(sizeof step_values / sizeof step_values[0] == VALUES, "nine values per field");
+_Static_assert(sizeof offset_values / sizeof offset_values[0] == VALUES, "nine values per field");
+_Static_assert(sizeof zero_mv_values / sizeof zero_mv_values[0] == VALUES, "nine values per field");
+_Static_assert(sizeof slope_values / sizeof slope_values[0] == VALUES, "nine values per field");
+
+static msg_calibration_t get_calibration(void) {
+  msg_calibration_t calibration;
+  send_id(MSG_GET_CALIBRATION);
+  REQUIRE(reply_length == (int)sizeof calibration && reply[0] == MSG_CALIBRATION);
+  memcpy(&calibration, reply, sizeof calibration);
+  return calibration;
+}
+
+// After the write completes and the pen restarts, the stored calibration is the one in force.
+static void check_survives_reset(const struct calibration *expected, uint8_t source) {
+  for (int pass = 0; pass < 200 && storage_busy(); pass++) fake_pen_advance_ms(1);
+  CHECK(!storage_busy());
+  storage_init();
+  const struct calibration *loaded = calibration_current();
+  CHECK_EQ(calibration_source(), source);
+  CHECK_EQ(loaded->depth.steps_per_mm_x100, expected->depth.steps_per_mm_x100);
+  CHECK_EQ(loaded->depth.zero_offset_um, expected->depth.zero_offset_um);
+  CHECK_EQ(loaded->sensor.zero_mv, expected->sensor.zero_mv);
+  CHECK_EQ(loaded->sensor.mv_per_mm, expected->sensor.mv_per_mm);
+}
+
+// arg = steps index * VALUES + offset index
+static void depth_calibration_bounds(int arg) {
+  uint32_t steps = step_values[arg / VALUES];
+  int16_t offset = offset_values[arg % VALUES];
+  uint8_t inside = steps >= CALIBRATION_STEPS_PER_MM_X100_MIN && steps <= CALIBRATION_STEPS_PER_MM_X100_MAX &&
+                   offset >= CALIBRATION_ZERO_OFFSET_UM_MIN && offset <= CALIBRATION_ZERO_OFFSET_UM_MAX;
+  pen_start();
+  send_depth_calibration(steps, offset);
+  struct calibration expected;
+  calibration_default(&expected);
+  if (inside) {
+    EXPECT_OK(MSG_SET_DEPTH_CALIBRATION);
+    expected.depth.steps_per_mm_x100 = steps;
+    expected.depth.zero_offset_um = offset;
+  } else {
+    EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_OUT_OF_RANGE, 0);
+  }
+  msg_calibration_t calibration = get_calibration();
+  CHECK_EQ(calibration.steps_per_mm_x100, expected.depth.steps_per_mm_x100);
+  CHECK_EQ(calibration.zero_offset_um, expected.depth.zero_offset_um);
+  CHECK_EQ(calibration.source, inside ? CALIBRATION_SOURCE_STORED : CALIBRATION_SOURCE_DEFAULT);
+  CHECK_EQ(calibration.stored_count, inside ? 1 : 0);
+  check_survives_reset(&expected, inside ? CALIBRATION_SOURCE_STORED : CALIBRATION_SOURCE_DEFAULT);
+}
+
+static void sensor_calibration_bounds(int arg) {
+  uint16_t zero_mv = zero_mv_values[arg / VALUES], slope = slope_values[arg % VALUES];
+  uint8_t inside = zero_mv >= CALIBRATION_SENSOR_ZERO_MV_MIN && zero_mv <= CALIBRATION_SENSOR_ZERO_MV_MAX &&
+                   slope >= CALIBRATION_SENSOR_MV_PER_MM_MIN && slope <= CALIBRATION_SENSOR_MV_PER_MM_MAX;
+  pen_start();
+  send_sensor_calibration(zero_mv, slope);
+  struct calibration expected;
+  calibration_default(&expected);
+  if (inside) {
+    EXPECT_OK(MSG_SET_SENSOR_CALIBRATION);
+    expected.sensor.zero_mv = zero_mv;
+    expected.sensor.mv_per_mm = slope;
+  } else {
+    EXPECT_ERROR(MSG_SET_SENSOR_CALIBRATION, ERROR_CODE_OUT_OF_RANGE, 0);
+  }
+  msg_calibration_t calibration = get_calibration();
+  CHECK_EQ(calibration.sensor_zero_mv, expected.sensor.zero_mv);
+  CHECK_EQ(calibration.sensor_mv_per_mm, expected.sensor.mv_per_mm);
+  CHECK_EQ(calibration.steps_per_mm_x100, expected.depth.steps_per_mm_x100);  // the other channel untouched
+  CHECK_EQ(calibration.source, inside ? CALIBRATION_SOURCE_STORED : CALIBRATION_SOURCE_DEFAULT);
+  check_survives_reset(&expected, inside ? CALIBRATION_SOURCE_STORED : CALIBRATION_SOURCE_DEFAULT);
+}
+
+enum { CALIBRATE_ARMED, CALIBRATE_MOVING, CALIBRATE_WRITING, CALIBRATE_FAULT };
+
+static void calibration_refused(int when) {
+  uint8_t state = 0;
+  if (when == CALIBRATE_ARMED) {
+    pen_armed();
+    state = PEN_STATE_ARMED;
+  } else if (when == CALIBRATE_MOVING) {
+    pen_idle();
+    send_move_to(1500);
+    REQUIRE_OK(MSG_MOVE_TO);
+    state = PEN_STATE_IDLE;
+  } else if (when == CALIBRATE_WRITING) {
+    pen_start();
+    send_sensor_calibration(SENSORS_DEPTH_SENSOR_ZERO_MV + 1, SENSORS_DEPTH_SENSOR_MV_PER_MM);
+    REQUIRE_OK(MSG_SET_SENSOR_CALIBRATION);
+    state = PEN_STATE_HOMING_REQUIRED;
+  } else {
+    pen_fault_supply();
+  }
+  send_depth_calibration(CALIBRATION_STEPS_PER_MM_X100_MIN, 0);
+  if (when == CALIBRATE_FAULT) EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_NOT_ALLOWED_IN_FAULT, FAULT_SUPPLY_OUT_OF_RANGE);
+  else EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_NOT_ALLOWED_IN_STATE, state);
+  send_sensor_calibration(SENSORS_DEPTH_SENSOR_ZERO_MV, SENSORS_DEPTH_SENSOR_MV_PER_MM + 1);
+  if (when == CALIBRATE_FAULT) EXPECT_ERROR(MSG_SET_SENSOR_CALIBRATION, ERROR_CODE_NOT_ALLOWED_IN_FAULT, FAULT_SUPPLY_OUT_OF_RANGE);
+  else EXPECT_ERROR(MSG_SET_SENSOR_CALIBRATION, ERROR_CODE_NOT_ALLOWED_IN_STATE, state);
+}
+
+// ---- storage: a reset at any byte of a save ----
+
+static int same_calibration(const struct calibration *a, const struct calibration *b) {
+  return a->depth.steps_per_mm_x100 == b->depth.steps_per_mm_x100 && a->depth.zero_offset_um == b->depth.zero_offset_um &&
+         a->sensor.zero_mv == b->sensor.zero_mv && a->sensor.mv_per_mm == b->sensor.mv_per_mm;
+}
+
+static void drain_storage(void) {
+  for (int pass = 0; pass < 1000 && storage_busy(); pass++) storage_poll();
+  REQUIRE(!storage_busy());
+}
+
+#define RESET_POINTS 40  // more storage_poll passes than one save takes (two copies of a record)
+
+static struct calibration calibration_variant(int32_t steps_per_mm_x100, int16_t zero_offset_um, uint16_t mv_per_mm) {
+  struct calibration calibration;
+  calibration_default(&calibration);
+  calibration.depth.steps_per_mm_x100 = (uint32_t)steps_per_mm_x100;
+  calibration.depth.zero_offset_um = zero_offset_um;
+  calibration.sensor.mv_per_mm = mv_per_mm;
+  return calibration;
+}
+
+// Saves new_calibration, lets writes_before_reset EEPROM writes land (and, when torn, the next one land as garbage),
+// then restarts: the calibration loaded must be old (with old_source) or the new one.
+static void save_and_reset(const struct calibration *old, uint8_t old_source, const struct calibration *new_calibration,
+                           int writes_before_reset, int torn, int line) {
+  uint32_t base = fake.eeprom_writes;
+  storage_save(new_calibration);
+  while (storage_busy() && fake.eeprom_writes - base < (uint32_t)writes_before_reset) storage_poll();
+  if (torn && storage_busy()) {
+    // The reset comes while the next byte is being written: that byte holds garbage.
+    fake.eeprom_tear_next = 1;
+    uint32_t before = fake.eeprom_writes;
+    while (storage_busy() && fake.eeprom_writes == before) storage_poll();
+    fake.eeprom_tear_next = 0;
+  }
+  uint8_t completed = !storage_busy();
+  storage_init();  // the restart
+  const struct calibration *loaded = calibration_current();
+  uint8_t is_old = same_calibration(loaded, old) && calibration_source() == old_source;
+  uint8_t is_new = same_calibration(loaded, new_calibration) && calibration_source() == CALIBRATION_SOURCE_STORED;
+  if (!is_old && !is_new) {
+    fail_at(__FILE__, line, "after %d writes%s: neither the old nor the new calibration (source %u, steps %lu)",
+            writes_before_reset, torn ? " and a torn one" : "", calibration_source(), (unsigned long)loaded->depth.steps_per_mm_x100);
+  }
+  if (completed && !is_new) fail_at(__FILE__, line, "the save completed, yet the new calibration was not loaded");
+}
+
+// arg = (scenario * 2 + torn) * RESET_POINTS + writes before the reset. Scenario 0: the first save into a blank
+// EEPROM; 1: a save over a stored record; 2: a save after an earlier save was itself cut short after any number of
+// passes (the two copies then differ), each cut tried in turn.
+static void reset_during_save(int arg) {
+  int writes_before_reset = arg % RESET_POINTS, torn = (arg / RESET_POINTS) % 2, scenario = arg / RESET_POINTS / 2;
+  struct calibration nominal, a = calibration_variant(CALIBRATION_STEPS_PER_MM_X100_MIN, -7, CALIBRATION_SENSOR_MV_PER_MM_MIN);
+  struct calibration b = calibration_variant(CALIBRATION_STEPS_PER_MM_X100_MAX, 23, CALIBRATION_SENSOR_MV_PER_MM_MAX);
+  struct calibration c = calibration_variant(STEPS_PER_MM * 100 + 7, -29, SENSORS_DEPTH_SENSOR_MV_PER_MM + 3);
+  calibration_default(&nominal);
+  if (scenario == 0) {
+    storage_init();
+    REQUIRE(calibration_source() == CALIBRATION_SOURCE_DEFAULT);
+    save_and_reset(&nominal, CALIBRATION_SOURCE_DEFAULT, &b, writes_before_reset, torn, __LINE__);
+  } else if (scenario == 1) {
+    storage_init();
+    storage_save(&a);
+    drain_storage();
+    storage_init();
+    REQUIRE(calibration_source() == CALIBRATION_SOURCE_STORED && same_calibration(calibration_current(), &a));
+    save_and_reset(&a, CALIBRATION_SOURCE_STORED, &b, writes_before_reset, torn, __LINE__);
+  } else {
+    for (int cut = 0; cut <= RESET_POINTS; cut++) {
+      fake_board_reset();
+      storage_init();
+      storage_save(&a);
+      drain_storage();
+      storage_init();
+      storage_save(&b);
+      for (int pass = 0; pass < cut; pass++) storage_poll();
+      storage_init();  // the earlier save, cut short
+      struct calibration old = *calibration_current();
+      uint8_t old_source = calibration_source();
+      REQUIRE(old_source == CALIBRATION_SOURCE_STORED && (same_calibration(&old, &a) || same_calibration(&old, &b)));
+      save_and_reset(&old, old_source, &c, writes_before_reset, torn, __LINE__);
+    }
+  }
+  // And the next save after the restart wins.
+  struct calibration later = calibration_variant(CALIBRATION_STEPS_PER_MM_X100_MIN + 1, 29, CALIBRATION_SENSOR_MV_PER_MM_MAX);
+  storage_save(&later);
+  drain_storage();
+  storage_init();
+  CHECK(same_calibration(calibration_current(), &later));
+  CHECK_EQ(calibration_source(), CALIBRATION_SOURCE_STORED);
+}
+
+// A save is durable once its first copy is written: from the middle of the save on, a restart loads the new record,
+// and keeps doing so. The final save gets sequence number saves_before + 1 (16 bits: 65535 + 1 wraps to 0).
+static void storage_save_durable_from_midway(int saves_before) {
+  storage_init();
+  struct calibration previous = calibration_variant(STEPS_PER_MM * 100, 0, SENSORS_DEPTH_SENSOR_MV_PER_MM);
+  for (int32_t save = 1; save <= saves_before; save++) {
+    previous = calibration_variant(STEPS_PER_MM * 100, (int16_t)(save % 61 - 30), SENSORS_DEPTH_SENSOR_MV_PER_MM);
+    storage_save(&previous);
+    drain_storage();
+  }
+  storage_init();
+  REQUIRE(same_calibration(calibration_current(), &previous));
+  struct calibration last = calibration_variant(CALIBRATION_STEPS_PER_MM_X100_MAX, 5, CALIBRATION_SENSOR_MV_PER_MM_MIN);
+  storage_save(&last);
+  int passes = 0, first_new = -1;
+  while (storage_busy()) {
+    storage_poll();
+    passes++;
+    storage_init();  // a restart here (the save's pending bytes stay queued, as if it had not happened)
+    uint8_t is_new = same_calibration(calibration_current(), &last);
+    if (!is_new) CHECK(same_calibration(calibration_current(), &previous));
+    if (is_new && first_new < 0) first_new = passes;
+    if (!is_new && first_new >= 0) fail_at(__FILE__, __LINE__, "pass %d went back to the previous record", passes);
+  }
+  CHECK(first_new > 0);
+  CHECK(first_new <= passes / 2);
+  CHECK_EQ(storage_sequence(), (uint16_t)(saves_before + 1));
+}
+
+static void storage_blank_is_default(int unused) {
+  (void)unused;
+  storage_init();
+  CHECK_EQ(calibration_source(), CALIBRATION_SOURCE_DEFAULT);
+  CHECK_EQ(storage_sequence(), 0);
+  struct calibration nominal;
+  calibration_default(&nominal);
+  CHECK(same_calibration(calibration_current(), &nominal));
+}
+
+// One copy corrupted after both were written: the other one is used.
+static void storage_one_copy_corrupt(int slot) {
+  struct calibration stored;
+  calibration_default(&stored);
+  stored.depth.zero_offset_um = 11;
+  storage_init();
+  storage_save(&stored);
+  drain_storage();
+  fake.eeprom[slot * 32 + 5] ^= 0x40;
+  storage_init();
+  CHECK_EQ(calibration_source(), CALIBRATION_SOURCE_STORED);
+  CHECK(same_calibration(calibration_current(), &stored));
+}
+
+// ---- the link and the dispatcher ----
+
+static void replay_not_executed(int unused) {
+  (void)unused;
+  pen_idle();
+  msg_move_to_t move = { MSG_MOVE_TO, 1200 };
+  uint8_t seq = fake_host_seq;
+  uint8_t first[FRAME_MAX_PAYLOAD], seq_byte = 0;
+  int first_length = fake_host_frame((uint8_t)(FRAME_KIND_DATA | seq), &move, sizeof move, &seq_byte, first);
+  REQUIRE(first_length == (int)sizeof(msg_ok_t));
+  CHECK_EQ(fake.moves, 1);
+  for (int again = 0; again < 3; again++) {
+    uint8_t second[FRAME_MAX_PAYLOAD], second_seq = 0;
+    int second_length = fake_host_frame((uint8_t)(FRAME_KIND_DATA | seq), &move, sizeof move, &second_seq, second);
+    CHECK_EQ(second_length, first_length);
+    CHECK_EQ(second_seq, seq_byte);
+    CHECK(memcmp(first, second, (size_t)first_length) == 0);
+  }
+  CHECK_EQ(fake.moves, 1);
+}
+
+static void protocol_version_required(int unused) {
+  (void)unused;
+  fake_pen_boot();
+  REQUIRE(fake_host_sync());
+  send_id(MSG_HOME);
+  EXPECT_ERROR(MSG_HOME, ERROR_CODE_PROTOCOL_MISMATCH, PROTOCOL_VERSION);
+  send_identify(PROTOCOL_VERSION + 1);
+  REQUIRE(reply_length == (int)sizeof(msg_identify_reply_t));
+  send_id(MSG_HOME);
+  EXPECT_ERROR(MSG_HOME, ERROR_CODE_PROTOCOL_MISMATCH, PROTOCOL_VERSION);
+  CHECK_EQ(fake.homings, 0);
+  send_identify(PROTOCOL_VERSION);
+  send_id(MSG_HOME);
+  EXPECT_OK(MSG_HOME);
+}
+
+struct host_message { uint8_t id, length, allowed_in_fault; };
+#define HOST_MESSAGE(name, length, allowed) { MSG_##name, length, allowed },
+static const struct host_message host_messages[] = { HOST_MESSAGES(HOST_MESSAGE) };
+#define HOST_MESSAGE_COUNT (int)(sizeof host_messages / sizeof host_messages[0])
+
+// The FAULT whitelist: each message either passes the door or is refused with the fault as detail.
+static void fault_whitelist(int index) {
+  const struct host_message *message = &host_messages[index];
+  pen_fault_supply();
+  uint8_t request[FRAME_MAX_PAYLOAD] = { message->id };
+  if (message->id == MSG_IDENTIFY) {
+    uint16_t version = PROTOCOL_VERSION;
+    memcpy(request + 1, &version, sizeof version);
+  }
+  send_bytes(request, message->length);
+  msg_error_t error = { 0, 0, 0, 0 };
+  if (reply_length == (int)sizeof error) memcpy(&error, reply, sizeof error);
+  uint8_t refused = error.msg_id == MSG_ERROR && error.code == ERROR_CODE_NOT_ALLOWED_IN_FAULT;
+  CHECK_EQ(refused, !message->allowed_in_fault);
+  if (refused) CHECK_EQ(error.detail, FAULT_SUPPLY_OUT_OF_RANGE);
+}
+
+static void bad_length_and_unknown(int unused) {
+  (void)unused;
+  pen_idle();
+  uint8_t short_move[2] = { MSG_MOVE_TO, 0x10 };
+  send_bytes(short_move, sizeof short_move);
+  EXPECT_ERROR(MSG_MOVE_TO, ERROR_CODE_BAD_LENGTH, sizeof(msg_move_to_t));
+  CHECK_EQ(fake.moves, 0);
+  send_id(0x60);
+  EXPECT_ERROR(0x60, ERROR_CODE_UNKNOWN_MESSAGE, 0x60);
+  send_id(MSG_OK);
+  EXPECT_ERROR(MSG_OK, ERROR_CODE_NOT_HOST_MESSAGE, MSG_OK);
+}
+
+// A STOP byte inside a frame stops at once, and the frame around it still arrives.
+static void stop_byte_inside_frame(int unused) {
+  (void)unused;
+  pen_running();
+  uint8_t heartbeat = MSG_HEARTBEAT, wire[LINK_WIRE_MAX_BYTES + 1];
+  uint8_t length = link_encode(wire, (uint8_t)(FRAME_KIND_DATA | fake_host_seq), &heartbeat, 1);
+  memmove(wire + 3, wire + 2, (size_t)length - 2);
+  wire[2] = FRAME_STOP;
+  uint32_t sent_before = fake.tx_length;
+  fake_pen_receive(wire, 3);
+  CHECK(!fake.motor_running);
+  fake_pen_receive(wire + 3, (size_t)length - 2);
+  CHECK(fake.tx_length > sent_before);  // the heartbeat was answered
+  fake_host_seq = (uint8_t)((fake_host_seq + 1) & 0x0F);
+  fake_pen_loop_pass();
+  EXPECT_STATE(PEN_STATE_IDLE);
+  CHECK(fake.retracts >= 1);
+}
+
+// The depth sensor and the step count must agree; short disagreements are debounced.
+static void depth_mismatch_debounced(int unused) {
+  (void)unused;
+  pen_armed();
+  fake.depth_sensor_follows = 0;
+  fake.depth_mv = fake_depth_mv_for_steps(fake.position + calibration_steps_for_um(100));
+  fake_pen_advance_ms(DEPTH_AXIS_MISMATCH_DEBOUNCE_MS - 1);
+  fake.depth_sensor_follows = 1;
+  fake_pen_advance_ms(DEPTH_AXIS_MISMATCH_DEBOUNCE_MS);
+  send_id(MSG_HEARTBEAT);
+  EXPECT_STATE(PEN_STATE_ARMED);
+}
+
+int main(void) {
+  setvbuf(stdout, 0, _IOLBF, 0);
+  // The depth window.
+  static const int inside[] = { DEPTH_MIN_UM, DEPTH_MAX_UM, 1000 };
+  for (unsigned i = 0; i < sizeof inside / sizeof inside[0]; i++) run_case("move_to %d um accepted", move_inside_window_accepted, inside[i]);
+  static const int outside[] = { DEPTH_MIN_UM - 1, DEPTH_MAX_UM + 1, 0, 65535 };
+  for (unsigned i = 0; i < sizeof outside / sizeof outside[0]; i++) {
+    run_case("move_to %d um refused out_of_range", move_outside_window_refused, outside[i]);
+    run_case("move_to %d um refused out_of_range while running", move_outside_window_refused_running, outside[i]);
+  }
+  run_case("move_to refused before homing", move_refused_not_homed, 0);
+  run_case("move_to accepted while running", move_while_running_accepted, 0);
+  static const char *where[] = { "step position low", "step position high", "target low", "target high", "sensor low", "sensor high" };
+  for (int i = 0; i < 6; i++) {
+    char name[96];
+    snprintf(name, sizeof name, "arm refused depth_outside_window: %s", where[i]);
+    run_case(name, arm_refused_outside_window, i);
+    snprintf(name, sizeof name, "start_needle refused depth_outside_window: %s", where[i]);
+    run_case(name, start_refused_outside_window, i);
+  }
+  run_case("arm refused at home (0 um)", arm_refused_at_home, 0);
+  run_case("arm accepted with the sensor at the band edge (high=%d)", arm_accepted_sensor_at_band_edge, 0);
+  run_case("arm accepted with the sensor at the band edge (high=%d)", arm_accepted_sensor_at_band_edge, 1);
+  for (int i = 0; i < 4; i++) run_case("window inside the step limit at calibration corner %d", window_at_calibration_corner, i);
+
+  // Every arming refusal.
+  run_case("arm refused not_homed", arm_refused_not_homed, 0);
+  run_case("arm refused not_allowed_in_state (HOMING)", arm_refused_while_homing, 0);
+  run_case("arm refused in FAULT", arm_refused_in_fault, 0);
+  run_case("arm refused calibration_invalid", arm_refused_calibration_invalid, 0);
+  for (int i = 0; i < TRIP_COUNT; i++) {
+    run_case("arm refused interlock_active (interlock %d)", arm_refused_interlock, i);
+    run_case("home refused interlock_active (interlock %d)", home_refused_interlock, i);
+  }
+  for (int i = 0; i < 3; i++) run_case("arm accepted at limit %d", arm_accepted_at_limits, i);
+  run_case("arm refused cartridge_missing", arm_refused_cartridge_missing, 0);
+  run_case("arm refused cartridge_not_cleared", arm_refused_cartridge_not_cleared, 0);
+  run_case("arm refused cartridge_not_cleared after reinsertion", arm_refused_cartridge_reinserted, 0);
+  run_case("arm refused heartbeat_stale (never sent)", arm_refused_no_heartbeat_yet, 0);
+  run_case("arm after %d ms of host silence", arm_after_silence, HEARTBEAT_TIMEOUT_MS);
+  run_case("arm after %d ms of host silence", arm_after_silence, HEARTBEAT_TIMEOUT_MS + 1);
+  run_case("arm accepted again (running=%d)", arm_when_armed_or_running, 0);
+  run_case("arm accepted again (running=%d)", arm_when_armed_or_running, 1);
+
+  // Every fault and its clear rule.
+  run_case("fault catalogue matches faults.h", fault_catalogue_matches, 0);
+  for (int code = 1; code < FAULT_COUNT; code++) run_case("fault %d latched, refused while its cause persists, cleared by its rule", fault_and_clear, code);
+  run_case("clear fault before homing returns to HOMING_REQUIRED", clear_fault_unhomed, 0);
+  run_case("clear refused while an interrupt's fault waits", clear_refused_while_flagged, 0);
+  run_case("home switch stuck while homing (by the depth sensor: %d)", home_switch_stuck_while_homing, 0);
+  run_case("home switch stuck while homing (by the depth sensor: %d)", home_switch_stuck_while_homing, 1);
+  run_case("the first cause is reported", first_cause_reported, 0);
+  run_case("depth mismatch is debounced", depth_mismatch_debounced, 0);
+
+  // The transition table.
+  for (int from = 0; from < 7; from++) {
+    for (int t = 0; t < TARGET_COUNT; t++) {
+      char name[96];
+      snprintf(name, sizeof name, "safety_enter %s -> %u", state_name(from), targets[t]);
+      run_case(name, safety_enter_follows_table, from * TARGET_COUNT + t);
+    }
+  }
+  for (int edge = 0; edge < EDGE_COUNT; edge++) run_case("allowed transition %d reached through the wire", transition_reachable, edge);
+  for (int state = PEN_STATE_HOMING_REQUIRED; state <= PEN_STATE_RUNNING; state++) run_case("FAULT reached from state %d", fault_from_state, state);
+
+  // The motor-start veto.
+  run_case("start_needle vetoed by the e-stop interrupt", start_with_veto, VETO_ESTOP_EDGE);
+  run_case("start_needle vetoed by the cartridge interrupt", start_with_veto, VETO_CARTRIDGE_EDGE);
+  run_case("start_needle vetoed by the heartbeat tick", start_with_veto, VETO_HEARTBEAT_TICK);
+  run_case("start_needle runs with no veto", start_with_veto, VETO_NONE);
+  run_case("start_needle refused when the supply left its range since the last pass", start_refused_supply_between_passes, 0);
+  static const int speeds[] = { 0, NEEDLE_DRIVE_MIN_STROKES_PER_SECOND - 1, NEEDLE_DRIVE_MAX_STROKES_PER_SECOND + 1, 65535 };
+  for (unsigned i = 0; i < 4; i++) run_case("start_needle refused at %d strokes/s", start_refused_speed, speeds[i]);
+  run_case("start_needle refused when not armed", start_refused_not_armed, 0);
+
+  // Calibration bounds.
+  for (int i = 0; i < VALUES * VALUES; i++) {
+    char name[128];
+    snprintf(name, sizeof name, "set_depth_calibration steps_per_mm_x100=%lu zero_offset_um=%d", (unsigned long)step_values[i / VALUES], offset_values[i % VALUES]);
+    run_case(name, depth_calibration_bounds, i);
+    snprintf(name, sizeof name, "set_sensor_calibration zero_mv=%u mv_per_mm=%u", zero_mv_values[i / VALUES], slope_values[i % VALUES]);
+    run_case(name, sensor_calibration_bounds, i);
+  }
+  static const char *refusal_when[] = { "armed", "moving", "writing", "in fault" };
+  for (int i = 0; i < 4; i++) {
+    char name[96];
+    snprintf(name, sizeof name, "calibration refused %s", refusal_when[i]);
+    run_case(name, calibration_refused, i);
+  }
+
+  // Storage.
+  run_case("blank EEPROM gives the nominal calibration", storage_blank_is_default, 0);
+  run_case("a save is durable from midway (after %d saves)", storage_save_durable_from_midway, 1);
+  run_case("a save is durable from midway (after %d saves)", storage_save_durable_from_midway, 32767);
+  run_case("a save is durable from midway (after %d saves, the sequence wraps)", storage_save_durable_from_midway, 65535);
+  run_case("one corrupt copy (slot %d) falls back to the other", storage_one_copy_corrupt, 0);
+  run_case("one corrupt copy (slot %d) falls back to the other", storage_one_copy_corrupt, 1);
+  static const char *scenarios[] = { "the first save", "a save over a stored record", "a save after a cut-short save" };
+  for (int arg = 0; arg < 6 * RESET_POINTS; arg++) {
+    char name[128];
+    snprintf(name, sizeof name, "reset after %d EEPROM writes of %s%s", arg % RESET_POINTS, scenarios[arg / RESET_POINTS / 2],
+             (arg / RESET_POINTS) % 2 ? ", the next write torn" : "");
+    run_case(name, reset_during_save, arg);
+  }
+
+  // Link and dispatcher.
+  run_case("a replayed sequence number is answered, not executed", replay_not_executed, 0);
+  run_case("commands need identify with our protocol version", protocol_version_required, 0);
+  for (int i = 0; i < HOST_MESSAGE_COUNT; i++) run_case("FAULT whitelist, message %d", fault_whitelist, i);
+  run_case("bad length and unknown messages", bad_length_and_unknown, 0);
+  run_case("STOP byte inside a frame", stop_byte_inside_frame, 0);
+
+  run_case("STOP during the retract after home_switch_stuck keeps the switch untrusted", stop_keeps_stuck_switch_untrusted, 0);
+
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed != 0;
+}

@@ -1,0 +1,93 @@
+// Writes the link fuzzer's seed corpus (tests/fuzz/corpus/): small scripts in the harness's chunk language (see
+// tests/fuzz/link_fuzz.c), messages built with the host's own codec and frames with its own encoder.
+// Run: npx tsx tests/fuzz/make-corpus.ts
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { encodeMessage } from '../../hal/link/codec.ts';
+import { encodeFrame } from '../../hal/link/frame.ts';
+import { FRAME_STOP, FrameKind } from '../../hardware/generated/protocol.ts';
+import type { MessageFields, MessageName } from '../../hardware/generated/protocol.ts';
+
+const corpusDir = fileURLToPath(new URL('corpus/', import.meta.url));
+
+// The harness's chunks: the first byte's low 3 bits pick the operation, its high 5 bits carry a parameter.
+const op = (code: number, parameter = 0): number => code | (parameter << 3);
+const stepMs = [1, 2, 3, 5, 8, 10, 16, 25, 50, 99, 100, 128, 200, 250, 251, 300];
+
+/** A command framed by the harness with the sequence number the pen expects. */
+function command<K extends MessageName>(name: K, fields: MessageFields[K]): number[] {
+  const payload = encodeMessage(name, fields);
+  return [op(1), payload.length, ...payload];
+}
+/** A frame with a chosen seq byte (kind | seq), framed by the harness. */
+function frame(seqByte: number, payload: readonly number[]): number[] {
+  return [op(2), seqByte, payload.length, ...payload];
+}
+/** Bytes straight onto the wire, in chunks of up to 32. */
+function raw(bytes: readonly number[]): number[] {
+  const out: number[] = [];
+  for (let at = 0; at < bytes.length; at += 32) {
+    const chunk = bytes.slice(at, at + 32);
+    out.push(op(0, chunk.length - 1), ...chunk);
+  }
+  return out;
+}
+function time(ms: number, heartbeats: boolean): number[] {
+  const index = stepMs.indexOf(ms);
+  if (index < 0) throw new RangeError(`the harness steps time by one of ${stepMs.join(', ')} ms`);
+  return [op(4, index | (heartbeats ? 16 : 0))];
+}
+const input = (which: 'estop on' | 'estop off' | 'cartridge out' | 'cartridge in' | 'home switch on' | 'home switch off'): number[] =>
+  [op(5, ['estop on', 'estop off', 'cartridge out', 'cartridge in', 'home switch on', 'home switch off'].indexOf(which))];
+const moveEnds = [op(6, 0)];
+const homingDone = [op(6, 1)];
+const replay = [op(3)];
+const sensor = (which: number, value: number): number[] => [op(7, which), value];
+
+const homed = [...command('home', {}), ...homingDone, ...time(1, false)];
+const atDepth = [...homed, ...command('move_to', { depthUm: 1000 }), ...moveEnds, ...time(1, false)];
+const armed = [
+  ...atDepth, ...command('clear_cartridge', { cartridgeId: 0x1234 }), ...command('heartbeat', {}), ...command('arm', {}),
+  ...time(10, true),
+];
+const running = [...armed, ...command('start_needle', { strokesPerSecond: 100 }), ...time(200, true)];
+
+// The handshake leaves the pen expecting seq 1, `homed` seq 2: a raw frame with that seq executes.
+const escapedMove = encodeFrame(FrameKind.data | 2, encodeMessage('move_to', { depthUm: 0x077d }));  // 0x7D in the payload
+let noise = 0x2545f491;
+const garbage = Array.from({ length: 96 }, () => {
+  noise ^= noise << 13;
+  noise ^= noise >>> 17;
+  noise ^= noise << 5;
+  return noise & 0xff;
+});
+
+const corpus: Record<string, number[]> = {
+  'move': atDepth,
+  'move-outside-window': [...homed, ...command('move_to', { depthUm: 2001 }), ...command('move_to', { depthUm: 499 })],
+  'arm': armed,
+  'start': [...running, ...command('move_to', { depthUm: 2000 }), ...moveEnds, ...command('stop_needle', {}), ...command('disarm', {})],
+  'heartbeat-lost': [...armed, ...command('start_needle', { strokesPerSecond: 120 }), ...time(251, false), ...command('clear_fault', {})],
+  'estop-and-clear': [
+    ...running, ...input('estop on'), ...time(1, true), ...command('clear_fault', {}), ...input('estop off'),
+    ...command('clear_fault', {}), ...command('home', {}), ...homingDone, ...time(5, true),
+  ],
+  'veto': [...armed, ...input('cartridge out'), ...command('start_needle', { strokesPerSecond: 100 }), ...time(2, true)],
+  'stuck-switch-stop': [...armed, ...input('home switch on'), ...time(1, true), ...raw([FRAME_STOP]), ...moveEnds, ...time(5, true)],
+  'calibration': [
+    ...command('set_depth_calibration', { stepsPerMmX100: 161209, zeroOffsetUm: -30 }), ...time(50, false),
+    ...command('set_sensor_calibration', { sensorZeroMv: 540, sensorMvPerMm: 1584 }), ...time(50, false),
+    ...command('get_calibration', {}), ...atDepth,
+  ],
+  'sensors': [...running, ...sensor(0, 130), ...time(3, true), ...sensor(1, 200), ...sensor(2, 40), ...time(16, true)],
+  'replay': [...command('home', {}), ...replay, ...replay, ...frame(FrameKind.data | 0, [...encodeMessage('get_status', {})])],
+  'sync': [...frame(FrameKind.sync, []), ...command('get_status', {}), ...frame(FrameKind.nak | 3, [1])],
+  'stop-bytes': [...running, ...raw([FRAME_STOP]), ...time(1, true), ...raw([0x7e, 0x05, FRAME_STOP, 0x11, 0x03, 0x7e])],
+  'escaped': [...homed, ...raw([...escapedMove]), ...raw([0x7e, 0x7d, 0x5e, 0x7d, 0x5d, 0x7d, 0x38, 0x7e])],
+  'garbage': raw(garbage),
+};
+
+rmSync(corpusDir, { recursive: true, force: true });
+mkdirSync(corpusDir, { recursive: true });
+for (const [name, bytes] of Object.entries(corpus)) writeFileSync(`${corpusDir}${name}`, Uint8Array.from(bytes));
+process.stdout.write(`wrote ${Object.keys(corpus).length} inputs to ${corpusDir}\n`);
