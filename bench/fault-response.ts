@@ -41,7 +41,9 @@ const kinds: readonly FaultKind[] = [
   { name: 'supply_low', expected: 'supply_out_of_range', inject: atOnce(({ pen }) => { pen.plant.supplyVolts = 9; }) },
   { name: 'motor_stall', expected: 'motor_stall', inject: atOnce(({ pen }) => { pen.plant.tachBroken = true; }) },
   { name: 'motor_overcurrent', expected: 'motor_overcurrent', inject: atOnce(({ pen }) => pen.plant.setLoad('jam')) },
-  { name: 'depth_mismatch', expected: 'depth_mismatch', inject: atOnce(({ pen }) => pen.plant.slip(0.3)) },
+  // Inward, so the needle stays inside the window and the step/sensor disagreement is what trips (outward, the
+  // window check trips first).
+  { name: 'depth_mismatch', expected: 'depth_mismatch', inject: atOnce(({ pen }) => pen.plant.slip(-0.3)) },
   // Nothing to inject: the heartbeat paused on is the last one, so measure from when it reached the MCU.
   { name: 'heartbeat_loss', expected: 'heartbeat_lost', inject: (_session, heartbeatCycle) => heartbeatCycle },
   // The STOP byte alone, between frames: the receive interrupt acts on it.

@@ -8,7 +8,7 @@ import { calibrationBounds, depthLimitSteps } from '../../hardware/depth-bounds.
 import { encodeFrame } from '../../hal/link/frame.ts';
 import { decodeMessage, encodeMessage, type Message } from '../../hal/link/codec.ts';
 import {
-  ErrorCode, FRAME_STOP, FRAME_SYNC, FrameKind, PROTOCOL_VERSION, type HostMessageName, type MessageFields,
+  ErrorCode, Fault, FRAME_STOP, FRAME_SYNC, FrameKind, PROTOCOL_VERSION, type HostMessageName, type MessageFields,
 } from '../../hardware/generated/protocol.ts';
 import { RawClient } from './raw-client.ts';
 
@@ -116,6 +116,21 @@ describe('the needle runs only inside the depth window', () => {
     await attacker.wait(300);
     expect(pen.plant.motorDrive()).toBeGreaterThan(0);
     expect(pen.plant.trueDepthMm).toBeGreaterThanOrEqual(window.min - 1 / stepsPerMm);
+  });
+
+  it('goes safe with depth_outside_window within milliseconds when the needle is pushed past the deep end while running', async () => {
+    const attacker = await runningAttacker(2000);
+    await pen.stop();
+    pen.plant.slip(0.3);  // the carriage moves without steps: only the depth sensor sees it
+    const cycles = pen.runUntil(() => pen.plant.motorDrive() === 0, 50);
+    pen.start();
+    expect(cycles, 'the motor was still on 50 ms later').not.toBeNull();
+    expect((cycles ?? 0) / (description.board.cpuHz / 1000)).toBeLessThan(5);  // ahead of the 10 ms mismatch debounce
+    await attacker.wait(400);
+    const status = await attacker.telemetry();
+    expect(status.faultCode).toBe(Fault.depth_outside_window);
+    expect(pen.plant.motorDrive()).toBe(0);
+    expect(pen.plant.carriageMm).toBeLessThanOrEqual(1 / stepsPerMm);
   });
 
   it('refuses arming while the needle is still on its way into the window', async () => {
