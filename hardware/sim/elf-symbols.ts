@@ -62,11 +62,6 @@ export function codeSymbol(elfPath: string, name: string): { readonly address: n
   return { address: symbol.address, size: symbol.size };
 }
 
-/** True when the ELF has a RAM variable of that name (so callers can fall back when it is gone). */
-export function hasRamSymbol(elfPath: string, name: string): boolean {
-  return elfSymbols(elfPath).some((symbol) => symbol.name === name && symbol.address >= dataSpaceBase);
-}
-
 const WDR = 0x95a8;
 
 /**

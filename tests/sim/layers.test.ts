@@ -1,19 +1,12 @@
 // Safety layers proven alone: a real watchdog bite on a hung main loop, and the step interrupt's deep-end limit.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { watchdogConfig } from 'avr8js';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
-import { hasRamSymbol } from '../../hardware/sim/elf-symbols.ts';
+import { depthLimitSteps } from '../../hardware/depth-bounds.ts';
 import { pen as description, stepsPerMm } from '../../hardware/description.ts';
 import { PenDevice } from '../../hal/device.ts';
 import { homedVirtualPen, runningVirtualPen } from './virtual-session.ts';
 
-const firmwareDir = fileURLToPath(new URL('../../firmware/', import.meta.url));
-const elfPath = join(firmwareDir, 'build/pen.elf');
 const { WDTCSR, MCUSR } = watchdogConfig;
 const WDE = 0x08, WDIE = 0x40, WDCE = 0x10, WDRF = 0x08;
 const WDR = 0x95a8;
@@ -103,59 +96,13 @@ describe('the watchdog alone: a hung main loop', () => {
   });
 });
 
-/** The step interrupt's deep-end limit in microsteps, and where it was found. */
-function stepLimit(): { readonly steps: number; readonly source: string } {
-  if (hasRamSymbol(elfPath, 'limit_steps')) {
-    const bytes = pen.readRam('limit_steps', 4);
-    return { steps: new DataView(bytes.buffer, bytes.byteOffset, 4).getInt32(0, true), source: 'RAM symbol limit_steps' };
-  }
-  return limitFromMacros();
-}
-
-/**
- * Without a limit_steps variable the limit is a compile-time constant: a macro seen by stepper.c named like
- * *LIMIT_STEPS or DEPTH_MAX_STEPS, else the window's deep end (DEPTH_MAX_UM * STEPS_PER_MM / 1000). avr-gcc
- * evaluates it with stepper.c's own macros, so any expression works.
- */
-function limitFromMacros(): { readonly steps: number; readonly source: string } {
-  const flags = ['-fdata-sections', '-mmcu=atmega328p', '-DF_CPU=16000000UL', '-DBUILD_ID=0UL', '-Iinclude', '-Igenerated'];
-  const stepper = 'src/avr/stepper.c';
-  const failure = (why: string): Error =>
-    new Error(`cannot find the step interrupt's deep-end limit: no RAM symbol limit_steps in ${elfPath}, and ${why}; update stepLimit() in tests/sim/layers.test.ts`);
-  let macros: string;
-  try {
-    macros = execFileSync('avr-gcc', [...flags, '-E', '-dM', stepper], { cwd: firmwareDir, encoding: 'utf8' });
-  } catch (error) {
-    throw failure(`${stepper} does not preprocess (${error instanceof Error ? error.message : String(error)})`);
-  }
-  const names = [...macros.matchAll(/^#define (\w+) /gm)].map((match) => match[1] ?? '');
-  const named = names.find((name) => /LIMIT_STEPS$|^DEPTH_MAX_STEPS$/.test(name));
-  const expression = named ?? (names.includes('DEPTH_MAX_UM') && names.includes('STEPS_PER_MM') ? '(int32_t)DEPTH_MAX_UM * STEPS_PER_MM / 1000' : null);
-  if (expression === null) throw failure('no macro *LIMIT_STEPS, DEPTH_MAX_STEPS, or DEPTH_MAX_UM and STEPS_PER_MM');
-  const dir = mkdtempSync(join(tmpdir(), 'pen-limit-'));
-  try {
-    const source = join(dir, 'probe.c');
-    writeFileSync(source, `#include "${join(firmwareDir, stepper)}"\nconst int32_t layers_probe_limit = (${expression});\n`);
-    try {
-      execFileSync('avr-gcc', [...flags, '-Os', '-c', '-o', join(dir, 'probe.o'), source], { cwd: firmwareDir, stdio: 'pipe' });
-    } catch (error) {
-      throw failure(`evaluating ${expression} with ${stepper} failed (${error instanceof Error ? error.message : String(error)})`);
-    }
-    execFileSync('avr-objcopy', ['-O', 'binary', '-j', '.rodata.layers_probe_limit', join(dir, 'probe.o'), join(dir, 'probe.bin')]);
-    const bytes = readFileSync(join(dir, 'probe.bin'));
-    if (bytes.length !== 4) throw failure(`evaluating ${expression} gave ${bytes.length} bytes`);
-    return { steps: bytes.readInt32LE(0), source: named === undefined ? `the window's deep end, ${expression}` : `macro ${named}` };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 describe('the step interrupt alone: its deep-end limit', () => {
   it('stops a move whose target RAM was corrupted to 10 mm at the limit, to the microstep', async () => {
     await homedPen();
     await device.depth.moveTo(0.5);
-    const limit = stepLimit();
-    expect(limit.steps, limit.source).toBeGreaterThan(1.5 * stepsPerMm);
+    // DEPTH_LIMIT_STEPS in the firmware's generated header: the same derivation (tests/unit/generated.test.ts).
+    const limit = { steps: depthLimitSteps, source: 'DEPTH_LIMIT_STEPS' };
+    expect(limit.steps).toBeGreaterThan(1.5 * stepsPerMm);
     expect(pen.ramAddress('target')).toBeGreaterThan(0);
     pen.plant.resetDeepest();
     // A legal move, accepted; the MCU is paused between run slices while the reply is handled, so the move is under way.
