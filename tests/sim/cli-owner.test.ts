@@ -1,134 +1,46 @@
 // The `pen` command names the pen it acts on and keeps one owner per pen: while `pen run` holds a pen, `pen status`
 // attaches to it read-only, other commands exit 7 naming the holder, and `pen stop` is relayed through it; a status
 // socket left by a process killed with -9 is removed; the in-process virtual pen keeps its EEPROM in a file.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pen as description } from '../../hardware/description.ts';
+import { PenProcesses, type PenResult, type RunningPen } from '../pen-process.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const children: ChildProcess[] = [];
+/** Each test's processes share a data directory of their own (store, EEPROM, status sockets), and no PEN_PORT from the caller. */
+const pens = new PenProcesses();
+afterEach(() => pens.killAll());
 
-afterEach(() => {
-  for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
+/** Runs `pen ARGS` to its end (killed after 20 s): exit code and output. */
+const penCli = (args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<PenResult> => pens.run(args, { env });
 
-/** A data directory of its own (store, EEPROM, status sockets) and no PEN_PORT from the caller's environment. */
-function freshEnvironment(extra: Record<string, string> = {}): { env: NodeJS.ProcessEnv; dir: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'pen-owner-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_DATA_HOME: dir, PEN_DB: join(dir, 'pen.db'), ...extra };
-  if (extra['PEN_PORT'] === undefined) delete env['PEN_PORT'];
-  return { env, dir };
-}
-
-interface Spawned {
-  readonly child: ChildProcess;
-  readonly pid: number;
-  output(): string;
-  /** Resolves with the first match (its first group if any); rejects at the time bound or when the process ends first. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  /** Resolves with the exit code (null if killed by a signal); rejects after timeoutMs (the process is then killed). */
-  exited(timeoutMs?: number): Promise<number | null>;
-}
-
-function spawnPen(args: readonly string[], env: NodeJS.ProcessEnv): Spawned {
-  const child = spawn('node', ['bin/pen.js', ...args], { cwd: root, env });
-  children.push(child);
-  let text = '';
-  const listeners = new Set<() => void>();
-  const append = (chunk: Buffer): void => {
-    text += chunk.toString();
-    for (const listener of [...listeners]) listener();
-  };
-  child.stdout.on('data', append);
-  child.stderr.on('data', append);
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => {
-    resolve(code);
-    for (const listener of [...listeners]) listener();
-  }));
-  return {
-    child,
-    pid: child.pid ?? -1,
-    output: () => text,
-    waitFor: (pattern, timeoutMs = 15_000) => new Promise((resolve, reject) => {
-      const check = (): void => {
-        const match = pattern.exec(text);
-        if (match !== null) {
-          done();
-          resolve(match[1] ?? match[0]);
-        } else if (child.exitCode !== null || child.signalCode !== null) {
-          done();
-          reject(new Error(`pen ${args.join(' ')} ended before printing ${String(pattern)}:\n${text}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        done();
-        reject(new Error(`pen ${args.join(' ')} did not print ${String(pattern)} within ${timeoutMs} ms:\n${text}`));
-      }, timeoutMs);
-      const done = (): void => {
-        clearTimeout(timer);
-        listeners.delete(check);
-      };
-      listeners.add(check);
-      check();
-    }),
-    exited: (timeoutMs = 20_000) => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          reject(new Error(`pen ${args.join(' ')} did not end within ${timeoutMs} ms:\n${text}`));
-        }, timeoutMs);
-      });
-      return Promise.race([exit, timeout]).finally(() => clearTimeout(timer));
-    },
-  };
-}
-
-/** Runs `pen ARGS` to its end (killed after timeoutMs): exit code and output. */
-async function penCli(args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn('node', ['bin/pen.js', ...args], { cwd: root, env });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (exitCode) => resolve(exitCode)));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
-
-/** `pen sim` on a free port with an EEPROM file in dir; resolves with its tcp:// address. */
-async function startSim(env: NodeJS.ProcessEnv, dir: string, extra: readonly string[] = []): Promise<string> {
-  const sim = spawnPen(['sim', '--listen', 'tcp://127.0.0.1:0', '--eeprom', join(dir, 'sim.eeprom'), ...extra], env);
-  return sim.waitFor(/listening on (tcp:\/\/\S+)/);
+/** `pen sim` on a free port with an EEPROM file in the data directory; resolves with its tcp:// address. */
+async function startSim(extra: readonly string[] = []): Promise<string> {
+  const sim = pens.start(['sim', '--listen', 'tcp://127.0.0.1:0', '--eeprom', join(pens.dataDir, 'sim.eeprom'), ...extra]);
+  return sim.waitFor(/listening on (tcp:\/\/\S+)/, 15_000);
 }
 
 /** `pen run` on the pen at address, resolved once it treats. */
-async function startRun(address: string, env: NodeJS.ProcessEnv, durationS: number): Promise<Spawned> {
-  const run = spawnPen(['run', '--port', address, '--depth', '1.0', '--speed', '100', '--duration', String(durationS)], env);
-  await run.waitFor(/session: treating/);
+async function startRun(address: string, durationS: number): Promise<RunningPen> {
+  const run = pens.start(['run', '--port', address, '--depth', '1.0', '--speed', '100', '--duration', String(durationS)]);
+  await run.waitFor(/session: treating/, 15_000);
   return run;
 }
 
-const sockets = (dir: string): string[] => {
-  const folder = join(dir, 'pen', 'owners');
+/** The status sockets in the test's data directory. */
+const sockets = (): string[] => {
+  const folder = join(pens.dataDir, 'pen', 'owners');
   return existsSync(folder) ? readdirSync(folder).filter((name) => name.endsWith('.sock')) : [];
 };
 
 describe('one owner of a pen', () => {
   it('while pen run holds the pen: status attaches read-only naming its pid, home exits 7 naming it, and the run completes undisturbed', async () => {
-    const { env, dir } = freshEnvironment();
-    const address = await startSim(env, dir);
-    const run = await startRun(address, env, 3);
+    const address = await startSim();
+    const run = await startRun(address, 3);
     const [status, statusJson, home] = await Promise.all([
-      penCli(['status', '--port', address], env),
-      penCli(['status', '--port', address, '--json'], env),
-      penCli(['home', '--port', address], env),
+      penCli(['status', '--port', address]),
+      penCli(['status', '--port', address, '--json']),
+      penCli(['home', '--port', address]),
     ]);
     expect(status.code).toBe(0);
     expect(status.stdout).toContain(`attached read-only to pid ${run.pid}'s session (pen run --port ${address}`);
@@ -138,111 +50,106 @@ describe('one owner of a pen', () => {
     expect(json).toMatchObject({ target: address, heldBy: { pid: run.pid }, state: 'running' });
     expect(home.code).toBe(7);
     expect(home.stderr).toMatch(new RegExp(`busy: ${address} is held by pid ${run.pid} \\(pen run --port`));
-    expect(await run.exited()).toBe(0);
+    expect(await run.exitedWithin()).toBe(0);
     expect(run.output()).toMatch(/ended: completed \(3 s of needle time done\); 3\.0 s of needle time/);
     expect(run.output()).not.toMatch(/^FAULT \(|link lost|no answer/m);
-    expect(sockets(dir)).toEqual([]);  // released at the end of the run
+    expect(sockets()).toEqual([]);  // released at the end of the run
   });
 
   it('pen stop during a run is relayed through the run: the pen stops at once and the run ends stopped (exit 130)', async () => {
-    const { env, dir } = freshEnvironment();
-    const address = await startSim(env, dir);
-    const run = await startRun(address, env, 30);
-    const stop = await penCli(['stop', '--port', address], env);
+    const address = await startSim();
+    const run = await startRun(address, 30);
+    const stop = await penCli(['stop', '--port', address]);
     expect(stop.code).toBe(0);
     expect(stop.stdout).toMatch(new RegExp(`^stopped ${address} through pid ${run.pid}'s session \\(pen run .*\\): state idle, needle off$`, 'm'));
-    expect(await run.exited()).toBe(130);
+    expect(await run.exitedWithin()).toBe(130);
     expect(run.output()).toMatch(/STOP from pid \d+ \(pen stop --port .*\): stopping the pen/);
     expect(run.output()).toMatch(/ended: stopped \(STOP from pid/);
-    const after = await penCli(['status', '--port', address, '--json'], env);
+    const after = await penCli(['status', '--port', address, '--json']);
     expect(after.code).toBe(0);
     expect(JSON.parse(after.stdout)).toMatchObject({ target: address, state: 'idle', needleOn: false, fault: 'none' });
   });
 
   it('a status socket left by a run killed with -9 is found stale and removed, and the next command works', async () => {
-    const { env, dir } = freshEnvironment();
-    const address = await startSim(env, dir);
-    const run = await startRun(address, env, 30);
-    expect(sockets(dir)).toHaveLength(1);
+    const address = await startSim();
+    const run = await startRun(address, 30);
+    expect(sockets()).toHaveLength(1);
     run.child.kill('SIGKILL');
-    await run.exited();
-    expect(sockets(dir)).toHaveLength(1);  // nobody removed it: the owner died
-    const info = await penCli(['info', '--port', address, '--json'], env);
+    await run.exitedWithin();
+    expect(sockets()).toHaveLength(1);  // nobody removed it: the owner died
+    const info = await penCli(['info', '--port', address, '--json']);
     expect(info.code).toBe(0);
     expect(JSON.parse(info.stdout)).toMatchObject({ port: address, status: { state: 'fault', fault: 'heartbeat_lost', needleOn: false } });
-    expect(sockets(dir)).toEqual([]);
+    expect(sockets()).toEqual([]);
   });
 });
 
 describe('the pen a command acts on', () => {
   it('the in-process virtual pen keeps its EEPROM in the --eeprom file: a calibration stored in one invocation is in force in the next', async () => {
-    const { env, dir } = freshEnvironment();
+    const dir = pens.dataDir;
     const eeprom = join(dir, 'pen.eeprom');
-    const set = await penCli(['calibration', '--eeprom', eeprom, '--set-steps-per-mm', '1595.2', '--set-zero-offset', '0.02'], env);
+    const set = await penCli(['calibration', '--eeprom', eeprom, '--set-steps-per-mm', '1595.2', '--set-zero-offset', '0.02']);
     expect(set.code).toBe(0);
     expect(set.stdout).toContain(`calibration of in-process virtual pen (EEPROM ${eeprom}) (stored, 1 stored so far): 1595.20 steps/mm`);
-    const shown = await penCli(['calibration', '--eeprom', eeprom, '--json'], env);
+    const shown = await penCli(['calibration', '--eeprom', eeprom, '--json']);
     expect(shown.code).toBe(0);
     expect(JSON.parse(shown.stdout)).toEqual({
       target: `in-process virtual pen (EEPROM ${eeprom})`, source: 'stored', storedCount: 1, stepsPerMm: 1595.2, zeroOffsetMm: 0.02,
       sensorZeroMv: 500, sensorMvPerMm: 1600,
     });
     // Without --eeprom: the file in the data directory, blank at first.
-    const fresh = await penCli(['calibration', '--json'], env);
+    const fresh = await penCli(['calibration', '--json']);
     expect(JSON.parse(fresh.stdout)).toMatchObject({ target: `in-process virtual pen (EEPROM ${join(dir, 'pen', 'virtual-pen.eeprom')})`, source: 'default' });
-    const stop = await penCli(['stop', '--eeprom', eeprom], env);
+    const stop = await penCli(['stop', '--eeprom', eeprom]);
     expect(stop.stdout).toMatch(new RegExp(`^stopped in-process virtual pen \\(EEPROM ${eeprom}\\): state homing_required`, 'm'));
   });
 
   it('pen sim keeps its EEPROM in the file as the firmware writes it: a calibration survives kill -9 and a restart', async () => {
-    const { env, dir } = freshEnvironment();
-    const first = spawnPen(['sim', '--listen', 'tcp://127.0.0.1:0', '--eeprom', join(dir, 'sim.eeprom')], env);
-    const address = await first.waitFor(/listening on (tcp:\/\/\S+)/);
-    const set = await penCli(['calibration', '--port', address, '--set-steps-per-mm', '1605.5', '--set-zero-offset', '-0.01'], env);
+    const dir = pens.dataDir;
+    const first = pens.start(['sim', '--listen', 'tcp://127.0.0.1:0', '--eeprom', join(dir, 'sim.eeprom')]);
+    const address = await first.waitFor(/listening on (tcp:\/\/\S+)/, 15_000);
+    const set = await penCli(['calibration', '--port', address, '--set-steps-per-mm', '1605.5', '--set-zero-offset', '-0.01']);
     expect(set.code).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 400));  // two copies, 3.6 ms a byte: written well within this
     first.child.kill('SIGKILL');
-    await first.exited();
-    const second = await startSim(env, dir, ['--seed', '7', '--offset-mm', '0.02', '--scale-error', '0.005']);
-    const shown = await penCli(['calibration', '--port', second, '--json'], env);
+    await first.exitedWithin();
+    const second = await startSim(['--seed', '7', '--offset-mm', '0.02', '--scale-error', '0.005']);
+    const shown = await penCli(['calibration', '--port', second, '--json']);
     expect(JSON.parse(shown.stdout)).toMatchObject({ target: second, source: 'stored', storedCount: 1, stepsPerMm: 1605.5, zeroOffsetMm: -0.01 });
   });
 
   it('PEN_PORT is the default for --port, and an explicit --port wins', async () => {
-    const { env, dir } = freshEnvironment();
-    const address = await startSim(env, dir);
-    const fromEnvironment = await penCli(['info', '--json'], { ...env, PEN_PORT: address });
+    const address = await startSim();
+    const fromEnvironment = await penCli(['info', '--json'], { PEN_PORT: address });
     expect(fromEnvironment.code).toBe(0);
     expect(JSON.parse(fromEnvironment.stdout)).toMatchObject({ port: address, identity: { boardName: description.board.name } });
-    const explicit = await penCli(['status', '--port', address, '--json'], { ...env, PEN_PORT: 'tcp://127.0.0.1:1' });
+    const explicit = await penCli(['status', '--port', address, '--json'], { PEN_PORT: 'tcp://127.0.0.1:1' });
     expect(explicit.code).toBe(0);
     expect(JSON.parse(explicit.stdout)).toMatchObject({ target: address });
-    const nothingThere = await penCli(['home'], { ...env, PEN_PORT: 'tcp://127.0.0.1:1' });
+    const nothingThere = await penCli(['home'], { PEN_PORT: 'tcp://127.0.0.1:1' });
     expect(nothingThere.code).toBe(3);
     expect(nothingThere.stderr).toMatch(/tcp:\/\/127\.0\.0\.1:1/);
   });
 
   it('pen sim refuses mechanical errors outside the tolerances in pen.json, naming the allowed range (exit 2)', async () => {
-    const { env } = freshEnvironment();
-    const offset = await penCli(['sim', '--listen', 'tcp://127.0.0.1:0', '--offset-mm', '0.05'], env);
+    const offset = await penCli(['sim', '--listen', 'tcp://127.0.0.1:0', '--offset-mm', '0.05']);
     expect(offset.code).toBe(2);
     expect(offset.stderr).toMatch(/--offset-mm 0\.05 is outside the pen's tolerance: allowed −0\.03–0\.03 mm/);
-    const scale = await penCli(['sim', '--listen', 'tcp://127.0.0.1:0', '--scale-error', '-0.01'], env);
+    const scale = await penCli(['sim', '--listen', 'tcp://127.0.0.1:0', '--scale-error', '-0.01']);
     expect(scale.code).toBe(2);
     expect(scale.stderr).toMatch(/--scale-error -0\.01 is outside the pen's tolerance: allowed −0\.0075–0\.0075/);
-    const seed = await penCli(['sim', '--listen', 'tcp://127.0.0.1:0', '--seed', '1.5'], env);
+    const seed = await penCli(['sim', '--listen', 'tcp://127.0.0.1:0', '--seed', '1.5']);
     expect(seed.code).toBe(2);
   });
 
   it('pen status --watch time-stamps every line, shows the home switch and checks --interval', async () => {
-    const { env } = freshEnvironment();
-    const refused = await penCli(['status', '--watch', '--interval', '10'], env);
+    const refused = await penCli(['status', '--watch', '--interval', '10']);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/--interval 10 ms is outside 50–60000 ms/);
-    const watch = spawnPen(['status', '--watch', '--interval', '100'], env);
-    await watch.waitFor(/(^\d\d:\d\d:\d\d\.\d{3} {2}state .*\n.*\n.*home switch (?:pressed|open)\n){3}/m);
+    const watch = pens.start(['status', '--watch', '--interval', '100']);
+    await watch.waitFor(/(^\d\d:\d\d:\d\d\.\d{3} {2}state .*\n.*\n.*home switch (?:pressed|open)\n){3}/m, 15_000);
     watch.child.kill('SIGINT');
-    expect(await watch.exited()).toBe(0);
+    expect(await watch.exitedWithin()).toBe(0);
     const stamps = [...watch.output().matchAll(/^(\d\d):(\d\d):(\d\d)\.(\d{3}) {2}state/gm)]
       .map(([, h, m, s, ms]) => ((Number(h) * 60 + Number(m)) * 60 + Number(s)) * 1000 + Number(ms));
     for (let i = 1; i < stamps.length; i++) expect((stamps[i] ?? 0) - (stamps[i - 1] ?? 0)).toBeGreaterThanOrEqual(100);

@@ -2,26 +2,20 @@
 // no command hangs on a port that never answers as a pen, `pen sim` says when its port is in use, a closed stdout
 // ends a command cleanly (a running pen stopped first), a refused command leaves the pen as it found it, SIGTERM and
 // SIGHUP end `pen run` as Ctrl-C does, values are checked before connecting, and `pen --version` names what it carries.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import packageJson from '../../package.json' with { type: 'json' };
 import { PROTOCOL_VERSION } from '../../hardware/generated/protocol.ts';
 import type { Telemetry } from '../../hal/device.ts';
 import { buildProgram } from '../../src/cli/pen.ts';
+import { PenProcesses, type PenResult, type RunningPen, type StartOptions } from '../pen-process.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const scratch = mkdtempSync(join(tmpdir(), 'pen-robust-'));
-let scratchCount = 0;
-/** A fresh directory for one process's records and EEPROM file, so nothing here touches the user's. */
-const freshDir = (): string => mkdtempSync(join(scratch, `${String(++scratchCount)}-`));
-const children: ChildProcess[] = [];
+/** Every process here gets a fresh data directory of its own (records, EEPROM file), so nothing touches the user's. */
+const pens = new PenProcesses();
 const closers: (() => void)[] = [];
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -31,58 +25,17 @@ const giveUpWithinMs = 5000;
 const untidy = /^\s+at |EPIPE|still busy/m;
 
 afterEach(() => {
-  for (const child of children.splice(0)) child.kill('SIGKILL');
+  pens.killAll();
   for (const close of closers.splice(0)) close();
 });
 
-interface Finished { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }
+/** Spawns `pen ARGS` in a fresh data directory, killed (SIGKILL) after timeoutMs, and after the test unless kept. */
+const spawnPen = (args: readonly string[], options: StartOptions = {}): RunningPen =>
+  pens.start(args, {}, { timeoutMs: 15_000, ...options, dataDir: options.dataDir ?? pens.freshDataDir() });
 
-interface Running {
-  readonly child: ChildProcess;
-  /** Resolves when the process has exited, or is killed (code null) after timeoutMs so that no test hangs. */
-  readonly finished: Promise<Finished>;
-  /** Resolves with the first match (its group 1 if any) of pattern in stdout; rejects if the process exits first. */
-  waitFor(pattern: RegExp): Promise<string>;
-}
-
-/** Spawns `node bin/pen.js …` in a fresh data directory; killed after the test unless it is kept (then the caller ends it). */
-function spawnPen(args: readonly string[], options: { timeoutMs?: number; dataDir?: string; keep?: boolean } = {}): Running {
-  const dataDir = options.dataDir ?? freshDir();
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_DATA_HOME: dataDir, PEN_DB: join(dataDir, 'pen.db') };
-  delete env['PEN_PORT'];
-  const started = performance.now();
-  const child = spawn('node', ['bin/pen.js', ...args], { cwd: root, env });
-  if (options.keep !== true) children.push(child);
-  let stdout = '';
-  let stderr = '';
-  const waiters: { pattern: RegExp; resolve: (match: string) => void }[] = [];
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-    for (const waiter of [...waiters]) {
-      const match = waiter.pattern.exec(stdout);
-      if (match !== null) {
-        waiters.splice(waiters.indexOf(waiter), 1);
-        waiter.resolve(match[1] ?? match[0]);
-      }
-    }
-  });
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  const finished = new Promise<Finished>((resolve) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-  const waitFor = (pattern: RegExp): Promise<string> => Promise.race([
-    new Promise<string>((resolve) => waiters.push({ pattern, resolve })),
-    finished.then((result) => { throw new Error(`pen ${args.join(' ')} exited (${String(result.code)}) before printing ${String(pattern)}: ${result.stdout}${result.stderr}`); }),
-  ]);
-  return { child, finished, waitFor };
-}
-
-const penCli = (args: readonly string[], timeoutMs?: number): Promise<Finished> =>
-  spawnPen(args, timeoutMs === undefined ? {} : { timeoutMs }).finished;
+/** Runs `pen ARGS` to its end in a fresh data directory, killed after timeoutMs (then code is null). */
+const penCli = (args: readonly string[], timeoutMs = 15_000): Promise<PenResult> =>
+  pens.run(args, { timeoutMs, dataDir: pens.freshDataDir() });
 
 /** A TCP server on an OS-chosen port that treats each connection with onConnection; closed after the test. */
 async function tcpServer(onConnection: (socket: Socket) => void): Promise<{ server: Server; address: string; port: number }> {
@@ -106,7 +59,7 @@ async function tcpServer(onConnection: (socket: Socket) => void): Promise<{ serv
 /** Accepts and says nothing, ever (reading what comes, so nothing backs up). */
 const silentServer = (): Promise<{ address: string }> => tcpServer((socket) => socket.resume());
 
-function expectGaveUp(result: Finished, what: string): void {
+function expectGaveUp(result: PenResult, what: string): void {
   expect(result.code, `${what}: exit code (stderr: ${result.stderr})`).toBe(3);
   expect(result.ms, `${what}: took ${Math.round(result.ms)} ms`).toBeLessThan(giveUpWithinMs);
   expect(result.stderr, what).not.toMatch(untidy);
@@ -166,9 +119,9 @@ describe('a port that never answers as a pen: every command gives up and exits 3
 
   const socat = spawnSync('socat', ['-V']).status === 0;
   it.skipIf(!socat)(`pen info and pen run against a silent pty (socat pty,raw,echo=0 pair)${socat ? '' : ' — skipped: socat is not installed'}`, async () => {
-    const dir = freshDir();
+    const dir = pens.freshDataDir();
     const pair = spawn('socat', [`pty,raw,echo=0,link=${dir}/pen`, `pty,raw,echo=0,link=${dir}/other`]);
-    children.push(pair);
+    closers.push(() => pair.kill('SIGKILL'));
     for (let waited = 0; spawnSync('test', ['-e', `${dir}/other`]).status !== 0; waited += 50) {
       if (waited > 3000) throw new Error('socat made no pty pair within 3 s');
       await sleep(50);
@@ -203,7 +156,7 @@ describe('a port that never answers as a pen: every command gives up and exits 3
 });
 
 describe('against `pen sim` in its own process', () => {
-  let sim: Running;
+  let sim: RunningPen;
   let address = '';
   /** How many hosts have connected to the sim so far (it logs each). */
   let simConnections = 0;
@@ -215,7 +168,7 @@ describe('against `pen sim` in its own process', () => {
   beforeAll(async () => {
     sim = spawnPen(['sim', '--listen', 'tcp://127.0.0.1:0'], { timeoutMs: 120_000, keep: true });
     sim.child.stdout?.on('data', (chunk: Buffer) => { simConnections += chunk.toString().split('client connected').length - 1; });
-    address = await sim.waitFor(/listening on (tcp:\/\/\S+)/);
+    address = await sim.waitFor(/listening on (tcp:\/\/\S+)/, 120_000);
   });
 
   afterAll(async () => {
@@ -283,9 +236,9 @@ describe('against `pen sim` in its own process', () => {
   });
 
   it.each(['SIGTERM', 'SIGHUP'] as const)('%s ends pen run as Ctrl-C does: the pen stopped, the session closed as stopped, exit 130', async (signal) => {
-    const dataDir = freshDir();
+    const dataDir = pens.freshDataDir();
     const run = spawnPen(['run', '--port', address, '--depth', '1.5', '--speed', '100'], { dataDir, timeoutMs: 20_000 });
-    await run.waitFor(/session: treating/);
+    await run.waitFor(/session: treating/, 20_000);
     await sleep(400);
     run.child.kill(signal);
     const result = await run.finished;
@@ -304,7 +257,7 @@ describe('against `pen sim` in its own process', () => {
   });
 
   /** Spawns the command and closes the reading end of its stdout after `lines` lines, as `| head -n lines` does. */
-  function headOf(args: readonly string[], lines: number | RegExp, dataDir?: string): Running {
+  function headOf(args: readonly string[], lines: number | RegExp, dataDir?: string): RunningPen {
     const running = spawnPen(args, { timeoutMs: 20_000, ...(dataDir === undefined ? {} : { dataDir }) });
     let seen = '';
     const stdout = running.child.stdout;
@@ -330,7 +283,7 @@ describe('against `pen sim` in its own process', () => {
   });
 
   it('pen run | head: when stdout closes mid-treatment the pen is stopped, as on Ctrl-C, before exit 130', async () => {
-    const dataDir = freshDir();
+    const dataDir = pens.freshDataDir();
     const result = await headOf(['run', '--port', address, '--depth', '1.2', '--speed', '100'], /session: treating\n/, dataDir).finished;
     expect(result.code, result.stderr).toBe(130);
     expect(result.stderr).not.toMatch(untidy);
