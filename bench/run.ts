@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Figure } from './figure.ts';
 import * as commandLatency from './command-latency.ts';
+import * as crypto from './crypto.ts';
 import * as faultResponse from './fault-response.ts';
 import * as firmwareSize from './firmware-size.ts';
 import * as fuzz from './fuzz.ts';
@@ -24,6 +25,7 @@ const benchmarks: readonly { readonly name: string; readonly measure: () => Prom
   { name: 'stepper', measure: stepper.measure },
   { name: 'needle-speed', measure: needleSpeed.measure },
   { name: 'speed-loop', measure: speedLoop.measure },
+  { name: 'crypto', measure: crypto.measure },
   { name: 'command-latency', measure: commandLatency.measure },
   { name: 'loop-jitter', measure: loopJitter.measure },
   { name: 'host-cpu', measure: hostCpu.measure },
