@@ -20,6 +20,8 @@ import { auditCommand, type AuditFlags } from './audit.ts';
 import { auditActor } from '../store/actor.ts';
 import { clearFault } from './clear-fault.ts';
 import { faultsCommand, type FaultsFlags } from './faults.ts';
+import { addPortsCommand } from './ports.ts';
+import { addDoctorCommand } from './doctor.ts';
 import type { DepthCalibration } from '../../hal/device.ts';
 
 const portOption = (): Option => new Option('-p, --port <port>', 'serial device path or tcp://HOST:PORT (default: $PEN_PORT, else an in-process virtual pen)').env('PEN_PORT');
@@ -234,6 +236,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', simOptionHelp.seed)
     .option('--offset-mm <mm>', simOptionHelp.offsetMm)
     .option('--scale-error <fraction>', simOptionHelp.scaleError)
+    .option('--fault <name>', simOptionHelp.fault, (name: string, names: string[] | undefined) => [...(names ?? []), name])
     .addOption(firmwareOption()).addOption(jsonOption())
     .action(async (flags: SimFlags & { listen: string; json?: boolean }) => {
       let address;
@@ -274,6 +277,8 @@ export function buildProgram(): Command {
       }
     });
 
+  addPortsCommand(program, jsonOption, (code) => { exitCode = code; });  // src/cli/ports.ts
+  addDoctorCommand(program, { portOption, firmwareOption, dbOption, jsonOption }, (code) => { exitCode = code; });  // src/cli/doctor.ts
   addTargetOptions(program);  // --eeprom on every command that can open an in-process pen
   return program;
 }

@@ -11,7 +11,17 @@ export interface SimFlags {
   readonly seed?: string;
   readonly offsetMm?: string;
   readonly scaleError?: string;
+  /** Wiring faults set in the plant at start (--fault, repeatable): see simFaults. */
+  readonly fault?: readonly string[];
 }
+
+/** `pen sim --fault NAME`: a miswired board, for bring-up checks (`pen doctor`); each sets a plant fault at start. */
+export const simFaults = {
+  'depth-sensor-open': (pen: VirtualPen): void => { pen.plant.depthSensorFault = 'open'; },
+  'home-switch-stuck': (pen: VirtualPen): void => { pen.plant.setHomeSwitchStuck(true); },
+  'tach-broken': (pen: VirtualPen): void => { pen.plant.tachBroken = true; },
+} as const;
+const simFaultNames = Object.keys(simFaults);
 
 export const simTolerances = {
   offsetMm: description.tolerances.homeOffsetUm / 1000,
@@ -21,6 +31,7 @@ export const simTolerances = {
 export const simOptionHelp = {
   seed: 'seed for the plant noise and link fault injection, a whole number 0–4294967295 (default 1)',
   offsetMm: `mechanical home offset of the needle, in mm: true depth at carriage 0, within ±${simTolerances.offsetMm.toFixed(3)} mm (pen.json tolerances; default 0)`,
+  fault: `a wiring fault set at start, repeatable: ${simFaultNames.join(', ')}`,
   scaleError: `mechanical travel scale error, as a fraction: true depth = carriage × (1 + error) + offset, within ±${simTolerances.scaleError} (±${(simTolerances.scaleError * 100).toFixed(2)} %; default 0)`,
 } as const;
 
@@ -38,9 +49,14 @@ export function createSimPen(flags: SimFlags): { readonly pen: VirtualPen; reado
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be a whole number 0–4294967295 (got ${flags.seed ?? ''})`);
   const offsetMm = withinTolerance(flags.offsetMm, '--offset-mm', simTolerances.offsetMm, ' mm', '0.02');
   const scaleError = withinTolerance(flags.scaleError, '--scale-error', simTolerances.scaleError, '', '0.005');
+  const faults = (flags.fault ?? []).map((name) => {
+    if (!Object.hasOwn(simFaults, name)) throw new UsageError(`--fault ${name} is not a fault the virtual pen knows: use one of ${simFaultNames.join(', ')}`);
+    return simFaults[name as keyof typeof simFaults];
+  });
   const pen = new VirtualPen({ timeMode: 'real', seed, ...(flags.firmware === undefined ? {} : { firmwarePath: flags.firmware }) });
   pen.plant.offsetMm = offsetMm;
   pen.plant.scaleError = scaleError;
+  for (const fault of faults) fault(pen);
   const eeprom = EepromFile.attach(pen, flags.eeprom ?? defaultEepromPath());
   return { pen, eeprom };
 }
