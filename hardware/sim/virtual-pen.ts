@@ -122,6 +122,20 @@ export class ObservedEeprom extends EEPROMMemoryBackend {
   }
 }
 
+/**
+ * One instruction, then the clock events and interrupts due. A third place where avr8js differs from the datasheet:
+ * after an instruction that sets the I flag (SEI, or OUT SREG as in avr-gcc's stack-frame prologue: out SPH; out SREG;
+ * out SPL), the chip executes one more instruction before any pending interrupt. avr8js dispatches at once, so an
+ * interrupt could land between the SPH and SPL writes and push onto a half-updated stack pointer, corrupting memory.
+ */
+const interruptsOn = (cpu: CPU): boolean => ((cpu.data[0x5f] ?? 0) & 0x80) !== 0;  // SREG's I flag
+export function stepLikeTheChip(cpu: CPU): void {
+  const wasOn = interruptsOn(cpu);
+  avrInstruction(cpu);
+  if (!wasOn && interruptsOn(cpu)) avrInstruction(cpu);
+  cpu.tick();
+}
+
 export class VirtualPen {
   /** The clock hosts should use with this pen: virtual time in 'virtual' mode, the wall clock in 'real'. */
   readonly clock: Clock;
@@ -223,8 +237,7 @@ export class VirtualPen {
     while (this.totalCycles < limit) {
       const { cpu } = this.machine;
       const framesBefore = this.framesTransmitted;
-      avrInstruction(cpu);
-      cpu.tick();
+      stepLikeTheChip(cpu);
       if (this.machine.resetRequested) this.restart(resetFlags.watchdog);
       if (this.framesTransmitted !== framesBefore) this.deliverToHost();
       if (condition()) {
@@ -414,10 +427,7 @@ export class VirtualPen {
       const { cpu } = machine;
       const stopAt = targetCycle - this.cyclesBeforeLastReset;
       const framesBefore = this.framesTransmitted;
-      while (cpu.cycles < stopAt && !machine.resetRequested && this.framesTransmitted === framesBefore) {
-        avrInstruction(cpu);
-        cpu.tick();
-      }
+      while (cpu.cycles < stopAt && !machine.resetRequested && this.framesTransmitted === framesBefore) stepLikeTheChip(cpu);
       if (this.framesTransmitted !== framesBefore && stopAtFrameEnd) break;
       if (machine.resetRequested) this.restart(resetFlags.watchdog);
     }

@@ -4,46 +4,16 @@
 // `N passed, M failed`.
 // As a reference for the host's cross-checks: `--sha256 HEX...` prints each message's digest, `--hmac KEYHEX MSGHEX...`
 // each pair's MAC, one lowercase hex line each.
-#include <stdarg.h>    // va_list
 #include <stdio.h>     // printf
 #include <stdlib.h>    // exit, malloc, free
 #include <string.h>    // strcmp, strlen, memcmp, memset
 #include <sys/wait.h>  // waitpid
 #include <unistd.h>    // fork, _exit
 #include "sha256.h"    // sha256_*, hmac_sha256*, crypto_equal
+#include "check.h"     // CHECK, CHECK_EQ, REQUIRE, case_name, passed, failed
 
 // ---- harness ----
 
-static const char *case_name = "";
-static int case_failures;
-static int passed, failed;
-
-static void fail_at(const char *file, int line, const char *format, ...) {
-  va_list args;
-  va_start(args, format);
-  printf("%s:%d: [%s] ", file, line, case_name);
-  vprintf(format, args);
-  printf("\n");
-  va_end(args);
-  case_failures++;
-}
-
-#define CHECK(condition) \
-  do { if (!(condition)) fail_at(__FILE__, __LINE__, "%s", #condition); } while (0)
-#define CHECK_EQ(actual, expected)                                                                     \
-  do {                                                                                                 \
-    long long actual_ = (long long)(actual), expected_ = (long long)(expected);                        \
-    if (actual_ != expected_) fail_at(__FILE__, __LINE__, "%s is %lld, expected %lld", #actual, actual_, expected_); \
-  } while (0)
-// A step the rest of the case stands on: stop the case here.
-#define REQUIRE(condition)                                                                             \
-  do {                                                                                                 \
-    if (!(condition)) {                                                                                \
-      fail_at(__FILE__, __LINE__, "required: %s", #condition);                                         \
-      fflush(stdout);                                                                                  \
-      _exit(1);                                                                                        \
-    }                                                                                                  \
-  } while (0)
 
 static void to_hex(char *out, const uint8_t *bytes, size_t length) {
   for (size_t i = 0; i < length; i++) sprintf(&out[2 * i], "%02x", bytes[i]);

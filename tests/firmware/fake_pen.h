@@ -1,12 +1,8 @@
-// The pen's main() on this machine: wires the logic's hooks into the fake board, feeds received bytes to the link,
-// runs the main-loop pass per millisecond; and a host side that frames commands and reads the replies.
+// The pen's main() on this machine, over the fake board: src/pen.c's start-up and main-loop pass, driven a byte and a
+// millisecond at a time; and a host side that frames commands and reads the replies.
 #pragma once
 #include <stddef.h>  // size_t
 #include <stdint.h>  // uint8_t
-#include "link.h"    // struct link_parser, struct link_session
-
-extern struct link_parser fake_pen_parser;
-extern struct link_session fake_pen_session;
 
 // main()'s start, with fake.reset_cause: every module initialised in main.c's order.
 void fake_pen_boot(void);

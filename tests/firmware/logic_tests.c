@@ -1,16 +1,17 @@
 // Unit tests of the firmware's logic (safety, commands, calibration, storage, link) built for this machine over the fake
 // board: commands go in as framed bytes, as the wire carries them. Each case runs in its own forked process, so every
 // case starts from the logic's power-on state. Prints each failure as file:line, then `N passed, M failed`.
-#include <stdarg.h>      // va_list
 #include <stdio.h>       // printf
 #include <stdlib.h>      // exit
 #include <string.h>      // memcpy, memcmp
 #include <sys/wait.h>    // waitpid
 #include <unistd.h>      // fork, _exit
+#include "check.h"       // CHECK, CHECK_EQ, REQUIRE, case_name, passed, failed
 #include "fake_board.h"  // fake, fake_complete_move
 #include "fake_pen.h"    // fake_pen_boot, fake_host_command
 #include "safety.h"      // safety_enter, safety_state
 #include "calibration.h" // calibration_steps_for_um
+#include "link.h"        // link_encode, LINK_WIRE_MAX_BYTES
 #include "storage.h"     // storage_save, storage_poll
 #include "protocol.h"    // msg_*_t, PEN_STATE_*, ERROR_CODE_*
 #include "faults.h"      // FAULT_*, FAULT_NEEDS_HOME_MASK, FAULT_CRITICAL_MASK
@@ -18,36 +19,6 @@
 
 // ---- harness ----
 
-static const char *case_name = "";
-static int case_failures;
-static int passed, failed;
-
-static void fail_at(const char *file, int line, const char *format, ...) {
-  va_list args;
-  va_start(args, format);
-  printf("%s:%d: [%s] ", file, line, case_name);
-  vprintf(format, args);
-  printf("\n");
-  va_end(args);
-  case_failures++;
-}
-
-#define CHECK(condition) \
-  do { if (!(condition)) fail_at(__FILE__, __LINE__, "%s", #condition); } while (0)
-#define CHECK_EQ(actual, expected)                                                                     \
-  do {                                                                                                 \
-    long long actual_ = (long long)(actual), expected_ = (long long)(expected);                        \
-    if (actual_ != expected_) fail_at(__FILE__, __LINE__, "%s is %lld, expected %lld", #actual, actual_, expected_); \
-  } while (0)
-// A step the rest of the case stands on: stop the case here.
-#define REQUIRE(condition)                                                                             \
-  do {                                                                                                 \
-    if (!(condition)) {                                                                                \
-      fail_at(__FILE__, __LINE__, "required: %s", #condition);                                         \
-      fflush(stdout);                                                                                  \
-      _exit(1);                                                                                        \
-    }                                                                                                  \
-  } while (0)
 
 // Runs fn(arg) in a child process; the name may hold one %d for arg.
 static int run_forked(const char *name, void (*fn)(int), int arg) {

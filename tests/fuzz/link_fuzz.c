@@ -30,6 +30,7 @@
 #include <stdlib.h>      // abort, getenv
 #include "fake_board.h"  // fake, fake_complete_move
 #include "fake_pen.h"    // fake_pen_boot, fake_pen_receive, fake_host_sync
+#include "pen.h"         // pen_link_parser, pen_link_session
 #include "board.h"       // TIMEBASE_TICKS_PER_MS
 #include "safety.h"      // safety_state, safety_fault, safety_depth_refusal
 #include "calibration.h" // calibration_steps_for_um
@@ -107,7 +108,7 @@ static void check_always(void) {
   uint8_t state = safety_state(), fault = safety_fault();
   if (state > PEN_STATE_FAULT) breach("state out of range", state, 0);
   if ((state == PEN_STATE_FAULT) != (fault != FAULT_NONE)) breach("FAULT without a fault code, or a code outside FAULT", state, fault);
-  if (fake_pen_session.expected_seq > 0x0F || fake_pen_parser.length > FRAME_MAX_BYTES) breach("link state", fake_pen_session.expected_seq, fake_pen_parser.length);
+  if (pen_link_session()->expected_seq > 0x0F || pen_link_parser()->length > FRAME_MAX_BYTES) breach("link state", pen_link_session()->expected_seq, pen_link_parser()->length);
   if (!fake.motor_running) return;
   if (state != PEN_STATE_RUNNING) breach("motor on outside RUNNING", state, 0);
   if (fake.inputs & (1 << INPUT_BIT_ESTOP)) breach("motor on with the e-stop open", fake.inputs, 0);
@@ -150,7 +151,7 @@ static void advance(uint32_t ms, uint8_t heartbeats) {
   while (ms--) {
     if (heartbeats && fake.now_ms % 100 == 0) {
       uint8_t heartbeat = MSG_HEARTBEAT;
-      send_frame((uint8_t)(FRAME_KIND_DATA | fake_pen_session.expected_seq), &heartbeat, 1);
+      send_frame((uint8_t)(FRAME_KIND_DATA | pen_link_session()->expected_seq), &heartbeat, 1);
     }
     fake_pen_advance_ms(1);
     check_after_poll();
@@ -284,7 +285,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
       case 1:
       case 2: {
-        uint8_t seq_byte = (uint8_t)(FRAME_KIND_DATA | fake_pen_session.expected_seq);
+        uint8_t seq_byte = (uint8_t)(FRAME_KIND_DATA | pen_link_session()->expected_seq);
         if (op == 2 && at < size) seq_byte = data[at++];
         uint8_t length = at < size ? (uint8_t)(data[at++] % (FRAME_MAX_PAYLOAD + 1)) : 0;
         if (length > size - at) length = (uint8_t)(size - at);
