@@ -9,7 +9,7 @@ const samplePeriodMs = 10;
 const sampleCount = 100;  // 1 s of samples
 
 async function errorsPercent(strokesPerSecond: number, load: (typeof loads)[number], seed: number): Promise<number[]> {
-  const session = await startSession({ seed, strokesPerSecond, load, settleMs });
+  const session = await startSession({ seed, depthMm: 1.0, strokesPerSecond, load, settleMs });  // the needle runs only inside the window
   const errors: number[] = [];
   for (let i = 0; i < sampleCount; i++) {
     await session.pen.clock.sleep(samplePeriodMs);
