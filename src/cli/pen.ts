@@ -17,7 +17,7 @@ import { serveOrExplain } from './listen.ts';
 import { versionRequest } from './version.ts';
 import { checkDepthCalibration, checkSensorCalibration } from '../../hal/limits.ts';
 import { auditCommand, type AuditFlags } from './audit.ts';
-import { auditActor } from '../store/actor.ts';
+import { auditActor, operatorName } from '../store/actor.ts';
 import { clearFault } from './clear-fault.ts';
 import { faultsCommand, type FaultsFlags } from './faults.ts';
 import { addPortsCommand } from './ports.ts';
@@ -126,7 +126,17 @@ export function buildProgram(): Command {
       'while another process holds the pen, that process sends it on its link')
     .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
     .action(async (flags: TargetFlags) => {
-      if (await relayStop(flags)) return;  // STOP must get through: relayed by the holder of the pen (src/cli/status.ts)
+      // STOP must get through: relayed by the holder of the pen (src/cli/status.ts), and recorded here too.
+      const relayed = await relayStop(flags);
+      if (relayed !== null) {
+        const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
+        try {
+          store.audit(null, 'stop', { target: relayed.where, relayedThrough: relayed.owner }, 'ok', { operator: operatorName() });
+        } finally {
+          store.close();
+        }
+        return;
+      }
       await withAudit(flags, 'stop', async (target) => {
         await target.device.stop();
         const t = await target.device.status();

@@ -133,13 +133,13 @@ export interface StopFlags {
 
 /**
  * When another process holds the pen, has it send STOP on its link and prints what the pen reports after it; returns
- * false when nobody holds the pen (the caller then opens it and stops it itself).
+ * the holder that sent it, or null when nobody holds the pen (the caller then opens it and stops it itself).
  */
-export async function relayStop(flags: StopFlags): Promise<boolean> {
+export async function relayStop(flags: StopFlags): Promise<{ readonly where: string; readonly owner: OwnerInfo } | null> {
   const name = nameTarget({ port: flags.port, eeprom: flags.eeprom });
-  if (name.key === null) return false;
+  if (name.key === null) return null;
   const connection = await connectToOwner(name.key, name.where);
-  if (connection === null) return false;
+  if (connection === null) return null;
   const { owner } = connection;
   try {
     connection.send({ type: 'stop', from: `pid ${process.pid} (${commandLine()})` });
@@ -156,7 +156,7 @@ export async function relayStop(flags: StopFlags): Promise<boolean> {
       const state = t === null ? 'no telemetry yet' : `state ${t.state}, needle ${t.needleOn ? 'ON' : 'off'}`;
       console.log(`stopped ${name.where} through ${describeOwner(owner)}: ${state}`);
     }
-    return true;
+    return { where: name.where, owner };
   } finally {
     connection.close();
   }

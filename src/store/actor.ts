@@ -4,7 +4,7 @@ import type { PenIdentity } from '../../hal/device.ts';
 import type { AuditActor, PenRecordIdentity } from './store.ts';
 
 /** The operator recorded with each audited command: $PEN_OPERATOR when set, else the OS user. */
-function operatorName(): string {
+export function operatorName(): string {
   const explicit = process.env['PEN_OPERATOR']?.trim();
   if (explicit !== undefined && explicit !== '') return explicit;
   try {

@@ -68,6 +68,10 @@ describe('one owner of a pen', () => {
     const after = await penCli(['status', '--port', address, '--json']);
     expect(after.code).toBe(0);
     expect(JSON.parse(after.stdout)).toMatchObject({ target: address, state: 'idle', needleOn: false, fault: 'none' });
+    // The pen stop that asked records the relayed STOP too (the run's session records the stop it sent).
+    const audit = await penCli(['audit', '--command', 'stop', '--json']);
+    const rows = JSON.parse(audit.stdout) as { arguments: { relayedThrough?: { pid: number } }; result: string }[];
+    expect(rows.filter((row) => row.arguments.relayedThrough?.pid === run.pid && row.result === 'ok')).toHaveLength(1);
   });
 
   it('a status socket left by a run killed with -9 is found stale and removed, and the next command works', async () => {
