@@ -11,6 +11,7 @@ import { pen, pins, type PinName } from '../description.ts';
 import { RealClock, VirtualClock, type Clock } from '../clock.ts';
 import { parseIntelHex } from './intel-hex.ts';
 import { PenPlant } from './plant.ts';
+import { SelfProgramming, bootSectionStartWord, type BootSectionBytes } from './self-programming.ts';
 import { FRAME_SYNC } from '../generated/protocol.ts';
 import { elfPathFor, ramSymbol, watchdogKicksReachedFrom } from './elf-symbols.ts';
 
@@ -36,6 +37,10 @@ export interface VirtualPenOptions {
   readonly timeMode?: TimeMode;
   /** Seeds the link fault injection, so that the same seed corrupts the same bytes. */
   readonly seed?: number;
+  /** The boot section's size (BOOTSZ fuses), where SPM runs; 512 bytes (0x7E00-0x7FFF) by default. */
+  readonly bootSectionBytes?: BootSectionBytes;
+  /** The BOOTRST fuse: programmed (true), the MCU starts (and restarts) at the boot section; false by default. */
+  readonly bootReset?: boolean;
 }
 
 export interface LinkFaults {
@@ -65,6 +70,7 @@ interface Machine {
   readonly usart: AVRUSART;
   readonly adc: AVRADC;
   readonly ports: Readonly<Record<'B' | 'C' | 'D', AVRIOPort>>;
+  readonly selfProgramming: SelfProgramming;
   resetRequested: boolean;
 }
 
@@ -129,10 +135,11 @@ export class ObservedEeprom extends EEPROMMemoryBackend {
  * interrupt could land between the SPH and SPL writes and push onto a half-updated stack pointer, corrupting memory.
  */
 const interruptsOn = (cpu: CPU): boolean => ((cpu.data[0x5f] ?? 0) & 0x80) !== 0;  // SREG's I flag
-export function stepLikeTheChip(cpu: CPU): void {
+/** With selfProgramming, SPM (a no-op in avr8js) and the LPMs it redirects run as on the chip (self-programming.ts). */
+export function stepLikeTheChip(cpu: CPU, selfProgramming?: SelfProgramming): void {
   const wasOn = interruptsOn(cpu);
-  avrInstruction(cpu);
-  if (!wasOn && interruptsOn(cpu)) avrInstruction(cpu);
+  if (selfProgramming?.execute() !== true) avrInstruction(cpu);
+  if (!wasOn && interruptsOn(cpu) && selfProgramming?.execute() !== true) avrInstruction(cpu);
   cpu.tick();
 }
 
@@ -141,7 +148,9 @@ export class VirtualPen {
   readonly clock: Clock;
   readonly timeMode: TimeMode;
 
+  /** The flash; SPM from the boot section rewrites it, and it survives resets (hangFirmware's patches do not). */
   private readonly flash: Uint16Array;
+  private readonly selfProgrammingOptions: { readonly bootSectionBytes: BootSectionBytes; readonly bootReset: boolean };
   /** The firmware ELF the image was built from: its symbols locate functions and variables. */
   readonly elfPath: string;
   /** Flash words patched by hangFirmware, with their original contents: restored at the next reset. */
@@ -183,6 +192,7 @@ export class VirtualPen {
     this.timeMode = options.timeMode ?? 'virtual';
     this.clock = this.timeMode === 'virtual' ? this.virtualClock : this.realClock;
     this.random = seededRandom(options.seed ?? 1);
+    this.selfProgrammingOptions = { bootSectionBytes: options.bootSectionBytes ?? 512, bootReset: options.bootReset ?? false };
     // Inputs at rest: e-stop loop closed, cartridge in, footswitch up; the plant drives the home switch and tach.
     const atRest = { estop: false, cartridgePresent: true, footswitch: false, tach: false, homeSwitch: true } as const;
     for (const [name, active] of Object.entries(atRest)) this.inputLevels.set(name as PinName, active !== pins[name as PinName].activeLow);
@@ -237,7 +247,7 @@ export class VirtualPen {
     while (this.totalCycles < limit) {
       const { cpu } = this.machine;
       const framesBefore = this.framesTransmitted;
-      stepLikeTheChip(cpu);
+      stepLikeTheChip(cpu, this.machine.selfProgramming);
       if (this.machine.resetRequested) this.restart(resetFlags.watchdog);
       if (this.framesTransmitted !== framesBefore) this.deliverToHost();
       if (condition()) {
@@ -309,7 +319,12 @@ export class VirtualPen {
     this.machine.cpu.data.set(bytes, address);
   }
 
-  /** A fresh MCU with resetFlag added to MCUSR; simulated time carries on. */
+  /**
+   * A fresh MCU with resetFlag added to MCUSR; simulated time carries on. boot() builds a new CPU (registers, SRAM,
+   * I/O space, pending interrupts, clock events) and new peripherals (timers, watchdog, USART, ADC, EEPROM controller,
+   * ports, SPMCSR and the SPM page buffer): only the flash, the EEPROM's cells and MCUSR's reset flags survive, as on the
+   * chip (avr8js's own cpu.reset() would keep the peripherals' state, so it is never used for a reset).
+   */
   private restart(resetFlag: number): void {
     const { cpu } = this.machine;
     this.cyclesBeforeLastReset += cpu.cycles;
@@ -374,6 +389,9 @@ export class VirtualPen {
 
   private boot(resetFlag: number): Machine {
     const cpu = new CPU(this.flash);
+    const { bootSectionBytes, bootReset } = this.selfProgrammingOptions;
+    const selfProgramming = new SelfProgramming(cpu, { bootSectionBytes, bootReset });
+    if (bootReset) cpu.pc = bootSectionStartWord(bootSectionBytes);
     const clock = new AVRClock(cpu, cpuHz, clockConfig);
     new AVRTimer(cpu, timer0Config);
     new AVRTimer(cpu, timer1Config);
@@ -389,7 +407,7 @@ export class VirtualPen {
     const adc = new AVRADC(cpu, adcConfig);
     new AVREEPROM(cpu, this.eeprom);
     const ports = { B: new AVRIOPort(cpu, portBConfig), C: new AVRIOPort(cpu, portCConfig), D: new AVRIOPort(cpu, portDConfig) };
-    const machine: Machine = { cpu, usart, adc, ports, resetRequested: false };
+    const machine: Machine = { cpu, usart, adc, ports, selfProgramming, resetRequested: false };
     cpu.data[MCUSR] = resetFlag;
     matchChipWatchdog(cpu);
     // avr8js's watchdog resets only the core; we restart the whole MCU, as the chip does. Nothing else calls reset.
@@ -424,10 +442,10 @@ export class VirtualPen {
   private runUntilCycle(targetCycle: number, stopAtFrameEnd = false): void {
     while (this.totalCycles < targetCycle) {
       const machine = this.machine;
-      const { cpu } = machine;
+      const { cpu, selfProgramming } = machine;
       const stopAt = targetCycle - this.cyclesBeforeLastReset;
       const framesBefore = this.framesTransmitted;
-      while (cpu.cycles < stopAt && !machine.resetRequested && this.framesTransmitted === framesBefore) stepLikeTheChip(cpu);
+      while (cpu.cycles < stopAt && !machine.resetRequested && this.framesTransmitted === framesBefore) stepLikeTheChip(cpu, selfProgramming);
       if (this.framesTransmitted !== framesBefore && stopAtFrameEnd) break;
       if (machine.resetRequested) this.restart(resetFlags.watchdog);
     }
