@@ -5,15 +5,11 @@
 // As a reference for the host's cross-checks: `--sha256 HEX...` prints each message's digest, `--hmac KEYHEX MSGHEX...`
 // each pair's MAC, one lowercase hex line each.
 #include <stdio.h>     // printf
-#include <stdlib.h>    // exit, malloc, free
 #include <string.h>    // strcmp, strlen, memcmp, memset
-#include <sys/wait.h>  // waitpid
-#include <unistd.h>    // fork, _exit
 #include "sha256.h"    // sha256_*, hmac_sha256*, crypto_equal
 #include "check.h"     // CHECK, CHECK_EQ, REQUIRE, case_name, passed, failed
 
-// ---- harness ----
-
+// ---- hex ----
 
 static void to_hex(char *out, const uint8_t *bytes, size_t length) {
   for (size_t i = 0; i < length; i++) sprintf(&out[2 * i], "%02x", bytes[i]);
@@ -29,40 +25,6 @@ static void check_hex(const char *file, int line, const uint8_t *actual, const c
 }
 #define CHECK_HEX(actual, expected_hex) check_hex(__FILE__, __LINE__, actual, expected_hex)
 
-// Runs fn(arg) in a child process; the name may hold one %d for arg.
-static int run_forked(const char *name, void (*fn)(int), int arg) {
-  char label[160];
-  snprintf(label, sizeof label, name, arg);
-  fflush(stdout);
-  pid_t pid = fork();
-  if (pid < 0) {
-    perror("fork");
-    exit(2);
-  }
-  if (pid == 0) {
-    case_name = label;
-    fn(arg);
-    fflush(stdout);
-    _exit(case_failures ? 1 : 0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 1;
-  if (WIFSIGNALED(status)) printf("[%s] died of signal %d\n", label, WTERMSIG(status));
-  else if (WEXITSTATUS(status) != 1) printf("[%s] exited with %d (a sanitizer report is above)\n", label, WEXITSTATUS(status));
-  return 0;
-}
-
-static void run_case(const char *name, void (*fn)(int), int arg) {
-  if (run_forked(name, fn, arg)) {
-    passed++;
-  } else {
-    failed++;
-    char label[160];
-    snprintf(label, sizeof label, name, arg);
-    printf("FAILED: %s\n", label);
-  }
-}
 
 // ---- helpers ----
 

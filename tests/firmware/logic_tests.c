@@ -2,10 +2,7 @@
 // board: commands go in as framed bytes, as the wire carries them. Each case runs in its own forked process, so every
 // case starts from the logic's power-on state. Prints each failure as file:line, then `N passed, M failed`.
 #include <stdio.h>       // printf
-#include <stdlib.h>      // exit
 #include <string.h>      // memcpy, memcmp
-#include <sys/wait.h>    // waitpid
-#include <unistd.h>      // fork, _exit
 #include "check.h"       // CHECK, CHECK_EQ, REQUIRE, case_name, passed, failed
 #include "fake_board.h"  // fake, fake_complete_move
 #include "fake_pen.h"    // fake_pen_boot, fake_host_command
@@ -16,45 +13,6 @@
 #include "protocol.h"    // msg_*_t, PEN_STATE_*, ERROR_CODE_*
 #include "faults.h"      // FAULT_*, FAULT_NEEDS_HOME_MASK, FAULT_CRITICAL_MASK
 #include "pen_config.h"  // DEPTH_*, LIMITS_*, CALIBRATION_*, HEARTBEAT_TIMEOUT_MS
-
-// ---- harness ----
-
-
-// Runs fn(arg) in a child process; the name may hold one %d for arg.
-static int run_forked(const char *name, void (*fn)(int), int arg) {
-  char label[160];
-  snprintf(label, sizeof label, name, arg);
-  fflush(stdout);
-  pid_t pid = fork();
-  if (pid < 0) {
-    perror("fork");
-    exit(2);
-  }
-  if (pid == 0) {
-    case_name = label;
-    fake_board_reset();
-    fn(arg);
-    fflush(stdout);
-    _exit(case_failures ? 1 : 0);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 1;
-  if (WIFSIGNALED(status)) printf("[%s] died of signal %d\n", label, WTERMSIG(status));
-  else if (WEXITSTATUS(status) != 1) printf("[%s] exited with %d (a sanitizer report is above)\n", label, WEXITSTATUS(status));
-  return 0;
-}
-
-static void run_case(const char *name, void (*fn)(int), int arg) {
-  if (run_forked(name, fn, arg)) {
-    passed++;
-  } else {
-    failed++;
-    char label[160];
-    snprintf(label, sizeof label, name, arg);
-    printf("FAILED: %s\n", label);
-  }
-}
 
 // ---- the host side: commands as framed bytes ----
 
@@ -1226,6 +1184,7 @@ static void depth_mismatch_debounced(int unused) {
 }
 
 int main(void) {
+  case_setup = fake_board_reset;
   setvbuf(stdout, 0, _IOLBF, 0);
   // The depth window.
   static const int inside[] = { DEPTH_MIN_UM, DEPTH_MAX_UM, 1000 };
