@@ -6,12 +6,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealClock, VirtualClock } from '../../hardware/clock.ts';
 import { pen as description } from '../../hardware/description.ts';
-import { servePen } from '../../hardware/sim/tcp-server.ts';
-import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { PenDevice, type Telemetry } from '../../hal/device.ts';
 import { TcpTransport } from '../../hal/link/transport.ts';
 import { PenStore, type AuditRecord, type FaultRecord } from '../../src/store/store.ts';
 import { PenProcesses } from '../pen-process.ts';
+import { servedVirtualPen } from './virtual-session.ts';
 
 const clock = new RealClock();
 const processes = new PenProcesses();
@@ -94,12 +93,9 @@ describe('pen clear-fault', () => {
 
   it('refuses while the e-stop stays tripped, naming the cause, exits 5; clears once it is released and says to home', async () => {
     // The e-stop is a switch on the pen: only a pen in this process can hold it open. The `pen` runs in its own.
-    const pen = new VirtualPen({ timeMode: 'real' });
-    pen.start();
-    const server = await servePen(pen, { host: '127.0.0.1', port: 0 });
-    cleanups.push(async () => { server.close(); await pen.stop(); });
-    const bound = server.address();
-    const address = `tcp://127.0.0.1:${typeof bound === 'object' && bound !== null ? bound.port : 0}`;
+    const served = await servedVirtualPen();
+    cleanups.push(() => served.close());
+    const { pen, address } = served;
     const db = dbPath();
     pen.setInput('estop', true);
     await clock.sleep(50);

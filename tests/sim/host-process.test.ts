@@ -4,13 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealClock } from '../../hardware/clock.ts';
-import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
-import { servePen } from '../../hardware/sim/tcp-server.ts';
 import { PenDevice, type Telemetry } from '../../hal/device.ts';
 import { TcpTransport } from '../../hal/link/transport.ts';
 import { PenStore } from '../../src/store/store.ts';
 import { TreatmentSession } from '../../src/control/session.ts';
 import { PenProcesses, type RunningPen } from '../pen-process.ts';
+import { servedVirtualPen } from './virtual-session.ts';
 
 const processes = new PenProcesses();
 const cleanups: (() => Promise<void>)[] = [];
@@ -31,12 +30,9 @@ async function statusOver(port: string): Promise<Telemetry> {
 
 describe('the host process', () => {
   it('Ctrl-C mid-run: the pen stops (motor off, needle home) before pen run exits 130', async () => {
-    const pen = new VirtualPen({ timeMode: 'real' });
-    pen.start();
-    const server = await servePen(pen, { host: '127.0.0.1', port: 0 });
-    cleanups.push(async () => { server.close(); await pen.stop(); });
-    const address = server.address();
-    const port = `tcp://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
+    const served = await servedVirtualPen();
+    cleanups.push(() => served.close());
+    const { pen, address: port } = served;
     const run = spawnPen(['run', '--port', port, '--depth', '1.5', '--speed', '100', '--db', dbPath()]);
     await run.waitFor(/session: treating/);
     await clock.sleep(500);

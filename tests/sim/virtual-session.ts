@@ -1,6 +1,8 @@
-// A virtual pen on virtual time with a HAL device connected: homed, or running the needle, for tests that start there.
+// Virtual pens for tests that start from one: on virtual time with a HAL device connected (homed, or running the
+// needle), or on real time served on TCP for a `pen` process.
 import { expect } from 'vitest';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
+import { servePen } from '../../hardware/sim/tcp-server.ts';
 import { PenDevice } from '../../hal/device.ts';
 
 export interface VirtualSession {
@@ -28,4 +30,29 @@ export async function runningVirtualPen(seed = 1): Promise<VirtualSession> {
   expect(device.telemetry).toMatchObject({ state: 'running', fault: 'none' });
   expect(pen.plant.motorDrive()).toBeGreaterThan(0);
   return session;
+}
+
+export interface ServedVirtualPen {
+  readonly pen: VirtualPen;
+  /** tcp://127.0.0.1:PORT, for a `pen` process's --port. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/** A virtual pen in this process, on real time, served on a free TCP port: for a `pen` process to talk to while the
+ * test works the pen's switches and plant, which only this process can reach. */
+export async function servedVirtualPen(): Promise<ServedVirtualPen> {
+  const pen = new VirtualPen({ timeMode: 'real' });
+  pen.start();
+  const server = await servePen(pen, { host: '127.0.0.1', port: 0 });
+  const bound = server.address();
+  const port = typeof bound === 'object' && bound !== null ? bound.port : 0;
+  return {
+    pen,
+    address: `tcp://127.0.0.1:${port}`,
+    close: async () => {
+      server.close();
+      await pen.stop();
+    },
+  };
 }
