@@ -10,8 +10,6 @@ uint8_t safety_fault(void);
 uint8_t safety_enter(uint8_t next_state);
 uint8_t safety_cartridge_cleared(void);
 void safety_clear_cartridge(void);
-// Motor on, armed, or the needle moving on the host's command: what the heartbeat must keep alive.
-uint8_t safety_outputs_active(void);
 
 // Hooks run inside interrupts: an interlock edge, the STOP byte, the 1 kHz tick.
 void safety_on_interlock(uint8_t fault_code);

@@ -82,7 +82,8 @@ uint8_t safety_cartridge_cleared(void) { return cartridge_cleared; }
 void safety_clear_cartridge(void) { cartridge_cleared = 1; }
 const volatile uint8_t *safety_flagged_fault(void) { return &flagged_fault; }
 
-uint8_t safety_outputs_active(void) {
+// Motor on, armed, or the needle moving on the host's command: what the heartbeat must keep alive.
+static uint8_t outputs_active(void) {
   return state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING || (state == PEN_STATE_IDLE && stepper_moving());
 }
 
@@ -92,7 +93,7 @@ static void flag_fault(uint8_t code) {
 
 void safety_on_interlock(uint8_t fault_code) {
   // A cartridge taken out while nothing can move is not a fault; arming checks for it.
-  if (fault_code == FAULT_CARTRIDGE_REMOVED && !safety_outputs_active()) return;
+  if (fault_code == FAULT_CARTRIDGE_REMOVED && !outputs_active()) return;
   motor_off_now();
   flag_fault(fault_code);
 }
@@ -110,7 +111,7 @@ void safety_tick_1khz(void) {
     silence_ms++;
   }
   heartbeat_fresh = silence_ms <= HEARTBEAT_TIMEOUT_MS;
-  if (!heartbeat_fresh && safety_outputs_active()) {
+  if (!heartbeat_fresh && outputs_active()) {
     motor_off_now();
     flag_fault(FAULT_HEARTBEAT_LOST);
   }
