@@ -1,6 +1,7 @@
-// Crypto cost on the AVR: exact CPU cycles of HMAC-SHA256 over a challenge (32-byte nonce ‖ 8-byte serial ‖ command
-// byte) under a 32-byte key, run on a bare avr8js CPU from firmware/build/crypto_bench.hex and checked against
-// node:crypto; and the flash and static RAM that firmware/src/sha256.c costs, from avr-size of its object.
+// Crypto cost on the AVR: exact CPU cycles of HMAC-SHA256 over a challenge as the pen computes it (16-byte nonce ‖
+// 16-byte serial ‖ command byte, docs/protocol.md) under a 32-byte key, run on a bare avr8js CPU from
+// firmware/build/crypto_bench.hex and checked against node:crypto; and the flash and static RAM that
+// firmware/src/sha256.c costs, from avr-size of its object. bench/auth.ts measures the same inside the pen's firmware.
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -73,7 +74,7 @@ function runImage(): Run {
   const done = marks.get(markDone);
   if (start === undefined || done === undefined) throw new Error('crypto bench: the end mark came without a start mark');
   const message = Buffer.concat(['crypto_bench_nonce', 'crypto_bench_serial', 'crypto_bench_command'].map((name) => ramBytes(cpu, name)));
-  if (message.length !== 41) throw new Error(`crypto bench: the challenge is ${message.length} bytes, expected 32 + 8 + 1`);
+  if (message.length !== 33) throw new Error(`crypto bench: the challenge is ${message.length} bytes, expected 16 + 16 + 1`);
   const expected = createHmac('sha256', ramBytes(cpu, 'crypto_bench_key')).update(message).digest();
   return { cycles: done - start, stackBytes: startSp - lowestSp, mac: ramBytes(cpu, 'crypto_bench_mac'), expected };
 }
@@ -101,7 +102,7 @@ export function measure(): Promise<Figure[]> {
     throw new Error(`crypto bench: the AVR's MAC ${run.mac.toString('hex')} is not node:crypto's ${run.expected.toString('hex')}`);
   }
   const cost = objectCost();
-  const what = 'HMAC-SHA256, 32-byte key, 41-byte message (nonce ‖ serial ‖ command), streamed; matches node:crypto';
+  const what = 'HMAC-SHA256, 32-byte key, 33-byte message (nonce ‖ serial ‖ command), streamed; matches node:crypto';
   return Promise.resolve([
     { name: 'hmac_sha256_cycles', value: run.cycles, unit: 'cycles', note: what },
     { name: 'hmac_sha256_us', value: round((run.cycles / pen.board.cpuHz) * 1e6, 1), unit: 'µs', note: `at ${pen.board.cpuHz / 1e6} MHz` },

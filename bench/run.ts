@@ -2,10 +2,12 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Figure } from './figure.ts';
+import * as auth from './auth.ts';
 import * as commandLatency from './command-latency.ts';
 import * as crypto from './crypto.ts';
 import * as faultResponse from './fault-response.ts';
 import * as firmwareSize from './firmware-size.ts';
+import * as flash from './flash.ts';
 import * as fuzz from './fuzz.ts';
 import * as hostCpu from './host-cpu.ts';
 import * as linkRtt from './link-rtt.ts';
@@ -26,6 +28,8 @@ const benchmarks: readonly { readonly name: string; readonly measure: () => Prom
   { name: 'needle-speed', measure: needleSpeed.measure },
   { name: 'speed-loop', measure: speedLoop.measure },
   { name: 'crypto', measure: crypto.measure },
+  { name: 'auth', measure: auth.measure },
+  { name: 'flash', measure: flash.measure },
   { name: 'command-latency', measure: commandLatency.measure },
   { name: 'loop-jitter', measure: loopJitter.measure },
   { name: 'host-cpu', measure: hostCpu.measure },

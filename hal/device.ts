@@ -1,9 +1,12 @@
-// PenDevice: the typed device API over the reliable link: identity, telemetry, heartbeat, depth axis, needle drive, arming.
+// PenDevice: the typed device API over the reliable link: identity, telemetry, heartbeat, depth axis, needle drive, arming,
+// and auth: service commands run behind a challenge–response for their role (hal/auth.ts), and provisioning.
 import type { Clock, Timer } from '../hardware/clock.ts';
 import { pen } from '../hardware/description.ts';
 import {
-  PROTOCOL_VERSION, calibrationSourceInfo, errorCodeInfo, resetCauseInfo, type CalibrationSourceName, type HostMessageName, type MessageFields, type ResetCauseName,
+  PROTOCOL_VERSION, Role, calibrationSourceInfo, errorCodeInfo, messageSpecs, resetCauseInfo, type CalibrationSourceName, type HostMessageName,
+  type MessageFields, type ResetCauseName,
 } from '../hardware/generated/protocol.ts';
+import { challengeAnswer, keyedRoleOf, keyedRoles, penSerialPattern, virtualPenKeys, type KeyedRole, type RoleKeys } from './auth.ts';
 import {
   checkDepthCalibration, checkDepthMm, checkSensorCalibration, checkStrokesPerSecond, HostRefusedError,
   type DepthCalibrationValues, type SensorCalibrationValues,
@@ -14,6 +17,8 @@ import { PenLink, type LinkOptions, type LinkStats } from './link/reliable-link.
 import type { Transport } from './link/transport.ts';
 
 export interface PenIdentity {
+  /** The serial number the pen was provisioned with; '' when it has none yet. */
+  readonly serial: string;
   readonly boardName: string;
   readonly firmwareVersion: string;
   readonly protocolVersion: number;
@@ -45,6 +50,28 @@ export interface ConnectOptions extends Partial<LinkOptions> {
   readonly heartbeat?: boolean;
 }
 
+/** What the pen's role checks have counted (in EEPROM) and whether it is provisioned (get_auth_status). */
+export interface AuthStatus {
+  readonly provisioned: boolean;
+  readonly bootCount: number;
+  /** Wrong answers to challenges, ever (saturates at 65535). */
+  readonly wrongAnswers: number;
+  /** Refusals by the role checks, wrong answers included (saturates at 65535). */
+  readonly refusals: number;
+  readonly consecutiveFailures: number;
+  /** Challenges are refused for this long yet after wrong answers. */
+  readonly lockoutMs: number;
+  /** Keys staged for provision, not yet stored. */
+  readonly stagedKeys: readonly KeyedRole[];
+  readonly writePending: boolean;
+}
+
+/** A service command run on a grant: the role proven and the command it was for. */
+export interface GrantUse {
+  readonly role: KeyedRole;
+  readonly command: HostMessageName;
+}
+
 /** The pen latched a fault while a request was waiting for it. */
 export class PenFaultError extends Error {
   constructor(readonly fault: string, text: string) {
@@ -56,16 +83,48 @@ export type { Telemetry } from './telemetry.ts';
 export { HostRefusedError } from './limits.ts';
 
 const heartbeatPeriodMs = Math.floor(pen.timing.heartbeatTimeoutMs / 5);
+/** How long a challenge is retried while the pen finishes an EEPROM write (a provisioning takes under 1 s). */
+const eepromBusyRetryMs = 3000;
+const eepromBusyPollMs = 20;
+
+function identityFrom(fields: MessageFields['identify_reply']): PenIdentity {
+  const cause = resetCauseInfo[fields.resetCause];
+  return {
+    serial: fields.serial,
+    boardName: fields.boardName,
+    firmwareVersion: `${fields.firmwareMajor}.${fields.firmwareMinor}.${fields.firmwarePatch}`,
+    protocolVersion: fields.protocolVersion,
+    buildId: fields.buildId.toString(16).padStart(8, '0'),
+    resetCause: cause?.name ?? 'unknown',
+    resetCauseText: cause?.text ?? `unknown reset cause ${fields.resetCause}`,
+  };
+}
+
+/** What to tell a person whose service command the role checks refused. */
+const authHints: Readonly<Record<string, string>> = {
+  wrong_answer: 'the key does not match the one this pen holds (re-provisioned elsewhere, or the wrong key file)',
+  locked_out: 'wrong answers were given lately; wait out the lockout (detail, in ms) and try again',
+  not_provisioned: 'provision the pen first (pen provision --serial SN)',
+  no_challenge: 'another frame came between the challenge and the answer, or it timed out; try again',
+  role_required: 'another frame came between the grant and the command; try again',
+};
 
 export class PenDevice {
   readonly depth: DepthAxis;
   readonly needle: NeedleDrive;
+  /** Where service commands find their role's key: by default the test keys, for virtual pens only (hal/auth.ts). */
+  keys: RoleKeys = virtualPenKeys;
+  /** The grants this device has used, in order: for the audit log. */
+  readonly grantsUsed: GrantUse[] = [];
   private readonly telemetryListeners: ((telemetry: Telemetry) => void)[] = [];
   private latest: Telemetry | null = null;
   private heartbeatTimer: Timer | null = null;
+  private heartbeatOn = false;
   private closed = false;
+  /** Set while a challenge–response and its command are under way: other commands wait (STOP never does). */
+  private exclusive: Promise<unknown> | null = null;
 
-  private constructor(private readonly link: PenLink, readonly identity: PenIdentity, readonly clock: Clock) {
+  private constructor(private readonly link: PenLink, private currentIdentity: PenIdentity, readonly clock: Clock) {
     this.depth = new DepthAxis(this);
     this.needle = new NeedleDrive(this);
     link.onEvent((message) => {
@@ -90,21 +149,26 @@ export class PenDevice {
             `this host speaks version ${hostVersion}; flash matching firmware or use a matching host`,
         );
       }
-      const cause = resetCauseInfo[identity.resetCause];
-      const device = new PenDevice(link, {
-        boardName: identity.boardName,
-        firmwareVersion: `${identity.firmwareMajor}.${identity.firmwareMinor}.${identity.firmwarePatch}`,
-        protocolVersion: identity.protocolVersion,
-        buildId: identity.buildId.toString(16).padStart(8, '0'),
-        resetCause: cause?.name ?? 'unknown',
-        resetCauseText: cause?.text ?? `unknown reset cause ${identity.resetCause}`,
-      }, options.clock);
+      const device = new PenDevice(link, identityFrom(identity), options.clock);
       device.setHeartbeat(options.heartbeat ?? true);
       return device;
     } catch (error) {
       await link.close();
       throw error;
     }
+  }
+
+  /** Who the pen is, as it said at connect (or at the last readIdentity). */
+  get identity(): PenIdentity {
+    return this.currentIdentity;
+  }
+
+  /** Asks the pen who it is again (after provisioning, the serial is new). */
+  async readIdentity(): Promise<PenIdentity> {
+    const reply = await this.command('identify', { hostProtocolVersion: PROTOCOL_VERSION });
+    if (reply.name !== 'identify_reply') throw new Error(`pen answered identify with ${reply.name}`);
+    this.currentIdentity = identityFrom(reply.fields);
+    return this.currentIdentity;
   }
 
   get linkStats(): Readonly<LinkStats> {
@@ -140,7 +204,8 @@ export class PenDevice {
   setHeartbeat(enabled: boolean): void {
     this.heartbeatTimer?.cancel();
     this.heartbeatTimer = null;
-    if (!enabled || this.closed) return;
+    this.heartbeatOn = enabled && !this.closed;
+    if (!this.heartbeatOn) return;
     const beat = (): void => {
       this.heartbeat().catch(() => {});  // a lost link is reported through onLinkLost
       this.heartbeatTimer = this.clock.after(heartbeatPeriodMs, beat);
@@ -190,14 +255,119 @@ export class PenDevice {
     };
   }
 
-  /** Stores the step calibration in the pen (checked against the bounds from the pen's tolerances here first). */
+  /** Stores the step calibration in the pen (checked against the bounds from the pen's tolerances here first); technician. */
   async setDepthCalibration(calibration: DepthCalibrationValues): Promise<void> {
-    await this.command('set_depth_calibration', checkDepthCalibration(calibration));
+    await this.serviceCommand('set_depth_calibration', checkDepthCalibration(calibration));
   }
 
-  /** Stores the depth sensor's calibration: its own command, so no single frame moves both depth channels. */
+  /** Stores the depth sensor's calibration: its own command, so no single frame moves both depth channels; engineer. */
   async setSensorCalibration(calibration: SensorCalibrationValues): Promise<void> {
-    await this.command('set_sensor_calibration', checkSensorCalibration(calibration));
+    await this.serviceCommand('set_sensor_calibration', checkSensorCalibration(calibration));
+  }
+
+  /** Whether the pen is provisioned, and what its role checks have counted. */
+  async authStatus(): Promise<AuthStatus> {
+    const reply = await this.command('get_auth_status', {});
+    if (reply.name !== 'auth_status') throw new Error(`pen answered get_auth_status with ${reply.name}`);
+    const f = reply.fields;
+    return {
+      provisioned: f.provisioned !== 0, bootCount: f.bootCount, wrongAnswers: f.wrongAnswers, refusals: f.refusals,
+      consecutiveFailures: f.consecutiveFailures, lockoutMs: f.lockoutMs,
+      stagedKeys: keyedRoles.filter((role) => (f.stagedKeys >> Role[role]) & 1), writePending: f.writePending !== 0,
+    };
+  }
+
+  /**
+   * Gives the pen its serial number and a key per keyed role. A provisioned pen needs the engineer's grant, with the
+   * engineer key of the serial it has now (this.keys). Resolves once the pen has written them and reports the new serial.
+   */
+  async provision(serial: string, keys: Readonly<Record<KeyedRole, Uint8Array>>): Promise<PenIdentity> {
+    if (!penSerialPattern.test(serial)) {
+      throw new HostRefusedError(`serial "${serial}" is not 1–16 printable ASCII characters without spaces`);
+    }
+    await this.exclusively(async () => {
+      await this.waitForEeprom();
+      for (const role of keyedRoles) await this.send('provision_key', { role: Role[role], key: keys[role] });
+      await (this.identity.serial === '' ? this.send('provision', { serial }) : this.granted('provision', { serial }));
+    });
+    await this.waitForEeprom();
+    const identity = await this.readIdentity();
+    if (identity.serial !== serial) throw new Error(`the pen reports serial "${identity.serial}" after provisioning "${serial}"`);
+    return identity;
+  }
+
+  /**
+   * A service command: a challenge for its role, the answer with that role's key (this.keys), then the command as the
+   * very next frame, the heartbeat held meanwhile. Commands without a role are sent as they are.
+   */
+  async serviceCommand<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<Message> {
+    if (messageSpecs[name].role === null) return this.command(name, fields);
+    return this.exclusively(() => this.granted(name, fields));
+  }
+
+  private async granted<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<Message> {
+    const spec = messageSpecs[name];
+    const role = spec.role === null ? null : keyedRoleOf(Role[spec.role]);
+    if (role === null) return this.send(name, fields);
+    const { serial } = this.identity;
+    if (serial === '') throw new HostRefusedError(`${name} needs the ${role} role, and this pen is not provisioned: provision it first (pen provision --serial SN)`);
+    const key = this.keys.key(serial, role);
+    if (key === null) throw new HostRefusedError(`${name} needs the ${role} key of pen ${serial}, and there is none (${this.keys.where(serial, role)})`);
+    try {
+      const challenge = await this.requestChallenge(Role[role], spec.id);
+      await this.send('answer_challenge', { mac: challengeAnswer(key, challenge.nonce, serial, spec.id) });
+      const reply = await this.send(name, fields);
+      this.grantsUsed.push({ role, command: name });
+      return reply;
+    } catch (error) {
+      const hint = error instanceof PenRefusedError ? authHints[error.code] : undefined;
+      if (error instanceof PenRefusedError && hint !== undefined) {
+        throw new PenRefusedError(name, error.code, error.detail, `${errorCodeInfo[codeNumber(error.code)]?.text ?? error.code} (as ${role} of pen ${serial}): ${hint}`);
+      }
+      throw error;
+    }
+  }
+
+  /** A challenge, retried while the pen finishes an EEPROM write (it issues none until the write is durable). */
+  private async requestChallenge(role: number, commandId: number): Promise<MessageFields['challenge']> {
+    const deadline = this.clock.nowMs() + eepromBusyRetryMs;
+    for (;;) {
+      try {
+        const reply = await this.send('request_challenge', { role, commandId });
+        if (reply.name !== 'challenge') throw new Error(`pen answered request_challenge with ${reply.name}`);
+        return reply.fields;
+      } catch (error) {
+        if (!(error instanceof PenRefusedError && error.code === 'eeprom_busy') || this.clock.nowMs() >= deadline) throw error;
+        await this.clock.sleep(eepromBusyPollMs);
+      }
+    }
+  }
+
+  /** Until the pen has no EEPROM write in progress (bounded). */
+  private async waitForEeprom(): Promise<void> {
+    const deadline = this.clock.nowMs() + eepromBusyRetryMs;
+    for (;;) {
+      const reply = await this.send('get_auth_status', {});
+      if (reply.name !== 'auth_status') throw new Error(`pen answered get_auth_status with ${reply.name}`);
+      if (reply.fields.writePending === 0) return;
+      if (this.clock.nowMs() >= deadline) throw new Error(`the pen's EEPROM write did not end within ${eepromBusyRetryMs} ms`);
+      await this.clock.sleep(eepromBusyPollMs);
+    }
+  }
+
+  /** Runs steps with no other command between them (STOP excepted) and the heartbeat held: a grant is for the next frame. */
+  private async exclusively<T>(steps: () => Promise<T>): Promise<T> {
+    while (this.exclusive !== null) await this.exclusive.catch(() => {});
+    const heartbeat = this.heartbeatOn;
+    this.setHeartbeat(false);
+    const run = steps();
+    this.exclusive = run;
+    try {
+      return await run;
+    } finally {
+      this.exclusive = null;
+      if (heartbeat && !this.closed) this.setHeartbeat(true);
+    }
   }
 
   /** Resolves with the first telemetry record that satisfies done; rejects on a fault or after timeoutMs. */
@@ -223,8 +393,13 @@ export class PenDevice {
     return this.link.close();
   }
 
-  /** Sends a command; an error reply becomes a PenRefusedError. */
+  /** Sends a command (after any challenge–response under way; STOP at once); an error reply becomes a PenRefusedError. */
   async command<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<Message> {
+    if (name !== 'stop') while (this.exclusive !== null) await this.exclusive.catch(() => {});
+    return this.send(name, fields);
+  }
+
+  private async send<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<Message> {
     const reply = await this.link.request(name, fields);
     if (reply.name === 'error') {
       const info = errorCodeInfo[reply.fields.code];
@@ -232,6 +407,10 @@ export class PenDevice {
     }
     return reply;
   }
+}
+
+function codeNumber(name: string): number {
+  return Number(Object.entries(errorCodeInfo).find(([, info]) => info.name === name)?.[0] ?? -1);
 }
 
 /** The depth stepper: homing and absolute moves, in millimetres, checked against the depth window first. */

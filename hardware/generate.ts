@@ -12,6 +12,8 @@ interface Field { readonly name: string; readonly type: string; readonly enum?: 
 interface Message {
   readonly name: string; readonly id: number; readonly direction: string;
   readonly allowedInFault?: boolean; readonly reply?: string; readonly doc: string; readonly fields: readonly Field[];
+  /** The role whose grant (challenge–response) the command needs; absent: any host (the operator). */
+  readonly role?: string;
 }
 interface EnumEntry { readonly value: number; readonly name: string; readonly text?: string }
 
@@ -27,6 +29,11 @@ const enums: Record<string, readonly EnumEntry[]> = Object.fromEntries(
   ]),
 );
 const typeSizes: Record<string, number> = protocolDescription.types;
+const auth = protocolDescription.auth;
+/** Fixed-size text (NUL-padded ASCII) and byte-array field types: their length in bytes. */
+const arrayTypes: Readonly<Record<string, { readonly bytes: number; readonly text: boolean }>> = {
+  char8: { bytes: 8, text: true }, char16: { bytes: 16, text: true }, bytes16: { bytes: 16, text: false }, bytes32: { bytes: 32, text: false },
+};
 
 const upper = (name: string): string => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 const snake = (name: string): string => upper(name).toLowerCase();
@@ -58,6 +65,13 @@ function checkDescriptions(): void {
     if (payloadBytes(message) > maxPayload) throw new Error(`message ${message.name} exceeds ${maxPayload} payload bytes`);
     if (message.reply !== undefined && !messages.some((m) => m.name === message.reply)) {
       throw new Error(`message ${message.name} names unknown reply ${message.reply}`);
+    }
+    if (message.role !== undefined && (message.direction !== 'host_to_pen' || !(enums['role'] ?? []).some((r) => r.name === message.role && r.value !== 0))) {
+      throw new Error(`message ${message.name}: role ${message.role} must be a keyed role (not operator) of a host_to_pen message`);
+    }
+    for (const field of message.fields) {
+      const array = arrayTypes[field.type];
+      if (array !== undefined && typeSizes[field.type] !== array.bytes) throw new Error(`type ${field.type} must be ${array.bytes} bytes`);
     }
   }
   faultDescription.faults.forEach((fault, index) => {
@@ -155,6 +169,12 @@ function protocolHeader(): string {
     `#define FRAME_IDLE_TIMEOUT_MS ${framing.frameIdleTimeoutMs}`,
   ];
   for (const [name, kind] of Object.entries(framing.kinds)) lines.push(`#define FRAME_KIND_${upper(name)} ${hex(kind.value)}`);
+  lines.push(
+    `#define AUTH_NONCE_BYTES ${auth.nonceBytes}`,
+    `#define AUTH_SERIAL_BYTES ${auth.serialBytes}`,
+    `#define AUTH_KEY_BYTES ${auth.keyBytes}`,
+    `#define AUTH_MAC_BYTES ${auth.macBytes}`,
+  );
   for (const [enumName, entries] of Object.entries(enums)) {
     lines.push('', `enum ${enumName} {`);
     for (const entry of entries) lines.push(`  ${upper(enumName)}_${upper(entry.name)} = ${entry.value},`);
@@ -166,16 +186,17 @@ function protocolHeader(): string {
     lines.push(`/* ${message.doc} */`, `#define MSG_${name} ${hex(message.id)}`);
     lines.push(`typedef struct __attribute__((packed)) {`, '  uint8_t msg_id;');
     for (const field of message.fields) {
-      lines.push(field.type === 'char8' ? `  char ${snake(field.name)}[8];` : `  ${cType(field.type)} ${snake(field.name)};`);
+      const array = arrayTypes[field.type];
+      lines.push(array === undefined ? `  ${cType(field.type)} ${snake(field.name)};` : `  ${array.text ? 'char' : 'uint8_t'} ${snake(field.name)}[${array.bytes}];`);
     }
     lines.push(`} msg_${message.name}_t;`, '');
   }
   lines.push(
-    '/* Host commands: X(NAME, length in bytes, allowed while a fault is latched) */',
+    '/* Host commands: X(NAME, length in bytes, allowed while a fault is latched, role whose grant it needs (ROLE_OPERATOR: none)) */',
     '#define HOST_MESSAGES(X) \\',
     ...messages
       .filter((m) => m.direction === 'host_to_pen')
-      .map((m) => `  X(${upper(m.name)}, sizeof(msg_${m.name}_t), ${m.allowedInFault === true ? 1 : 0}) \\`),
+      .map((m) => `  X(${upper(m.name)}, sizeof(msg_${m.name}_t), ${m.allowedInFault === true ? 1 : 0}, ROLE_${upper(m.role ?? 'operator')}) \\`),
     '  /* end of HOST_MESSAGES */',
     '',
   );
@@ -201,7 +222,10 @@ function faultsHeader(): string {
 }
 
 function protocolModule(): string {
-  const tsType = (field: Field): string => (field.type === 'char8' ? 'string' : 'number');
+  const tsType = (field: Field): string => {
+    const array = arrayTypes[field.type];
+    return array === undefined ? 'number' : array.text ? 'string' : 'Uint8Array';
+  };
   const enumObject = (name: string, entries: readonly EnumEntry[]): string[] => {
     const typeName = name.replace(/(^|_)([a-z])/g, (_m, _u: string, c: string) => c.toUpperCase());
     return [
@@ -227,6 +251,8 @@ function protocolModule(): string {
     `export const FRAME_ESCAPE_XOR = ${hex(escapeXor)};`,
     `export const FRAME_STOP = ${hex(framing.stopByte)};`,
     `export const SEQ_WINDOW = ${framing.seqWindow};`,
+    '/** Challenge–response sizes (bytes) and the serial prefix that marks the virtual pen (docs/protocol.md). */',
+    `export const AUTH = { nonceBytes: ${auth.nonceBytes}, serialBytes: ${auth.serialBytes}, keyBytes: ${auth.keyBytes}, macBytes: ${auth.macBytes}, virtualSerialPrefix: '${auth.virtualSerialPrefix}' } as const;`,
     'export const FrameKind = {',
     ...Object.entries(framing.kinds).map(([name, kind]) => `  ${name}: ${hex(kind.value)},`),
     '} as const;',
@@ -237,7 +263,7 @@ function protocolModule(): string {
     ...faultDescription.faults.map((f) => `  ${f.code}: { critical: ${f.critical}, needsHoming: ${f.clear === 'clear_and_home'} },`),
     '};',
     '',
-    "export type FieldType = 'u8' | 'u16' | 'u32' | 'i16' | 'i32' | 'char8';",
+    `export type FieldType = ${Object.keys(typeSizes).map((t) => `'${t}'`).join(' | ')};`,
     'export interface MessageFields {',
     ...messages.map((m) =>
       m.fields.length === 0
@@ -253,11 +279,13 @@ function protocolModule(): string {
     '  readonly allowedInFault: boolean;',
     '  readonly reply: MessageName | null;',
     '  readonly fields: readonly (readonly [string, FieldType])[];',
+    '  /** The role whose grant the command needs (challenge–response first); null: none. */',
+    '  readonly role: RoleName | null;',
     '}',
     'export const messageSpecs: { readonly [K in MessageName]: MessageSpec } = {',
     ...messages.map(
       (m) =>
-        `  ${m.name}: { id: ${hex(m.id)}, direction: '${m.direction}', allowedInFault: ${m.allowedInFault === true}, reply: ${m.reply === undefined ? 'null' : `'${m.reply}'`}, fields: [${m.fields.map((f) => `['${f.name}', '${f.type}']`).join(', ')}] },`,
+        `  ${m.name}: { id: ${hex(m.id)}, direction: '${m.direction}', allowedInFault: ${m.allowedInFault === true}, reply: ${m.reply === undefined ? 'null' : `'${m.reply}'`}, fields: [${m.fields.map((f) => `['${f.name}', '${f.type}']`).join(', ')}], role: ${m.role === undefined ? 'null' : `'${m.role}'`} },`,
     ),
     '};',
     '',
@@ -288,13 +316,20 @@ function protocolDoc(): string {
     '',
     '## Messages',
     '',
-    '| id | name | direction | allowed in FAULT | reply | fields | purpose |',
-    '|---|---|---|---|---|---|---|',
+    '| id | name | direction | allowed in FAULT | role (grant needed) | reply | fields | purpose |',
+    '|---|---|---|---|---|---|---|---|',
     ...messages.map(
       (m) =>
-        `| ${hex(m.id)} | ${m.name} | ${m.direction} | ${m.direction === 'host_to_pen' ? (m.allowedInFault === true ? 'yes' : 'no') : ''} | ${m.reply ?? ''} | ${m.fields.map((f) => `${f.name}: ${f.type}`).join(', ')} | ${m.doc} |`,
+        `| ${hex(m.id)} | ${m.name} | ${m.direction} | ${m.direction === 'host_to_pen' ? (m.allowedInFault === true ? 'yes' : 'no') : ''} | ${m.role ?? ''} | ${m.reply ?? ''} | ${m.fields.map((f) => `${f.name}: ${f.type}`).join(', ')} | ${m.doc} |`,
     ),
     '',
+    '## Roles and challenge–response',
+    '',
+    `Sizes: nonce ${auth.nonceBytes} bytes, serial ${auth.serialBytes}, key ${auth.keyBytes}, MAC ${auth.macBytes}. Timing (hardware/pen.json): challenge and`,
+    `grant timeout ${pen.timing.authChallengeTimeoutMs} ms, lockout ${pen.timing.authLockoutBaseMs} ms doubling to ${pen.timing.authLockoutMaxMs} ms, refusal counts written once the`,
+    `EEPROM is free and at most every ${pen.timing.authCounterWritePeriodMs} ms.`,
+    '',
+    ...auth.doc.flatMap((paragraph) => [paragraph, '']),
   ];
   for (const [name, entries] of Object.entries(enums)) {
     lines.push(`## ${name}`, '', '| value | name | meaning |', '|---|---|---|');

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Setup: installs the firmware toolchain (Debian: gcc-avr avr-libc make), clang with libFuzzer's runtime (the firmware
-# logic's host tests and fuzzer) and socat (a pty pair for the serial transport's tests) when missing, then the npm
-# packages, then builds the firmware. Where it cannot install, it prints the exact command to run and exits non-zero.
+# Setup: installs the firmware toolchain (Debian: gcc-avr avr-libc make), Optiboot's source (arduino-core-avr: the
+# bootloader is built from it) and avrdude (pen flash, make flash), clang with libFuzzer's runtime (the firmware logic's
+# host tests and fuzzer) and socat (a pty pair for the serial transport's tests) when missing, then the npm packages,
+# then builds the firmware and the bootloader. Where it cannot install, it prints the exact command to run and exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc-avr avr-libc binutils-avr make socat clang libclang-rt-14-dev)
+packages=(gcc-avr avr-libc binutils-avr make arduino-core-avr avrdude socat clang libclang-rt-14-dev)
 missing=()
 command -v avr-gcc >/dev/null 2>&1 || missing+=(gcc-avr binutils-avr)
 [ -f /usr/lib/avr/include/avr/io.h ] || missing+=(avr-libc)
 command -v make >/dev/null 2>&1 || missing+=(make)
+[ -f /usr/share/arduino/hardware/arduino/avr/bootloaders/optiboot/optiboot.c ] || missing+=(arduino-core-avr)
+command -v avrdude >/dev/null 2>&1 || missing+=(avrdude)
 command -v socat >/dev/null 2>&1 || missing+=(socat)
 # libFuzzer ships in compiler-rt (Debian 12: libclang-rt-14-dev); a clang without it cannot link -fsanitize=fuzzer.
 clang=$(command -v clang || command -v clang-14 || true)
@@ -33,6 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 echo "setup: $(avr-gcc --version | head -n 1)"
+echo "setup: $( (avrdude -? 2>&1 || true) | grep -m 1 -i 'version')"
 echo "setup: $($(command -v clang || command -v clang-14) --version | head -n 1)"
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')

@@ -130,6 +130,10 @@
 #define RETRANSMIT_TIMEOUT_MS 40
 #define MAX_RETRANSMITS 5
 #define WATCHDOG_TIMEOUT_MS 60
+#define AUTH_CHALLENGE_TIMEOUT_MS 5000
+#define AUTH_LOCKOUT_BASE_MS 1000
+#define AUTH_LOCKOUT_MAX_MS 60000L
+#define AUTH_COUNTER_WRITE_PERIOD_MS 1000
 
 /* Calibration bounds and the absolute step limit, derived from pen.json tolerances (hardware/depth-bounds.ts) */
 #define CALIBRATION_STEPS_PER_MM_X100_MIN 158809L

@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h> // uint8_t
 
-#define PROTOCOL_VERSION 2
+#define PROTOCOL_VERSION 3
 #define FRAME_MAX_BYTES 64
 #define FRAME_MIN_BYTES 4
 #define FRAME_MAX_PAYLOAD (FRAME_MAX_BYTES - FRAME_MIN_BYTES)
@@ -17,6 +17,10 @@
 #define FRAME_KIND_REPLY 0x80
 #define FRAME_KIND_NAK 0x90
 #define FRAME_KIND_EVENT 0xA0
+#define AUTH_NONCE_BYTES 16
+#define AUTH_SERIAL_BYTES 16
+#define AUTH_KEY_BYTES 32
+#define AUTH_MAC_BYTES 32
 
 enum pen_state {
   PEN_STATE_BOOT = 0,
@@ -52,6 +56,13 @@ enum error_code {
   ERROR_CODE_FAULT_CAUSE_PRESENT = 13,
   ERROR_CODE_CALIBRATION_INVALID = 14,
   ERROR_CODE_DEPTH_OUTSIDE_WINDOW = 15,
+  ERROR_CODE_ROLE_REQUIRED = 16,
+  ERROR_CODE_NO_CHALLENGE = 17,
+  ERROR_CODE_WRONG_ANSWER = 18,
+  ERROR_CODE_LOCKED_OUT = 19,
+  ERROR_CODE_NOT_PROVISIONED = 20,
+  ERROR_CODE_EEPROM_BUSY = 21,
+  ERROR_CODE_PROVISION_INCOMPLETE = 22,
 };
 
 enum telemetry_flag {
@@ -66,6 +77,13 @@ enum input_bit {
   INPUT_BIT_HOME_SWITCH = 1,
   INPUT_BIT_CARTRIDGE_PRESENT = 2,
   INPUT_BIT_FOOTSWITCH = 3,
+};
+
+enum role {
+  ROLE_OPERATOR = 0,
+  ROLE_REPROCESSING = 1,
+  ROLE_TECHNICIAN = 2,
+  ROLE_ENGINEER = 3,
 };
 
 enum calibration_source {
@@ -172,6 +190,42 @@ typedef struct __attribute__((packed)) {
   uint16_t sensor_mv_per_mm;
 } msg_set_sensor_calibration_t;
 
+/* Ask for a nonce to prove the role's key for one execution of commandId (a message with a role). See the challenge–response section. */
+#define MSG_REQUEST_CHALLENGE 0x10
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint8_t role;
+  uint8_t command_id;
+} msg_request_challenge_t;
+
+/* HMAC-SHA256(role key, nonce ‖ serial ‖ commandId) for the challenge just received; a right answer grants the next frame, if it is that command. */
+#define MSG_ANSWER_CHALLENGE 0x11
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint8_t mac[32];
+} msg_answer_challenge_t;
+
+/* Stage the key of one keyed role (reprocessing, technician, engineer) in RAM for the next provision; nothing is stored yet. A key of all 0x00 or all 0xFF bytes is refused. */
+#define MSG_PROVISION_KEY 0x12
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint8_t role;
+  uint8_t key[32];
+} msg_provision_key_t;
+
+/* Store the serial number (1–16 printable ASCII characters, no space, NUL-padded) and the three staged keys in EEPROM. Free on a pen that is not provisioned; re-provisioning needs an engineer grant. */
+#define MSG_PROVISION 0x13
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  char serial[16];
+} msg_provision_t;
+
+/* Read whether the pen is provisioned, its boot count, the wrong answers and refusals it has counted, and any lockout. */
+#define MSG_GET_AUTH_STATUS 0x14
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+} msg_get_auth_status_t;
+
 /* The command was accepted. */
 #define MSG_OK 0x80
 typedef struct __attribute__((packed)) {
@@ -190,6 +244,7 @@ typedef struct __attribute__((packed)) {
   uint8_t reset_cause;
   uint32_t build_id;
   char board_name[8];
+  char serial[16];
 } msg_identify_reply_t;
 
 /* Periodic state record, sent every telemetryPeriodMs and in reply to get_status. flags and inputs are bit sets (telemetry_flag, input_bit). */
@@ -226,6 +281,29 @@ typedef struct __attribute__((packed)) {
   uint16_t stored_count;
 } msg_calibration_t;
 
+/* A fresh nonce for request_challenge's role and command; answer it with answer_challenge as the very next frame. */
+#define MSG_CHALLENGE 0x84
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint8_t nonce[16];
+  uint8_t role;
+  uint8_t command_id;
+} msg_challenge_t;
+
+/* Provisioned or not; boot count; wrong answers and role-check refusals counted in EEPROM (saturating at 65535; refusals are written as soon as the EEPROM is free but at most once every authCounterWritePeriodMs, wrong answers before each compare); consecutive wrong answers and the lockout left; keys staged for provision (bit per role); whether an EEPROM write is in progress. */
+#define MSG_AUTH_STATUS 0x85
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint8_t provisioned;
+  uint32_t boot_count;
+  uint16_t wrong_answers;
+  uint16_t refusals;
+  uint8_t consecutive_failures;
+  uint32_t lockout_ms;
+  uint8_t staged_keys;
+  uint8_t write_pending;
+} msg_auth_status_t;
+
 /* The command was refused; code says why, detail carries the offending value or limit. */
 #define MSG_ERROR 0xFF
 typedef struct __attribute__((packed)) {
@@ -235,21 +313,26 @@ typedef struct __attribute__((packed)) {
   int32_t detail;
 } msg_error_t;
 
-/* Host commands: X(NAME, length in bytes, allowed while a fault is latched) */
+/* Host commands: X(NAME, length in bytes, allowed while a fault is latched, role whose grant it needs (ROLE_OPERATOR: none)) */
 #define HOST_MESSAGES(X) \
-  X(IDENTIFY, sizeof(msg_identify_t), 1) \
-  X(HEARTBEAT, sizeof(msg_heartbeat_t), 1) \
-  X(GET_STATUS, sizeof(msg_get_status_t), 1) \
-  X(STOP, sizeof(msg_stop_t), 1) \
-  X(HOME, sizeof(msg_home_t), 0) \
-  X(MOVE_TO, sizeof(msg_move_to_t), 0) \
-  X(ARM, sizeof(msg_arm_t), 0) \
-  X(DISARM, sizeof(msg_disarm_t), 1) \
-  X(START_NEEDLE, sizeof(msg_start_needle_t), 0) \
-  X(STOP_NEEDLE, sizeof(msg_stop_needle_t), 1) \
-  X(CLEAR_FAULT, sizeof(msg_clear_fault_t), 1) \
-  X(CLEAR_CARTRIDGE, sizeof(msg_clear_cartridge_t), 0) \
-  X(SET_DEPTH_CALIBRATION, sizeof(msg_set_depth_calibration_t), 0) \
-  X(GET_CALIBRATION, sizeof(msg_get_calibration_t), 1) \
-  X(SET_SENSOR_CALIBRATION, sizeof(msg_set_sensor_calibration_t), 0) \
+  X(IDENTIFY, sizeof(msg_identify_t), 1, ROLE_OPERATOR) \
+  X(HEARTBEAT, sizeof(msg_heartbeat_t), 1, ROLE_OPERATOR) \
+  X(GET_STATUS, sizeof(msg_get_status_t), 1, ROLE_OPERATOR) \
+  X(STOP, sizeof(msg_stop_t), 1, ROLE_OPERATOR) \
+  X(HOME, sizeof(msg_home_t), 0, ROLE_OPERATOR) \
+  X(MOVE_TO, sizeof(msg_move_to_t), 0, ROLE_OPERATOR) \
+  X(ARM, sizeof(msg_arm_t), 0, ROLE_OPERATOR) \
+  X(DISARM, sizeof(msg_disarm_t), 1, ROLE_OPERATOR) \
+  X(START_NEEDLE, sizeof(msg_start_needle_t), 0, ROLE_OPERATOR) \
+  X(STOP_NEEDLE, sizeof(msg_stop_needle_t), 1, ROLE_OPERATOR) \
+  X(CLEAR_FAULT, sizeof(msg_clear_fault_t), 1, ROLE_OPERATOR) \
+  X(CLEAR_CARTRIDGE, sizeof(msg_clear_cartridge_t), 0, ROLE_OPERATOR) \
+  X(SET_DEPTH_CALIBRATION, sizeof(msg_set_depth_calibration_t), 0, ROLE_TECHNICIAN) \
+  X(GET_CALIBRATION, sizeof(msg_get_calibration_t), 1, ROLE_OPERATOR) \
+  X(SET_SENSOR_CALIBRATION, sizeof(msg_set_sensor_calibration_t), 0, ROLE_ENGINEER) \
+  X(REQUEST_CHALLENGE, sizeof(msg_request_challenge_t), 0, ROLE_OPERATOR) \
+  X(ANSWER_CHALLENGE, sizeof(msg_answer_challenge_t), 0, ROLE_OPERATOR) \
+  X(PROVISION_KEY, sizeof(msg_provision_key_t), 0, ROLE_OPERATOR) \
+  X(PROVISION, sizeof(msg_provision_t), 0, ROLE_ENGINEER) \
+  X(GET_AUTH_STATUS, sizeof(msg_get_auth_status_t), 1, ROLE_OPERATOR) \
   /* end of HOST_MESSAGES */

@@ -1,6 +1,7 @@
-// Command dispatcher and handlers: each command's length, the protocol handshake, the FAULT whitelist, then the
-// command itself (home, move, arm, needle, calibration), its preconditions checked against the safety supervisor.
-#include <string.h>      // memcpy, strncpy
+// Command dispatcher and handlers: each command's length, the protocol handshake, the FAULT whitelist, the role a
+// service command needs (a grant from the challenge–response), then the command itself (home, move, arm, needle,
+// calibration, provisioning), its preconditions checked against the safety supervisor.
+#include <string.h>      // memcpy, memset, strncpy
 #include "commands.h"    // commands_telemetry
 #include "link.h"        // link_execute, LINK_REPLY_MAX
 #include "safety.h"      // safety_state, safety_enter, safety_interlock
@@ -9,6 +10,7 @@
 #include "sensors.h"     // sensors_inputs
 #include "calibration.h" // calibration_um_for_steps
 #include "storage.h"     // storage_save, storage_sequence
+#include "auth.h"        // auth_take_grant, auth_refusal, auth_request_challenge, auth_serial
 #include "board.h"       // clock_ms, board_reset_cause, board_build_id
 #include "uart.h"        // uart_rx_overruns
 #include "protocol.h"    // msg_*_t, HOST_MESSAGES
@@ -18,14 +20,23 @@
 _Static_assert(sizeof(msg_identify_reply_t) <= LINK_REPLY_MAX, "identify reply must fit the replay buffer");
 _Static_assert(sizeof(msg_telemetry_t) <= LINK_REPLY_MAX, "telemetry must fit the replay buffer");
 _Static_assert(sizeof(msg_calibration_t) <= LINK_REPLY_MAX, "the calibration reply must fit the replay buffer");
+_Static_assert(sizeof(msg_challenge_t) <= LINK_REPLY_MAX, "the challenge must fit the replay buffer");
+_Static_assert(sizeof(msg_auth_status_t) <= LINK_REPLY_MAX, "the auth status must fit the replay buffer");
 
 // Set by an identify carrying our protocol version; until then only identify and stop are served.
 static uint8_t host_compatible;
 static const struct link_parser *link_parser;
 
-struct command_rule { uint8_t id; uint8_t length; uint8_t allowed_in_fault; };
-#define COMMAND_RULE(name, length, allowed_in_fault) { MSG_##name, length, allowed_in_fault },
+struct command_rule { uint8_t id; uint8_t length; uint8_t allowed_in_fault; uint8_t role; };
+#define COMMAND_RULE(name, length, allowed_in_fault, role) { MSG_##name, length, allowed_in_fault, role },
 static const struct command_rule command_rules[] = { HOST_MESSAGES(COMMAND_RULE) };
+
+static const struct command_rule *rule_for(uint8_t id) {
+  for (uint8_t i = 0; i < sizeof command_rules / sizeof command_rules[0]; i++) {
+    if (command_rules[i].id == id) return &command_rules[i];
+  }
+  return 0;
+}
 
 void commands_init(const struct link_parser *parser) { link_parser = parser; }
 
@@ -79,6 +90,7 @@ static uint8_t identify(const msg_identify_t *request, uint8_t *reply) {
     .build_id = board_build_id(),
   };
   strncpy(identity.board_name, BOARD_NAME, sizeof identity.board_name);
+  memcpy(identity.serial, auth_serial(), sizeof identity.serial);
   memcpy(reply, &identity, sizeof identity);
   return sizeof identity;
 }
@@ -187,6 +199,46 @@ static uint8_t calibration_refusal(int32_t *detail) {
   return 0;
 }
 
+// Service work (a challenge's HMAC holds the main loop about 13 ms, an answer's EEPROM write about 20 ms more): only
+// while nothing can move, so the loop's 1 ms duties have nothing to do. Interlocks, STOP and the heartbeat expiry act
+// in interrupts meanwhile.
+static uint8_t service_refusal(int32_t *detail) {
+  uint8_t state = safety_state();
+  *detail = state;
+  if ((state != PEN_STATE_HOMING_REQUIRED && state != PEN_STATE_IDLE) || stepper_moving() || motor_on()) {
+    return ERROR_CODE_NOT_ALLOWED_IN_STATE;
+  }
+  return 0;
+}
+
+static uint8_t request_challenge(const msg_request_challenge_t *request, uint8_t *reply, int32_t *detail) {
+  *detail = request->role;
+  if (request->role < ROLE_REPROCESSING || request->role > ROLE_ENGINEER) return ERROR_CODE_OUT_OF_RANGE;
+  const struct command_rule *rule = rule_for(request->command_id);
+  if (!rule || rule->role == ROLE_OPERATOR) {
+    *detail = request->command_id;
+    return ERROR_CODE_OUT_OF_RANGE;
+  }
+  if (rule->role != request->role) {
+    *detail = rule->role;
+    return ERROR_CODE_ROLE_REQUIRED;
+  }
+  uint8_t refused = service_refusal(detail);
+  if (refused) return refused;
+  msg_challenge_t challenge;
+  refused = auth_request_challenge(request->role, request->command_id, &challenge, detail);
+  if (refused) return refused;
+  memcpy(reply, &challenge, sizeof challenge);
+  return 0;
+}
+
+static uint8_t auth_status_reply(uint8_t *reply) {
+  msg_auth_status_t status;
+  auth_status(&status);
+  memcpy(reply, &status, sizeof status);
+  return sizeof status;
+}
+
 static void store_calibration(const struct calibration *calibration) {
   calibration_use(calibration, CALIBRATION_SOURCE_STORED);
   storage_save(calibration);
@@ -228,10 +280,9 @@ static uint8_t calibration_reply(uint8_t *reply) {
 
 uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
   uint8_t id = request[0];
-  const struct command_rule *rule = 0;
-  for (uint8_t i = 0; i < sizeof command_rules / sizeof command_rules[0]; i++) {
-    if (command_rules[i].id == id) rule = &command_rules[i];
-  }
+  // Every frame ends a grant, and any but an answer drops a waiting challenge: a grant is for the very next frame.
+  uint8_t granted_role = auth_take_grant(id);
+  const struct command_rule *rule = rule_for(id);
   if (!rule) return reply_error(reply, id, id >= 0x80 ? ERROR_CODE_NOT_HOST_MESSAGE : ERROR_CODE_UNKNOWN_MESSAGE, id);
   if (length != rule->length) return reply_error(reply, id, ERROR_CODE_BAD_LENGTH, rule->length);
   if (id == MSG_IDENTIFY) {
@@ -246,6 +297,10 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
   }
   int32_t detail = 0;
   uint8_t error = 0;
+  if (rule->role != ROLE_OPERATOR) {
+    error = auth_refusal(id, rule->role, granted_role, &detail);
+    if (error) return reply_error(reply, id, error, detail);
+  }
   // Each request is copied into its packed struct: the frame buffer has no alignment to rely on.
   switch (id) {
     case MSG_HEARTBEAT: safety_heartbeat(); break;
@@ -281,6 +336,35 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
       break;
     }
     case MSG_GET_CALIBRATION: return calibration_reply(reply);
+    case MSG_REQUEST_CHALLENGE: {
+      msg_request_challenge_t challenge_request;
+      memcpy(&challenge_request, request, sizeof challenge_request);
+      error = request_challenge(&challenge_request, reply, &detail);
+      if (!error) return sizeof(msg_challenge_t);
+      break;
+    }
+    case MSG_ANSWER_CHALLENGE: {
+      msg_answer_challenge_t answer;
+      memcpy(&answer, request, sizeof answer);
+      error = service_refusal(&detail);
+      if (!error) error = auth_answer(answer.mac, &detail);
+      break;
+    }
+    case MSG_PROVISION_KEY: {
+      msg_provision_key_t key;
+      memcpy(&key, request, sizeof key);
+      error = auth_stage_key(key.role, key.key, &detail);
+      memset(&key, 0, sizeof key);
+      break;
+    }
+    case MSG_PROVISION: {
+      msg_provision_t provision;
+      memcpy(&provision, request, sizeof provision);
+      error = service_refusal(&detail);
+      if (!error) error = auth_provision(provision.serial, &detail);
+      break;
+    }
+    case MSG_GET_AUTH_STATUS: return auth_status_reply(reply);
     default: return reply_error(reply, id, ERROR_CODE_UNKNOWN_MESSAGE, id);
   }
   return error ? reply_error(reply, id, error, detail) : reply_ok(reply, id);

@@ -7,6 +7,7 @@
 #include "motor.h"       // motor_init
 #include "sensors.h"     // sensors_init
 #include "storage.h"     // storage_init, storage_poll
+#include "auth.h"        // auth_init, auth_poll
 #include "commands.h"    // commands_init, commands_telemetry
 #include "protocol.h"    // PEN_STATE_FAULT, FRAME_IDLE_TIMEOUT_MS
 #include "pen_config.h"  // TELEMETRY_PERIOD_MS
@@ -29,6 +30,7 @@ void pen_init(void) {
   sensors_init(safety_on_interlock);
   stepper_init();
   storage_init();
+  auth_init();  // after storage_init: it queues the boot count's write
   motor_init();
   commands_init(&parser);
   safety_init(board_reset_cause());
@@ -64,6 +66,7 @@ void pen_housekeeping(void) {
   }
   uint32_t now = clock_ms();
   safety_poll(now);
+  auth_poll(now);
   storage_poll();
   send_telemetry_when_due(now);
   // Slow blink while healthy, fast blink with a fault latched.

@@ -154,26 +154,34 @@ static uint8_t cause_present(uint8_t code) {
   return 0;
 }
 
-static int16_t step_depth_um(void) { return calibration_um_for_steps(stepper_position()); }
-static int16_t sensor_depth_um(void) { return calibration_um_for_steps(calibration_sensor_steps(sensors_depth_mv())); }
+// Both depth channels in um, converted once per use: the conversions are the main loop's costliest arithmetic.
+struct depth_now { int16_t steps_um, sensed_um; };
 
-uint8_t safety_depth_refusal(int32_t *detail) {
-  int16_t steps_um = step_depth_um(), sensed_um = sensor_depth_um();
+static struct depth_now depth_now(void) {
+  struct depth_now now = { calibration_um_for_steps(stepper_position()),
+                           calibration_um_for_steps(calibration_sensor_steps(sensors_depth_mv())) };
+  return now;
+}
+
+static uint8_t depth_refusal(struct depth_now depth, int32_t *detail) {
   int16_t target_um = calibration_um_for_steps(stepper_target());
-  *detail = steps_um;
-  if (steps_um < DEPTH_MIN_UM || steps_um > DEPTH_MAX_UM) return ERROR_CODE_DEPTH_OUTSIDE_WINDOW;
+  *detail = depth.steps_um;
+  if (depth.steps_um < DEPTH_MIN_UM || depth.steps_um > DEPTH_MAX_UM) return ERROR_CODE_DEPTH_OUTSIDE_WINDOW;
   *detail = target_um;
   if (target_um < DEPTH_MIN_UM || target_um > DEPTH_MAX_UM) return ERROR_CODE_DEPTH_OUTSIDE_WINDOW;
-  *detail = sensed_um;
-  if (sensed_um < DEPTH_MIN_UM - DEPTH_AXIS_MISMATCH_TOLERANCE_UM || sensed_um > DEPTH_MAX_UM + DEPTH_AXIS_MISMATCH_TOLERANCE_UM) {
+  *detail = depth.sensed_um;
+  if (depth.sensed_um < DEPTH_MIN_UM - DEPTH_AXIS_MISMATCH_TOLERANCE_UM ||
+      depth.sensed_um > DEPTH_MAX_UM + DEPTH_AXIS_MISMATCH_TOLERANCE_UM) {
     return ERROR_CODE_DEPTH_OUTSIDE_WINDOW;
   }
   return 0;
 }
 
+uint8_t safety_depth_refusal(int32_t *detail) { return depth_refusal(depth_now(), detail); }
+
 // Step count against the independent depth sensor: lost steps or slipping mechanics.
-static void check_depth_agreement(void) {
-  int16_t difference = step_depth_um() - sensor_depth_um();
+static void check_depth_agreement(struct depth_now depth) {
+  int16_t difference = depth.steps_um - depth.sensed_um;
   if (difference < 0) difference = -difference;
   mismatch_ms = difference > DEPTH_AXIS_MISMATCH_TOLERANCE_UM ? mismatch_ms + 1 : 0;
   if (mismatch_ms >= DEPTH_AXIS_MISMATCH_DEBOUNCE_MS) {
@@ -181,8 +189,8 @@ static void check_depth_agreement(void) {
     return;
   }
   // Both channels say the needle is out, yet the switch says home: the switch is stuck.
-  if (input(INPUT_BIT_HOME_SWITCH) && step_depth_um() > DEPTH_AXIS_HOME_SWITCH_STUCK_UM &&
-      sensor_depth_um() > DEPTH_AXIS_HOME_SWITCH_STUCK_UM) {
+  if (input(INPUT_BIT_HOME_SWITCH) && depth.steps_um > DEPTH_AXIS_HOME_SWITCH_STUCK_UM &&
+      depth.sensed_um > DEPTH_AXIS_HOME_SWITCH_STUCK_UM) {
     go_safe(FAULT_HOME_SWITCH_STUCK);
   }
 }
@@ -203,7 +211,7 @@ static void every_millisecond(void) {
   }
   if (state == PEN_STATE_HOMING) {
     // The switch pressed while the depth sensor sees the needle out: a stuck switch, which homing would take for home.
-    if (input(INPUT_BIT_HOME_SWITCH) && sensors_settled() && sensor_depth_um() > DEPTH_AXIS_HOME_SWITCH_STUCK_UM) {
+    if (input(INPUT_BIT_HOME_SWITCH) && sensors_settled() && depth_now().sensed_um > DEPTH_AXIS_HOME_SWITCH_STUCK_UM) {
       go_safe(FAULT_HOME_SWITCH_STUCK);
       return;
     }
@@ -213,12 +221,13 @@ static void every_millisecond(void) {
     else if (result == HOMING_SWITCH_STUCK) go_safe(FAULT_HOME_SWITCH_STUCK);
     return;
   }
+  struct depth_now depth = depth_now();
   if (stepper_homed() && sensors_settled()) {
-    check_depth_agreement();
+    check_depth_agreement(depth);
     if (state == PEN_STATE_FAULT) return;
   }
   int32_t depth_um;
-  if ((state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) && safety_depth_refusal(&depth_um)) {
+  if ((state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) && depth_refusal(depth, &depth_um)) {
     go_safe(FAULT_DEPTH_OUTSIDE_WINDOW);
     return;
   }

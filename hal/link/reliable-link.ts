@@ -12,6 +12,14 @@ export interface LinkOptions {
   readonly maxRetransmits?: number;
   /** No valid frame from the pen for this long means the link is lost. */
   readonly linkLossTimeoutMs?: number;
+  /**
+   * How long opening the link keeps calling the pen before giving up. A board just reset (a serial port's DTR, the
+   * reset button) sits in its bootloader for about a second before the pen firmware answers. Default: the usual
+   * maxRetransmits + 1 tries, retransmitTimeoutMs apart.
+   */
+  readonly connectWithinMs?: number;
+  /** Called once when those usual tries got no answer and opening keeps calling, until connectWithinMs. */
+  readonly onConnectWait?: (waitedMs: number, connectWithinMs: number) => void;
 }
 
 export class LinkLostError extends Error {}
@@ -46,6 +54,8 @@ export class PenLink {
   private readonly retransmitTimeoutMs: number;
   private readonly maxRetransmits: number;
   private readonly linkLossTimeoutMs: number;
+  private readonly connectWithinMs: number;
+  private readonly onConnectWait: ((waitedMs: number, connectWithinMs: number) => void) | undefined;
   private readonly parser = new FrameParser();
   private readonly eventListeners: ((message: Message) => void)[] = [];
   private readonly lostListeners: ((error: LinkLostError) => void)[] = [];
@@ -62,6 +72,8 @@ export class PenLink {
     this.retransmitTimeoutMs = options.retransmitTimeoutMs ?? pen.timing.retransmitTimeoutMs;
     this.maxRetransmits = options.maxRetransmits ?? pen.timing.maxRetransmits;
     this.linkLossTimeoutMs = options.linkLossTimeoutMs ?? pen.timing.linkLossTimeoutMs;
+    this.connectWithinMs = options.connectWithinMs ?? 0;
+    this.onConnectWait = options.onConnectWait;
     transport.onData((bytes) => {
       this.parser.push(bytes, (frame) => this.onFrame(frame));
       this.stats.framesBad = this.parser.stats.framesBad;
@@ -182,7 +194,11 @@ export class PenLink {
 
   private async synchronise(): Promise<void> {
     const frame = encodeFrame(FrameKind.sync, new Uint8Array(0));
-    for (let attempt = 0; attempt <= this.maxRetransmits; attempt++) {
+    const started = this.clock.nowMs();
+    let attempt = 0;
+    // The usual tries, then on (a board in its bootloader) while connectWithinMs lasts.
+    for (; attempt <= this.maxRetransmits || this.clock.nowMs() - started < this.connectWithinMs; attempt++) {
+      if (attempt === this.maxRetransmits + 1) this.onConnectWait?.(this.clock.nowMs() - started, this.connectWithinMs);
       const answered = await new Promise<boolean>((resolve) => {
         const timer = this.clock.after(this.retransmitTimeoutMs, () => resolve(false));
         this.syncAnswered = () => {
@@ -198,8 +214,9 @@ export class PenLink {
       }
       if (this.lost !== null) throw this.lost;
     }
+    const waited = Math.round(this.clock.nowMs() - started);
     const error = new LinkLostError(
-      `no answer from the pen on ${this.transport.description} after ${this.maxRetransmits + 1} tries: is it powered and running the pen firmware?`,
+      `no answer from the pen on ${this.transport.description} after ${attempt} tries in ${waited} ms: is it powered and running the pen firmware?`,
     );
     this.fail(error.message);
     throw error;

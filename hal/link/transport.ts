@@ -107,7 +107,11 @@ export class SerialTransport extends StreamTransport {
     return new Promise((resolve, reject) => {
       // lock: one host at a time. On Linux it is an exclusive flock(), which holds against other programs that lock
       // the port too (serialport, pyserial with exclusive=True), not against those that open it without locking.
-      const port = new SerialPort({ path, baudRate, autoOpen: false, lock: true });
+      // hupcl: false leaves DTR raised when the port closes. An Uno-class board resets on DTR's rising edge (through a
+      // capacitor to RESET): the first open after plugging in raises DTR and resets it once, and every later open finds
+      // DTR already raised, so opening a running pen does not reset it. (avrdude pulses DTR itself to reach the
+      // bootloader, and drops it when it is done: the next open then resets the board once more.)
+      const port = new SerialPort({ path, baudRate, autoOpen: false, lock: true, hupcl: false });
       port.open((error) => {
         if (!error) return resolve(new SerialTransport(port, `serial ${path} @ ${baudRate} baud`));
         const busy = /Cannot lock port/.test(error.message) ? `busy: another program holds ${path}: ` : '';

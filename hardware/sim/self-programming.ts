@@ -35,6 +35,8 @@ export interface SelfProgrammingOptions {
   readonly bootSectionBytes?: BootSectionBytes;
   /** The BOOTRST fuse: programmed, the MCU starts at the boot section. Only reported in the high fuse here. */
   readonly bootReset?: boolean;
+  /** Called when a page erase or page write has changed the flash, with the page's first word address. */
+  readonly onProgram?: (pageWord: number) => void;
 }
 
 /** The boot section's first word address (where a programmed BOOTRST starts execution). */
@@ -59,8 +61,10 @@ export class SelfProgramming {
   private readonly fuses: Readonly<Record<number, number>>;
   private armedAt = -Infinity;
   private busy = false;
+  private readonly onProgram: ((pageWord: number) => void) | undefined;
 
   constructor(private readonly cpu: CPU, options: SelfProgrammingOptions = {}) {
+    this.onProgram = options.onProgram;
     const bootBytes = options.bootSectionBytes ?? 512;
     this.bootStartWord = bootSectionStartWord(bootBytes);
     // High fuse: SPIEN programmed, WDTON and EESAVE unprogrammed, BOOTSZ for the boot section, BOOTRST.
@@ -146,6 +150,7 @@ export class SelfProgramming {
         const flash = cpu.progMem;
         for (let i = 0; i < pageWords; i++) flash[page + i] = command === (PGERS | SELFPRGEN) ? 0xffff : (flash[page + i] ?? 0) & (this.pageBuffer[i] ?? 0);
         if (command === (PGWRT | SELFPRGEN)) this.pageBuffer.fill(0xffff);
+        this.onProgram?.(page);
       };
       if (page >= nrwwStartWord) {
         cpu.cycles += flashBusyCycles;  // the CPU is halted until the NRWW page is done

@@ -16,6 +16,14 @@ export function parseListenAddress(address: string): ListenAddress {
   return { host: match[1] ?? '127.0.0.1', port };
 }
 
+export interface ServeOptions {
+  /**
+   * Pulse the MCU's reset when a client connects, as an Uno's DTR does when a serial port opens: the bootloader then
+   * listens for a programmer (avrdude -P net:HOST:PORT) for about a second before the application starts.
+   */
+  readonly autoReset?: boolean;
+}
+
 /** How long a refused client may keep its socket open after the busy line before it is cut off. */
 const REFUSED_LINGER_MS = 1000;
 
@@ -24,7 +32,9 @@ const REFUSED_LINGER_MS = 1000;
  * link"): while a client holds it, another is sent one `busy: …` line saying who holds it and is closed, so it
  * can neither inherit a running needle nor slip frames into the holder's stream.
  */
-export function servePen(pen: VirtualPen, address: ListenAddress, log: (line: string) => void = () => {}): Promise<Server> {
+export function servePen(
+  pen: VirtualPen, address: ListenAddress, log: (line: string) => void = () => {}, options: ServeOptions = {},
+): Promise<Server> {
   let holder: { readonly peer: string; readonly since: number } | null = null;
   const server = createServer((socket) => {
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
@@ -37,8 +47,9 @@ export function servePen(pen: VirtualPen, address: ListenAddress, log: (line: st
     }
     holder = { peer, since: Date.now() };
     socket.setNoDelay(true);
+    if (options.autoReset === true) pen.resetMcu('external');
     const uart = pen.openPort();
-    log(`client connected from ${peer}`);
+    log(`client connected from ${peer}${options.autoReset === true ? ' (reset pulsed, as DTR would)' : ''}`);
     uart.onData((bytes) => socket.write(bytes));
     socket.on('data', (chunk: Buffer) => uart.write(new Uint8Array(chunk)));
     socket.on('close', () => {

@@ -16,6 +16,8 @@ import { FRAME_SYNC } from '../generated/protocol.ts';
 import { elfPathFor, ramSymbol, watchdogKicksReachedFrom } from './elf-symbols.ts';
 
 export const defaultFirmwarePath = join(dirname(fileURLToPath(import.meta.url)), '../../firmware/build/pen.hex');
+/** Optiboot as firmware/Makefile builds it, with the reset-cause handoff (firmware/bootloader/reset-handoff.h). */
+export const defaultBootloaderPath = join(dirname(fileURLToPath(import.meta.url)), '../../firmware/build/optiboot.hex');
 
 const cpuHz = pen.board.cpuHz;
 const cyclesPerMs = cpuHz / 1000;
@@ -25,12 +27,33 @@ const WDTCSR_WDCE = 0x10;
 const WDTCSR_WDE = 0x08;
 /** RJMP .-2: a jump to itself. */
 const RJMP_TO_SELF = 0xcfff;
+/** SRAM's first address in the data space, after the registers and I/O. */
+const sramStart = 0x100;
+
+function readImage(path: string, what: string): Uint8Array {
+  if (!existsSync(path)) throw new Error(`${what} not found at ${path}: build it with \`npm run firmware\``);
+  return parseIntelHex(readFileSync(path, 'utf8'), pen.board.flashBytes);
+}
+
+/** Copies the bootloader's boot section into the image; either one straying into the other's part is refused. */
+function loadBootloader(image: Uint8Array, bootloader: Uint8Array, bootSectionBytes: BootSectionBytes, bootloaderPath: string): void {
+  const bootStart = bootSectionStartWord(bootSectionBytes) * 2;
+  const erased = (bytes: Uint8Array): boolean => bytes.every((byte) => byte === 0xff);
+  if (!erased(bootloader.subarray(0, bootStart))) throw new Error(`${bootloaderPath} writes below the boot section (0x${bootStart.toString(16)}): not a bootloader for it`);
+  if (!erased(image.subarray(bootStart))) throw new Error(`the firmware image writes into the boot section (0x${bootStart.toString(16)} and up), where the bootloader goes`);
+  image.set(bootloader.subarray(bootStart), bootStart);
+}
 
 export type TimeMode = 'virtual' | 'real';
 
 export interface VirtualPenOptions {
-  /** The firmware image; defaults to firmware/build/pen.hex. */
-  readonly firmwarePath?: string;
+  /** The firmware (application) image; defaults to firmware/build/pen.hex. null: none, an erased application section. */
+  readonly firmwarePath?: string | null;
+  /**
+   * A bootloader image (Intel HEX, e.g. defaultBootloaderPath) for the boot section, loaded with the application, and
+   * BOOTRST programmed unless bootReset says otherwise: every reset starts in the bootloader, as on an Uno.
+   */
+  readonly bootloaderPath?: string;
   /** Its ELF, for symbols (RAM access, hangFirmware); defaults to the .elf next to the image. */
   readonly elfPath?: string;
   /** 'virtual': runs as fast as it can, with its own clock for the host; 'real': paced to the wall clock. */
@@ -151,8 +174,12 @@ export class VirtualPen {
   /** The flash; SPM from the boot section rewrites it, and it survives resets (hangFirmware's patches do not). */
   private readonly flash: Uint16Array;
   private readonly selfProgrammingOptions: { readonly bootSectionBytes: BootSectionBytes; readonly bootReset: boolean };
-  /** The firmware ELF the image was built from: its symbols locate functions and variables. */
-  readonly elfPath: string;
+  /** The firmware ELF the image was built from (null: no application was loaded). */
+  private readonly builtElfPath: string | null;
+  /** Simulated time (ms) when SPM first rewrote the application section: its ELF no longer describes the flash. */
+  private applicationRewrittenAtMs: number | null = null;
+  /** SRAM noise at power-on (as on the chip, SRAM starts undefined), from its own sequence so link faults replay. */
+  private readonly powerOnNoise: () => number;
   /** Flash words patched by hangFirmware, with their original contents: restored at the next reset. */
   private readonly flashPatches = new Map<number, number>();
   private lastKickCycle: number | null = null;
@@ -182,22 +209,36 @@ export class VirtualPen {
   readonly eeprom = new ObservedEeprom(1024);
 
   constructor(options: VirtualPenOptions = {}) {
-    const firmwarePath = options.firmwarePath ?? defaultFirmwarePath;
-    if (!existsSync(firmwarePath)) {
-      throw new Error(`firmware image not found at ${firmwarePath}: build it with \`npm run firmware\``);
-    }
-    const image = parseIntelHex(readFileSync(firmwarePath, 'utf8'), pen.board.flashBytes);
+    const firmwarePath = options.firmwarePath === undefined ? defaultFirmwarePath : options.firmwarePath;
+    const bootSectionBytes = options.bootSectionBytes ?? 512;
+    const image = firmwarePath === null ? new Uint8Array(pen.board.flashBytes).fill(0xff) : readImage(firmwarePath, 'firmware image');
+    if (options.bootloaderPath !== undefined) loadBootloader(image, readImage(options.bootloaderPath, 'bootloader image'), bootSectionBytes, options.bootloaderPath);
     this.flash = new Uint16Array(image.buffer);
-    this.elfPath = options.elfPath ?? elfPathFor(firmwarePath);
+    this.builtElfPath = firmwarePath === null ? null : options.elfPath ?? elfPathFor(firmwarePath);
     this.timeMode = options.timeMode ?? 'virtual';
     this.clock = this.timeMode === 'virtual' ? this.virtualClock : this.realClock;
     this.random = seededRandom(options.seed ?? 1);
-    this.selfProgrammingOptions = { bootSectionBytes: options.bootSectionBytes ?? 512, bootReset: options.bootReset ?? false };
+    this.powerOnNoise = seededRandom(((options.seed ?? 1) ^ 0x5a5a5a5a) >>> 0);
+    this.selfProgrammingOptions = { bootSectionBytes, bootReset: options.bootReset ?? options.bootloaderPath !== undefined };
     // Inputs at rest: e-stop loop closed, cartridge in, footswitch up; the plant drives the home switch and tach.
     const atRest = { estop: false, cartridgePresent: true, footswitch: false, tach: false, homeSwitch: true } as const;
     for (const [name, active] of Object.entries(atRest)) this.inputLevels.set(name as PinName, active !== pins[name as PinName].activeLow);
     this.plant = new PenPlant(this.random, (name, active) => this.setInput(name, active));
-    this.machine = this.boot(resetFlags.powerOn);
+    const noise = Uint8Array.from({ length: pen.board.ramBytes }, () => Math.floor(this.powerOnNoise() * 256));
+    this.machine = this.boot(resetFlags.powerOn, noise);
+  }
+
+  /**
+   * The firmware ELF the image was built from: its symbols locate functions and variables. Throws when there is none
+   * to trust: no application was loaded, or the bootloader has since written another one into the flash.
+   */
+  get elfPath(): string {
+    if (this.builtElfPath === null) throw new Error('this virtual pen started without an application, so it has no firmware symbols');
+    if (this.applicationRewrittenAtMs !== null) {
+      throw new Error(`the application in the virtual pen's flash was rewritten through its bootloader at ${this.applicationRewrittenAtMs.toFixed(0)} ms ` +
+        `(a flash), so the symbols of ${this.builtElfPath} no longer describe it`);
+    }
+    return this.builtElfPath;
   }
 
   /** Opens the pen's UART as a transport (same contract as a serial port or TCP socket); closes any earlier one. */
@@ -265,8 +306,9 @@ export class VirtualPen {
   }
 
   /**
-   * Restarts the MCU as the reset pin ('external') or a watchdog bite ('watchdog') would: the firmware starts
-   * over with that reset flag; the plant (needle position, inputs) stays as it is.
+   * Restarts the MCU as the reset pin ('external': the reset button, or an Uno's DTR pulse when a serial port opens) or a
+   * watchdog bite ('watchdog') would: the firmware (or the bootloader, with BOOTRST) starts over with that reset flag;
+   * the plant (needle position, inputs) stays as it is.
    */
   resetMcu(cause: 'external' | 'watchdog' = 'external'): void {
     this.restart(resetFlags[cause]);
@@ -322,15 +364,17 @@ export class VirtualPen {
   /**
    * A fresh MCU with resetFlag added to MCUSR; simulated time carries on. boot() builds a new CPU (registers, SRAM,
    * I/O space, pending interrupts, clock events) and new peripherals (timers, watchdog, USART, ADC, EEPROM controller,
-   * ports, SPMCSR and the SPM page buffer): only the flash, the EEPROM's cells and MCUSR's reset flags survive, as on the
-   * chip (avr8js's own cpu.reset() would keep the peripherals' state, so it is never used for a reset).
+   * ports, SPMCSR and the SPM page buffer): only the flash, the EEPROM's cells, the SRAM's contents and MCUSR's reset
+   * flags survive, as on the chip (avr8js's own cpu.reset() would keep the peripherals' state, so it is never used for a
+   * reset). The bootloader's reset-cause handoff relies on the SRAM surviving.
    */
   private restart(resetFlag: number): void {
     const { cpu } = this.machine;
     this.cyclesBeforeLastReset += cpu.cycles;
     for (const [pc, word] of this.flashPatches) this.flash[pc] = word;
     this.flashPatches.clear();
-    this.machine = this.boot((cpu.data[MCUSR] ?? 0) | resetFlag);
+    this.hostToPen.length = 0;  // bytes on their way in are lost: the reset turns the receiver off
+    this.machine = this.boot((cpu.data[MCUSR] ?? 0) | resetFlag, cpu.data.slice(sramStart, sramStart + pen.board.ramBytes));
   }
 
   /** Byte corruption and loss on the serial line, both directions. */
@@ -387,10 +431,17 @@ export class VirtualPen {
     usart.writeByte(byte);
   }
 
-  private boot(resetFlag: number): Machine {
-    const cpu = new CPU(this.flash);
+  /** sram: what the SRAM holds as the MCU starts (kept through a reset; undefined, here noise, at power-on). */
+  private boot(resetFlag: number, sram: Uint8Array): Machine {
+    // The chip's 2 KB of SRAM, so that SP starts at RAMEND (0x8FF) as the reset sets it: a bootloader relies on that.
+    const cpu = new CPU(this.flash, pen.board.ramBytes);
+    cpu.data.set(sram, sramStart);
     const { bootSectionBytes, bootReset } = this.selfProgrammingOptions;
-    const selfProgramming = new SelfProgramming(cpu, { bootSectionBytes, bootReset });
+    const bootStart = bootSectionStartWord(bootSectionBytes);
+    const onProgram = (pageWord: number): void => {
+      if (pageWord < bootStart && this.applicationRewrittenAtMs === null) this.applicationRewrittenAtMs = this.simTimeMs;
+    };
+    const selfProgramming = new SelfProgramming(cpu, { bootSectionBytes, bootReset, onProgram });
     if (bootReset) cpu.pc = bootSectionStartWord(bootSectionBytes);
     const clock = new AVRClock(cpu, cpuHz, clockConfig);
     new AVRTimer(cpu, timer0Config);

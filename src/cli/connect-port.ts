@@ -7,6 +7,12 @@ import { openTransport } from '../../hal/link/transport.ts';
 import { UsageError } from './format.ts';
 
 const tcpAddress = /^tcp:\/\/([^:/\s]+):(\d{1,5})\/?$/;
+/**
+ * How long connecting keeps calling a pen that does not answer. A board just reset (the first open of its serial port
+ * raises DTR; `pen sim --auto-reset` on every connect) sits in Optiboot for up to a second, and leaves it sooner when
+ * it hears bytes that are not for it (its 16 ms watchdog), as the host's calls are.
+ */
+export const connectWithinMs = 2000;
 const allowed = 'use a serial device path (e.g. /dev/ttyUSB0) or tcp://HOST:PORT (e.g. tcp://127.0.0.1:7777, port 1–65535)';
 
 /**
@@ -21,9 +27,17 @@ export function checkPortSyntax(port: string): void {
   if (match === null || !(number >= 1 && number <= 65535)) throw new UsageError(`"${port}" is not a pen address: ${allowed}`);
 }
 
-/** When what answered spoke text (a web server, a shell), the link error says what it sent: likely the wrong port. */
-function withWhatItSent(error: unknown, head: string): unknown {
+/**
+ * When what answered spoke text (a web server, a shell), the link error says what it sent: likely the wrong port. When
+ * nothing at all came back, it names the likely cause on a board that is there: a bootloader and no pen firmware.
+ */
+function withWhatItSent(error: unknown, head: string, port: string): unknown {
   if (!(error instanceof LinkLostError) || error.message.includes('busy:')) return error;
+  if (head.length === 0 && /no answer from the pen/.test(error.message)) {
+    return new LinkLostError(`${error.message} Nothing came back at all. A board with no application (only its bootloader, as a new ` +
+      `board comes) is silent like this: flash the pen firmware with \`pen flash --port ${port}\`. Otherwise check that the board is ` +
+      'powered and that this is its port.');
+  }
   const text = /^[\x20-\x7e]{4,}/.exec(head)?.[0];
   if (text === undefined) return error;
   return new LinkLostError(`${error.message}; it sent "${text.slice(0, 60)}", which is not the pen's protocol: is this the pen's port?`);
@@ -35,11 +49,15 @@ export async function connectPort(port: string, heartbeat: boolean): Promise<Pen
   const transport = await openTransport(port);
   let head = '';  // the first bytes that came back, to say what answered if it was not a pen
   transport.onData((bytes) => { if (head.length < 80) head += Buffer.from(bytes).toString('latin1'); });
+  const onConnectWait = (waitedMs: number, withinMs: number): void => {
+    process.stderr.write(`no answer from ${port} after ${Math.round(waitedMs)} ms: waiting up to ${(withinMs / 1000).toFixed(0)} s for the pen firmware ` +
+      '(a board just reset is in its bootloader for about a second) ...\n');
+  };
   try {
-    return await PenDevice.connect(transport, { clock: new RealClock(), heartbeat });
+    return await PenDevice.connect(transport, { clock: new RealClock(), heartbeat, connectWithinMs, onConnectWait });
   } catch (error) {
     // Left open, a silent peer (a TCP server that never answers, a pty) would keep the process alive for ever.
     await transport.close().catch(() => {});
-    throw withWhatItSent(error, head);
+    throw withWhatItSent(error, head, port);
   }
 }

@@ -41,7 +41,7 @@ export function numberOption(value: string | undefined, name: string, example: s
 
 export function describeIdentity(identity: PenIdentity, where: string): string {
   return [
-    `pen ${identity.boardName} on ${where}`,
+    `pen ${identity.boardName} on ${where}, serial ${identity.serial === '' ? '(none: not provisioned)' : identity.serial}`,
     `  firmware ${identity.firmwareVersion} (build ${identity.buildId}), protocol version ${identity.protocolVersion}`,
     `  last reset: ${identity.resetCauseText}`,
   ].join('\n');

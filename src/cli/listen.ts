@@ -1,6 +1,6 @@
 // `pen sim --listen`: serving the virtual pen, with a plain reason when the address cannot be used.
 import type { Server } from 'node:net';
-import { servePen, type ListenAddress } from '../../hardware/sim/tcp-server.ts';
+import { servePen, type ListenAddress, type ServeOptions } from '../../hardware/sim/tcp-server.ts';
 import type { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 
 /** The address given to --listen cannot be used; the pen was stopped. Exit 1 (failure), as it is neither usage nor a link. */
@@ -27,9 +27,11 @@ function explain(error: unknown, address: ListenAddress): string {
 }
 
 /** Serves pen on address; if that fails, stops the pen (so nothing keeps the process alive) and throws a ListenError. */
-export async function serveOrExplain(pen: VirtualPen, address: ListenAddress, log: (line: string) => void): Promise<Server> {
+export async function serveOrExplain(
+  pen: VirtualPen, address: ListenAddress, log: (line: string) => void, options: ServeOptions = {},
+): Promise<Server> {
   try {
-    return await servePen(pen, address, log);
+    return await servePen(pen, address, log, options);
   } catch (error) {
     await pen.stop();
     throw new ListenError(explain(error, address));

@@ -22,14 +22,18 @@ import { clearFault } from './clear-fault.ts';
 import { faultsCommand, type FaultsFlags } from './faults.ts';
 import { addPortsCommand } from './ports.ts';
 import { addDoctorCommand } from './doctor.ts';
+import { addFlashCommand } from './flash.ts';
 import type { DepthCalibration } from '../../hal/device.ts';
+import { addProvisionCommand, describeAuthStatus, keysDirOption } from './provision.ts';
+import { defaultKeysDir, KeyFiles } from '../provision/keys.ts';
+import { auditAuthCounters } from '../provision/auth-audit.ts';
 
 const portOption = (): Option => new Option('-p, --port <port>', 'serial device path or tcp://HOST:PORT (default: $PEN_PORT, else an in-process virtual pen)').env('PEN_PORT');
 const firmwareOption = (): Option => new Option('--firmware <hex>', 'firmware image for the in-process virtual pen (default: firmware/build/pen.hex)');
 const jsonOption = (): Option => new Option('--json', 'print JSON instead of text');
 const dbOption = (): Option => new Option('--db <file>', `the SQLite store (default: $PEN_DB or ${defaultStorePath()})`);
 
-interface TargetFlags { port?: string; firmware?: string; json?: boolean; db?: string }
+interface TargetFlags { port?: string; firmware?: string; json?: boolean; db?: string; keysDir?: string }
 
 /** Set by each action: the process exit code. */
 let exitCode: number = ExitCode.ok;
@@ -41,7 +45,9 @@ async function waitForInterrupt(): Promise<void> {
 
 /**
  * Runs a one-shot command on the target, recording it and its outcome in the audit log with the pen's identity and the
- * operator ($PEN_OPERATOR, else the OS user); what the action puts in details (old and new values) is recorded too.
+ * operator ($PEN_OPERATOR, else the OS user); what the action puts in details (old and new values) is recorded too, with
+ * the grants its service commands used (keys from --keys-dir). What the pen's role checks refused since the last look,
+ * and during the command, is recorded as well (src/provision/auth-audit.ts).
  */
 async function withAudit(
   flags: TargetFlags, command: string, action: (target: Target, details: Record<string, unknown>, store: PenStore) => Promise<void>,
@@ -50,15 +56,23 @@ async function withAudit(
   const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
   const details: Record<string, unknown> = {};
   const actor = auditActor(target.device.identity);
+  const grants = (): Record<string, unknown> =>
+    target.device.grantsUsed.length === 0 ? {} : { grants: target.device.grantsUsed.map((grant) => `${grant.role}: ${grant.command}`) };
   try {
+    target.device.keys = new KeyFiles(flags.keysDir ?? defaultKeysDir());
+    await auditAuthCounters(store, target.device, target.where, `before ${command}`, actor);
     await action(target, details, store);
-    store.audit(null, command, { target: target.where, ...details }, 'ok', actor);
+    store.audit(null, command, { target: target.where, ...details, ...grants() }, 'ok', actor);
   } catch (error) {
-    store.audit(null, command, { target: target.where, ...details }, `refused: ${error instanceof Error ? error.message : String(error)}`, actor);
+    store.audit(null, command, { target: target.where, ...details, ...grants() }, `refused: ${error instanceof Error ? error.message : String(error)}`, actor);
     throw error;
   } finally {
-    store.close();
-    await target.close();
+    try {
+      await auditAuthCounters(store, target.device, target.where, `during ${command}`, actor);
+    } finally {
+      store.close();
+      await target.close();
+    }
   }
 }
 
@@ -177,6 +191,7 @@ export function buildProgram(): Command {
     .option('--set-zero-offset <mm>', 'step calibration (technician): true needle depth at home, in mm (nominal 0)')
     .option('--set-sensor-zero <mV>', 'depth sensor calibration (engineer): output at carriage 0, in mV (nominal 500)')
     .option('--set-sensor-slope <mV/mm>', 'depth sensor calibration (engineer): mV per mm of carriage travel (nominal 1600)')
+    .addOption(keysDirOption())
     .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
     .action(async (flags: TargetFlags & { setStepsPerMm?: string; setZeroOffset?: string; setSensorZero?: string; setSensorSlope?: string }) => {
       const stepsPerMm = numberOption(flags.setStepsPerMm, '--set-steps-per-mm', '1600');
@@ -222,16 +237,25 @@ export function buildProgram(): Command {
 
   program
     .command('info')
-    .description("connect, exchange protocol versions and print the pen's identity and state")
-    .addOption(portOption()).addOption(firmwareOption()).addOption(jsonOption())
+    .description("connect, exchange protocol versions and print the pen's identity (serial number included), its role checks' counts and its state; " +
+      'records what the role checks refused since last recorded in the audit log')
+    .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
     .action(async (flags: TargetFlags) => {
       const target = await openTarget({ port: flags.port, firmware: flags.firmware });
       try {
         const status = await target.device.status();
+        const auth = await target.device.authStatus();
+        const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
+        try {
+          await auditAuthCounters(store, target.device, target.where, 'at info', auditActor(target.device.identity));
+        } finally {
+          store.close();
+        }
         if (flags.json === true) {
-          console.log(JSON.stringify({ port: target.where, identity: target.device.identity, status }, null, 2));
+          console.log(JSON.stringify({ port: target.where, identity: target.device.identity, auth, status }, null, 2));
         } else {
           console.log(describeIdentity(target.device.identity, target.where));
+          console.log(describeAuthStatus(auth));
           console.log(describeTelemetry(status));
         }
       } finally {
@@ -241,14 +265,16 @@ export function buildProgram(): Command {
 
   program
     .command('sim')
-    .description('run the virtual pen (the real firmware image in avr8js), paced to real time, serving its UART on TCP')
+    .description('run the virtual pen (the real firmware image in avr8js, booting through Optiboot like an Uno), paced to real time, serving its UART on TCP')
     .option('--listen <address>', 'where to serve the UART', 'tcp://127.0.0.1:7777')
     .option('--seed <n>', simOptionHelp.seed)
     .option('--offset-mm <mm>', simOptionHelp.offsetMm)
     .option('--scale-error <fraction>', simOptionHelp.scaleError)
     .option('--fault <name>', simOptionHelp.fault, (name: string, names: string[] | undefined) => [...(names ?? []), name])
+    .option('--auto-reset', simOptionHelp.autoReset)
+    .option('--blank', simOptionHelp.blank)
     .addOption(firmwareOption()).addOption(jsonOption())
-    .action(async (flags: SimFlags & { listen: string; json?: boolean }) => {
+    .action(async (flags: SimFlags & { listen: string; json?: boolean; autoReset?: boolean }) => {
       let address;
       try {
         address = parseListenAddress(flags.listen);
@@ -260,10 +286,12 @@ export function buildProgram(): Command {
         console.log(flags.json === true ? JSON.stringify({ event: line, simTimeMs: Math.round(pen.simTimeMs) }) : line);
       };
       pen.start();
-      const server = await serveOrExplain(pen, address, log);  // stops the pen and says why when the address cannot be used
+      // Stops the pen and says why when the address cannot be used.
+      const server = await serveOrExplain(pen, address, log, { autoReset: flags.autoReset === true });
       const bound = server.address();
       const port = typeof bound === 'object' && bound !== null ? bound.port : address.port;
-      log(`virtual pen listening on tcp://${address.host}:${port} (EEPROM ${eeprom.path}; Ctrl-C to stop)`);
+      const board = `${flags.blank === true ? 'bootloader only, no application' : 'Optiboot + application'}${flags.autoReset === true ? ', reset on connect' : ''}`;
+      log(`virtual pen listening on tcp://${address.host}:${port} (${board}; EEPROM ${eeprom.path}; Ctrl-C to stop)`);
       await waitForInterrupt();
       server.close();
       await pen.stop();
@@ -289,6 +317,8 @@ export function buildProgram(): Command {
 
   addPortsCommand(program, jsonOption, (code) => { exitCode = code; });  // src/cli/ports.ts
   addDoctorCommand(program, { portOption, firmwareOption, dbOption, jsonOption }, (code) => { exitCode = code; });  // src/cli/doctor.ts
+  addFlashCommand(program, { jsonOption, dbOption }, (code) => { exitCode = code; });  // src/cli/flash.ts
+  addProvisionCommand(program, { portOption, firmwareOption, dbOption, jsonOption });  // src/cli/provision.ts
   addTargetOptions(program);  // --eeprom on every command that can open an in-process pen
   return program;
 }

@@ -1,7 +1,8 @@
-// `pen sim`'s pen: the virtual pen with its EEPROM in a file, a seed for its noise and link faults, and the mechanical
-// errors a real pen is built with (home offset, travel scale), refused outside the tolerances in hardware/pen.json.
+// `pen sim`'s pen: the virtual pen booting through Optiboot like an Uno, with its EEPROM in a file, a seed for its noise
+// and link faults, and the mechanical errors a real pen is built with (home offset, travel scale), refused outside the
+// tolerances in hardware/pen.json.
 import { pen as description } from '../../hardware/description.ts';
-import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
+import { defaultBootloaderPath, VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { defaultEepromPath, EepromFile } from './eeprom-file.ts';
 import { numberOption, UsageError } from './format.ts';
 
@@ -13,6 +14,8 @@ export interface SimFlags {
   readonly scaleError?: string;
   /** Wiring faults set in the plant at start (--fault, repeatable): see simFaults. */
   readonly fault?: readonly string[];
+  /** A board with only its bootloader: no application in flash (a new board, before `pen flash`). */
+  readonly blank?: boolean;
 }
 
 /** `pen sim --fault NAME`: a miswired board, for bring-up checks (`pen doctor`); each sets a plant fault at start. */
@@ -33,6 +36,10 @@ export const simOptionHelp = {
   offsetMm: `mechanical home offset of the needle, in mm: true depth at carriage 0, within ±${simTolerances.offsetMm.toFixed(3)} mm (pen.json tolerances; default 0)`,
   fault: `a wiring fault set at start, repeatable: ${simFaultNames.join(', ')}`,
   scaleError: `mechanical travel scale error, as a fraction: true depth = carriage × (1 + error) + offset, within ±${simTolerances.scaleError} (±${(simTolerances.scaleError * 100).toFixed(2)} %; default 0)`,
+  autoReset: 'pulse the reset on each client connect, as an Uno\'s DTR does when its serial port opens, so that `pen flash` ' +
+    '(avrdude) finds the bootloader; every connect then restarts the firmware (about a second in the bootloader first). ' +
+    'Off by default, so that successive `pen` commands against a running pen do not reset it',
+  blank: 'a board with only its bootloader and no application, as it comes before `pen flash` (give --auto-reset to flash it)',
 } as const;
 
 function withinTolerance(value: string | undefined, name: string, limit: number, unit: string, example: string): number {
@@ -53,7 +60,9 @@ export function createSimPen(flags: SimFlags): { readonly pen: VirtualPen; reado
     if (!Object.hasOwn(simFaults, name)) throw new UsageError(`--fault ${name} is not a fault the virtual pen knows: use one of ${simFaultNames.join(', ')}`);
     return simFaults[name as keyof typeof simFaults];
   });
-  const pen = new VirtualPen({ timeMode: 'real', seed, ...(flags.firmware === undefined ? {} : { firmwarePath: flags.firmware }) });
+  if (flags.blank === true && flags.firmware !== undefined) throw new UsageError('--blank is a board with no application: it takes no --firmware');
+  const firmwarePath = flags.blank === true ? null : flags.firmware;
+  const pen = new VirtualPen({ timeMode: 'real', seed, bootloaderPath: defaultBootloaderPath, ...(firmwarePath === undefined ? {} : { firmwarePath }) });
   pen.plant.offsetMm = offsetMm;
   pen.plant.scaleError = scaleError;
   for (const fault of faults) fault(pen);

@@ -209,8 +209,10 @@ export class TreatmentSession {
     if (!t.cartridgePresent) throw new SessionRefusedError('cartridge missing');
     if (!t.cartridgeCleared || this.currentPhase !== 'ready') throw new SessionRefusedError('cartridge not cleared for use: prepare the session first');
 
+    const { identity } = this.device;
     const sessionId = this.options.store.startSession({
-      target: this.options.target, board: this.device.identity.boardName, firmware: this.device.identity.firmwareVersion,
+      target: this.options.target, board: identity.boardName, firmware: identity.firmwareVersion,
+      buildId: identity.buildId, serial: penRecordIdentity(identity).serial,
       depthMm: plan.depthMm, strokesPerSecond: plan.strokesPerSecond, plannedSeconds: plan.durationS,
     });
     const treatment = this.newTreatment(plan, sessionId);
@@ -306,7 +308,7 @@ export class TreatmentSession {
       treatment.finish('faulted', reason);
       return;
     }
-    this.options.store.recordFault(null, 'host', 'host_stall', reason, {});
+    this.options.store.recordFault(null, 'host', 'host_stall', reason, {}, penRecordIdentity(this.device.identity));
     this.listeners.forEach((listener) => listener({ kind: 'fault', source: 'host', code: 'host_stall', text: reason }));
     this.device.stop().catch(() => {});
   }
@@ -366,7 +368,7 @@ export class TreatmentSession {
     treatment.commandedDepthMm = next;
     treatment.moveInFlight = true;
     this.device.command('move_to', { depthUm: Math.round(next * 1000) })
-      .then(() => this.options.store.audit(treatment.sessionId, 'move_to', { depthMm: next }, 'ok'))
+      .then(() => this.options.store.audit(treatment.sessionId, 'move_to', { depthMm: next }, 'ok', auditActor(this.device.identity)))
       .catch((error: unknown) => treatment.finish('faulted', `depth change refused: ${String(error)}`))
       .finally(() => { treatment.moveInFlight = false; });
   }

@@ -15,9 +15,9 @@ export function operatorName(): string {
   }
 }
 
-/** The pen's identity as records keep it: board and firmware build; the serial number once pens report one. */
+/** The pen's identity as records keep it: board, firmware build and serial number (null while it is not provisioned). */
 export function penRecordIdentity(identity: PenIdentity): PenRecordIdentity {
-  return { board: identity.boardName, buildId: identity.buildId, serial: null };
+  return { board: identity.boardName, buildId: identity.buildId, serial: identity.serial === '' ? null : identity.serial };
 }
 
 /** The actor of a command sent to this pen by this process. */

@@ -58,9 +58,13 @@ const migrations: readonly string[] = [
    ALTER TABLE faults ADD COLUMN pen_serial TEXT;
    CREATE INDEX audit_log_command ON audit_log (command);
    CREATE INDEX faults_pen_code ON faults (pen_board, pen_build, code);`,
+  // 3: pens carry serial numbers: sessions record the pen's build and serial too (rows before stay NULL).
+  `ALTER TABLE sessions ADD COLUMN pen_build TEXT;
+   ALTER TABLE sessions ADD COLUMN pen_serial TEXT;
+   CREATE INDEX audit_log_pen_serial ON audit_log (pen_serial, command);`,
 ];
 
-/** Which pen a record is about: its board and firmware build, and its serial number once pens carry one (null until then). */
+/** Which pen a record is about: its board, firmware build and serial number (null while the pen is not provisioned). */
 export interface PenRecordIdentity {
   readonly board: string;
   readonly buildId: string;
@@ -90,6 +94,9 @@ export interface SessionStart {
   readonly target: string;
   readonly board: string;
   readonly firmware: string;
+  /** The pen's firmware build id and serial number (null: not provisioned); unknown when absent. */
+  readonly buildId?: string;
+  readonly serial?: string | null;
   readonly depthMm: number;
   readonly strokesPerSecond: number;
   readonly plannedSeconds: number | null;
@@ -103,7 +110,7 @@ export interface FaultRecord {
   readonly code: string;
   readonly text: string;
   readonly context: Record<string, unknown>;
-  /** The pen, when the writer knew it (null for faults recorded before schema version 2 and by treatment sessions). */
+  /** The pen, when the writer knew it (null for faults recorded before schema version 2). */
   readonly pen: PenRecordIdentity | null;
 }
 
@@ -163,9 +170,10 @@ export class PenStore {
 
   startSession(start: SessionStart): number {
     const result = this.db
-      .prepare(`INSERT INTO sessions (started_at, target, board, firmware, depth_mm, strokes_per_second, planned_seconds)
-                VALUES (?, ?, ?, ?, ?, ?, ?)`)
-      .run(this.now(), start.target, start.board, start.firmware, start.depthMm, start.strokesPerSecond, start.plannedSeconds);
+      .prepare(`INSERT INTO sessions (started_at, target, board, firmware, depth_mm, strokes_per_second, planned_seconds, pen_build, pen_serial)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(this.now(), start.target, start.board, start.firmware, start.depthMm, start.strokesPerSecond, start.plannedSeconds,
+        start.buildId ?? null, start.serial ?? null);
     return Number(result.lastInsertRowid);
   }
 
@@ -265,6 +273,26 @@ export class PenStore {
       id: row.id, at: row.at, sessionId: row.session_id, command: row.command, result: row.result,
       arguments: JSON.parse(row.arguments) as Record<string, unknown>, pen: penOf(row), operator: row.operator,
     }));
+  }
+
+  /** The newest entry of command about this pen (same board, build and serial; null serial matches null), or null. */
+  latestAudit(command: string, pen: PenRecordIdentity): AuditRecord | null {
+    const row = this.db.prepare(
+      `SELECT * FROM audit_log WHERE command = @command AND pen_serial IS @serial AND (@serial IS NOT NULL OR (pen_board = @board AND pen_build = @build))
+       ORDER BY id DESC LIMIT 1`,
+    ).get({ command, serial: pen.serial, board: pen.board, build: pen.buildId }) as AuditRow | undefined;
+    if (row === undefined) return null;
+    return {
+      id: row.id, at: row.at, sessionId: row.session_id, command: row.command, result: row.result,
+      arguments: JSON.parse(row.arguments) as Record<string, unknown>, pen: penOf(row), operator: row.operator,
+    };
+  }
+
+  /** The pen a session was run on, as its row keeps it (build and serial are null for sessions before schema 3). */
+  sessionPen(sessionId: number): { readonly board: string; readonly buildId: string | null; readonly serial: string | null } | null {
+    const row = this.db.prepare('SELECT board, pen_build, pen_serial FROM sessions WHERE id = ?').get(sessionId) as
+      { board: string; pen_build: string | null; pen_serial: string | null } | undefined;
+    return row === undefined ? null : { board: row.board, buildId: row.pen_build, serial: row.pen_serial };
   }
 
   sessionOutcome(sessionId: number): string | null {

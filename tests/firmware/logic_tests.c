@@ -1,4 +1,4 @@
-// Unit tests of the firmware's logic (safety, commands, calibration, storage, link) built for this machine over the fake
+// Unit tests of the firmware's logic (safety, commands, calibration, storage, auth, link) built for this machine over the fake
 // board: commands go in as framed bytes, as the wire carries them. Each case runs in its own forked process, so every
 // case starts from the logic's power-on state. Prints each failure as file:line, then `N passed, M failed`.
 #include <stdio.h>       // printf
@@ -10,6 +10,8 @@
 #include "calibration.h" // calibration_steps_for_um
 #include "link.h"        // link_encode, LINK_WIRE_MAX_BYTES
 #include "storage.h"     // storage_save, storage_poll
+#include "auth.h"        // struct auth_identity, auth_init
+#include "sha256.h"      // hmac_sha256 (the host's side of the challenge)
 #include "protocol.h"    // msg_*_t, PEN_STATE_*, ERROR_CODE_*
 #include "faults.h"      // FAULT_*, FAULT_NEEDS_HOME_MASK, FAULT_CRITICAL_MASK
 #include "pen_config.h"  // DEPTH_*, LIMITS_*, CALIBRATION_*, HEARTBEAT_TIMEOUT_MS
@@ -110,9 +112,98 @@ static void expect_state(const char *file, int line, uint8_t expected) {
 #define EXPECT_STATE(expected) expect_state(__FILE__, __LINE__, expected)
 #define REQUIRE_STATE(expected) REQUIRE(status().state == (expected))
 
+// ---- roles: the pen's identity and the host's answers ----
+
+#define TEST_SERIAL "SIM-LOGIC-0001"
+// Keys of the logic tests' pens, one per keyed role (reprocessing, technician, engineer).
+static const uint8_t test_keys[AUTH_KEYED_ROLES][AUTH_KEY_BYTES] = {
+  { 0x52, 0x45, 0x50, 0x52, 0x4f, 0x43, 0x45, 0x53, 0x53, 0x49, 0x4e, 0x47, 0x01, 0x02, 0x03, 0x04,
+    0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14 },
+  { 0x54, 0x45, 0x43, 0x48, 0x4e, 0x49, 0x43, 0x49, 0x41, 0x4e, 0x9a, 0x3c, 0x77, 0x01, 0xfe, 0x80,
+    0x7e, 0x7d, 0x18, 0x00, 0xff, 0x55, 0xaa, 0x31, 0x41, 0x59, 0x26, 0x53, 0x58, 0x97, 0x93, 0x23 },
+  { 0x45, 0x4e, 0x47, 0x49, 0x4e, 0x45, 0x45, 0x52, 0x27, 0x18, 0x28, 0x18, 0x28, 0x45, 0x90, 0x45,
+    0x23, 0x53, 0x60, 0x28, 0x74, 0x71, 0x35, 0x26, 0x62, 0x49, 0x77, 0x57, 0x24, 0x70, 0x93, 0x69 },
+};
+
+// Set by a case before the pen starts: start from a blank EEPROM (no identity) instead of a provisioned pen.
+static uint8_t start_unprovisioned;
+
+// The identity record as provision stores it, written straight into the fake EEPROM (no time passes).
+static void store_identity(const char *serial, const uint8_t keys[AUTH_KEYED_ROLES][AUTH_KEY_BYTES]) {
+  struct auth_identity identity;
+  memset(&identity, 0, sizeof identity);
+  strncpy(identity.serial, serial, sizeof identity.serial);
+  memcpy(identity.keys, keys, sizeof identity.keys);
+  storage_save_record(STORAGE_IDENTITY, &identity);
+  while (storage_busy()) storage_poll();
+}
+
+// The pen's EEPROM writes (the boot count, a counters update) run to their end, a pass at a time with no time passing.
+static void drain_writes(void) {
+  for (int pass = 0; pass < 1000 && storage_busy(); pass++) storage_poll();
+  REQUIRE(!storage_busy());
+}
+
+// HMAC-SHA256(key, nonce | serial (16 bytes, NUL-padded) | command id): the host's side, as docs/protocol.md has it.
+static void answer_for(const uint8_t key[AUTH_KEY_BYTES], const uint8_t nonce[AUTH_NONCE_BYTES], const char *serial,
+                       uint8_t command_id, uint8_t mac[AUTH_MAC_BYTES]) {
+  uint8_t message[AUTH_NONCE_BYTES + AUTH_SERIAL_BYTES + 1] = { 0 };
+  memcpy(message, nonce, AUTH_NONCE_BYTES);
+  strncpy((char *)message + AUTH_NONCE_BYTES, serial, AUTH_SERIAL_BYTES);
+  message[AUTH_NONCE_BYTES + AUTH_SERIAL_BYTES] = command_id;
+  hmac_sha256(key, AUTH_KEY_BYTES, message, sizeof message, mac);
+}
+
+static void send_request_challenge(uint8_t role, uint8_t command_id) {
+  msg_request_challenge_t message = { MSG_REQUEST_CHALLENGE, role, command_id };
+  send_bytes(&message, sizeof message);
+}
+
+static void send_answer(const uint8_t mac[AUTH_MAC_BYTES]) {
+  msg_answer_challenge_t message = { MSG_ANSWER_CHALLENGE, { 0 } };
+  memcpy(message.mac, mac, AUTH_MAC_BYTES);
+  send_bytes(&message, sizeof message);
+}
+
+// A challenge for role and command; the nonce it carries.
+static msg_challenge_t challenge_for(uint8_t role, uint8_t command_id) {
+  drain_writes();
+  send_request_challenge(role, command_id);
+  msg_challenge_t challenge;
+  if (reply_length != (int)sizeof challenge || reply[0] != MSG_CHALLENGE) {
+    char got[96];
+    describe_reply(got, sizeof got);
+    fail_at(__FILE__, __LINE__, "no challenge for role %u, command 0x%02x: %s", role, command_id, got);
+    fflush(stdout);
+    _exit(1);
+  }
+  memcpy(&challenge, reply, sizeof challenge);
+  CHECK_EQ(challenge.role, role);
+  CHECK_EQ(challenge.command_id, command_id);
+  return challenge;
+}
+
+// The challenge–response a host runs before a service command, with the test keys: the grant for the next frame.
+static void grant(uint8_t role, uint8_t command_id) {
+  msg_challenge_t challenge = challenge_for(role, command_id);
+  uint8_t mac[AUTH_MAC_BYTES];
+  answer_for(test_keys[role - ROLE_REPROCESSING], challenge.nonce, TEST_SERIAL, command_id, mac);
+  send_answer(mac);
+  REQUIRE_OK(MSG_ANSWER_CHALLENGE);
+}
+
+static msg_auth_status_t auth_status_now(void) {
+  msg_auth_status_t status;
+  send_id(MSG_GET_AUTH_STATUS);
+  REQUIRE(reply_length == (int)sizeof status && reply[0] == MSG_AUTH_STATUS);
+  memcpy(&status, reply, sizeof status);
+  return status;
+}
+
 // ---- getting the pen somewhere, through the wire ----
 
 static void pen_start(void) {
+  if (!start_unprovisioned) store_identity(TEST_SERIAL, test_keys);
   fake_pen_boot();
   REQUIRE(fake_host_sync());
   send_identify(PROTOCOL_VERSION);
@@ -287,6 +378,7 @@ static const struct depth_calibration corners[] = {
 // At every corner of the calibration bounds the window's ends map inside the absolute step limit and back exactly.
 static void window_at_calibration_corner(int corner) {
   pen_start();
+  grant(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
   send_depth_calibration(corners[corner].steps_per_mm_x100, corners[corner].zero_offset_um);
   REQUIRE_OK(MSG_SET_DEPTH_CALIBRATION);
   fake_pen_advance_ms(100);  // the write completes
@@ -863,6 +955,7 @@ static void depth_calibration_bounds(int arg) {
   uint8_t inside = steps >= CALIBRATION_STEPS_PER_MM_X100_MIN && steps <= CALIBRATION_STEPS_PER_MM_X100_MAX &&
                    offset >= CALIBRATION_ZERO_OFFSET_UM_MIN && offset <= CALIBRATION_ZERO_OFFSET_UM_MAX;
   pen_start();
+  grant(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
   send_depth_calibration(steps, offset);
   struct calibration expected;
   calibration_default(&expected);
@@ -886,6 +979,7 @@ static void sensor_calibration_bounds(int arg) {
   uint8_t inside = zero_mv >= CALIBRATION_SENSOR_ZERO_MV_MIN && zero_mv <= CALIBRATION_SENSOR_ZERO_MV_MAX &&
                    slope >= CALIBRATION_SENSOR_MV_PER_MM_MIN && slope <= CALIBRATION_SENSOR_MV_PER_MM_MAX;
   pen_start();
+  grant(ROLE_ENGINEER, MSG_SET_SENSOR_CALIBRATION);
   send_sensor_calibration(zero_mv, slope);
   struct calibration expected;
   calibration_default(&expected);
@@ -904,13 +998,21 @@ static void sensor_calibration_bounds(int arg) {
   check_survives_reset(&expected, inside ? CALIBRATION_SOURCE_STORED : CALIBRATION_SOURCE_DEFAULT);
 }
 
-enum { CALIBRATE_ARMED, CALIBRATE_MOVING, CALIBRATE_WRITING, CALIBRATE_FAULT };
+enum { CALIBRATE_ARMED, CALIBRATE_MOVING, CALIBRATE_WRITING, CALIBRATE_FAULT, CALIBRATE_RUNNING, CALIBRATE_HOMING };
 
+// Calibration while the needle may move, or a write is under way: no challenge is issued (so the HMAC never runs
+// then), and the command itself, without a grant, is refused for its role.
 static void calibration_refused(int when) {
-  uint8_t state = 0;
+  uint8_t state = 0, code = ERROR_CODE_NOT_ALLOWED_IN_STATE;
   if (when == CALIBRATE_ARMED) {
     pen_armed();
     state = PEN_STATE_ARMED;
+  } else if (when == CALIBRATE_RUNNING) {
+    pen_running();
+    state = PEN_STATE_RUNNING;
+  } else if (when == CALIBRATE_HOMING) {
+    pen_homing();
+    state = PEN_STATE_HOMING;
   } else if (when == CALIBRATE_MOVING) {
     pen_idle();
     send_move_to(1500);
@@ -918,18 +1020,41 @@ static void calibration_refused(int when) {
     state = PEN_STATE_IDLE;
   } else if (when == CALIBRATE_WRITING) {
     pen_start();
+    grant(ROLE_ENGINEER, MSG_SET_SENSOR_CALIBRATION);
     send_sensor_calibration(SENSORS_DEPTH_SENSOR_ZERO_MV + 1, SENSORS_DEPTH_SENSOR_MV_PER_MM);
     REQUIRE_OK(MSG_SET_SENSOR_CALIBRATION);
-    state = PEN_STATE_HOMING_REQUIRED;
+    code = ERROR_CODE_EEPROM_BUSY;
   } else {
     pen_fault_supply();
+    code = ERROR_CODE_NOT_ALLOWED_IN_FAULT;
+    state = FAULT_SUPPLY_OUT_OF_RANGE;
   }
+  send_request_challenge(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  EXPECT_ERROR(MSG_REQUEST_CHALLENGE, code, state);
+  send_request_challenge(ROLE_ENGINEER, MSG_SET_SENSOR_CALIBRATION);
+  EXPECT_ERROR(MSG_REQUEST_CHALLENGE, code, state);
   send_depth_calibration(CALIBRATION_STEPS_PER_MM_X100_MIN, 0);
   if (when == CALIBRATE_FAULT) EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_NOT_ALLOWED_IN_FAULT, FAULT_SUPPLY_OUT_OF_RANGE);
-  else EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_NOT_ALLOWED_IN_STATE, state);
+  else EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_TECHNICIAN);
   send_sensor_calibration(SENSORS_DEPTH_SENSOR_ZERO_MV, SENSORS_DEPTH_SENSOR_MV_PER_MM + 1);
   if (when == CALIBRATE_FAULT) EXPECT_ERROR(MSG_SET_SENSOR_CALIBRATION, ERROR_CODE_NOT_ALLOWED_IN_FAULT, FAULT_SUPPLY_OUT_OF_RANGE);
-  else EXPECT_ERROR(MSG_SET_SENSOR_CALIBRATION, ERROR_CODE_NOT_ALLOWED_IN_STATE, state);
+  else EXPECT_ERROR(MSG_SET_SENSOR_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_ENGINEER);
+  msg_calibration_t calibration = get_calibration();
+  CHECK_EQ(calibration.stored_count, when == CALIBRATE_WRITING ? 1 : 0);
+}
+
+// A grant taken while still, then the pen starts moving before the command (the safe path's retract after a fault):
+// the command is refused for the state, and the grant is spent.
+static void calibration_refused_after_grant(int unused) {
+  (void)unused;
+  pen_idle();
+  grant(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  fake.supply_mv = LIMITS_SUPPLY_MIN_MV - 1;
+  fake_pen_advance_ms(1);
+  REQUIRE(fake.retracting || fake.moving);
+  send_depth_calibration(STEPS_PER_MM * 100, 0);
+  EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_NOT_ALLOWED_IN_FAULT, FAULT_SUPPLY_OUT_OF_RANGE);
+  CHECK_EQ(get_calibration().stored_count, 0);
 }
 
 // ---- storage: a reset at any byte of a save ----
@@ -1116,8 +1241,8 @@ static void protocol_version_required(int unused) {
   EXPECT_OK(MSG_HOME);
 }
 
-struct host_message { uint8_t id, length, allowed_in_fault; };
-#define HOST_MESSAGE(name, length, allowed) { MSG_##name, length, allowed },
+struct host_message { uint8_t id, length, allowed_in_fault, role; };
+#define HOST_MESSAGE(name, length, allowed, role) { MSG_##name, length, allowed, role },
 static const struct host_message host_messages[] = { HOST_MESSAGES(HOST_MESSAGE) };
 #define HOST_MESSAGE_COUNT (int)(sizeof host_messages / sizeof host_messages[0])
 
@@ -1181,6 +1306,614 @@ static void depth_mismatch_debounced(int unused) {
   fake_pen_advance_ms(DEPTH_AXIS_MISMATCH_DEBOUNCE_MS);
   send_id(MSG_HEARTBEAT);
   EXPECT_STATE(PEN_STATE_ARMED);
+}
+
+// ---- roles: provisioning and the challenge–response, through the wire ----
+
+static const uint8_t other_keys[AUTH_KEYED_ROLES][AUTH_KEY_BYTES] = {
+  { 0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6, 0x07, 0x18, 0x29, 0x3a, 0x4b, 0x5c, 0x6d, 0x7e, 0x8f, 0x90,
+    0xa1, 0xb2, 0xc3, 0xd4, 0xe5, 0xf6, 0x07, 0x18, 0x29, 0x3a, 0x4b, 0x5c, 0x6d, 0x7e, 0x8f, 0x91 },
+  { 0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0,
+    0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf1 },
+  { 0x13, 0x37, 0xc0, 0xde, 0x13, 0x37, 0xc0, 0xde, 0x13, 0x37, 0xc0, 0xde, 0x13, 0x37, 0xc0, 0xde,
+    0x13, 0x37, 0xc0, 0xde, 0x13, 0x37, 0xc0, 0xde, 0x13, 0x37, 0xc0, 0xde, 0x13, 0x37, 0xc0, 0xdf },
+};
+
+static void stage_keys(const uint8_t keys[AUTH_KEYED_ROLES][AUTH_KEY_BYTES], uint8_t roles) {
+  for (uint8_t role = ROLE_REPROCESSING; role <= ROLE_ENGINEER; role++) {
+    if (!(roles & (1 << role))) continue;
+    msg_provision_key_t message = { MSG_PROVISION_KEY, role, { 0 } };
+    memcpy(message.key, keys[role - ROLE_REPROCESSING], AUTH_KEY_BYTES);
+    send_bytes(&message, sizeof message);
+    REQUIRE_OK(MSG_PROVISION_KEY);
+  }
+}
+
+static void send_provision(const char *serial) {
+  msg_provision_t message = { MSG_PROVISION, { 0 } };
+  memcpy(message.serial, serial, strnlen(serial, AUTH_SERIAL_BYTES));
+  send_bytes(&message, sizeof message);
+}
+
+static msg_identify_reply_t identify_now(void) {
+  msg_identify_reply_t identity;
+  send_identify(PROTOCOL_VERSION);
+  REQUIRE(reply_length == (int)sizeof identity && reply[0] == MSG_IDENTIFY_REPLY);
+  memcpy(&identity, reply, sizeof identity);
+  return identity;
+}
+
+static void expect_serial(const char *file, int line, const char *expected) {
+  msg_identify_reply_t identity = identify_now();
+  char field[AUTH_SERIAL_BYTES] = { 0 };
+  memcpy(field, expected, strnlen(expected, AUTH_SERIAL_BYTES));
+  if (memcmp(identity.serial, field, sizeof field) != 0) {
+    fail_at(file, line, "identify reports serial \"%.16s\", expected \"%.16s\"", identity.serial, field);
+  }
+}
+#define EXPECT_SERIAL(expected) expect_serial(__FILE__, __LINE__, expected)
+
+// Requests a challenge for role and command and answers it with key, serial and answered_command (which may differ,
+// to forge); the reply to the answer is left in reply.
+static void answer_with(const uint8_t *key, const char *serial, uint8_t role, uint8_t command_id, uint8_t answered_command) {
+  msg_challenge_t challenge = challenge_for(role, command_id);
+  uint8_t mac[AUTH_MAC_BYTES];
+  answer_for(key, challenge.nonce, serial, answered_command, mac);
+  send_answer(mac);
+}
+
+static void unprovisioned_refuses_service(int unused) {
+  (void)unused;
+  start_unprovisioned = 1;
+  pen_start();
+  EXPECT_SERIAL("");
+  send_depth_calibration(STEPS_PER_MM * 100, 0);
+  EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_NOT_PROVISIONED, 0);
+  send_sensor_calibration(SENSORS_DEPTH_SENSOR_ZERO_MV, SENSORS_DEPTH_SENSOR_MV_PER_MM);
+  EXPECT_ERROR(MSG_SET_SENSOR_CALIBRATION, ERROR_CODE_NOT_PROVISIONED, 0);
+  drain_writes();
+  send_request_challenge(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_NOT_PROVISIONED, 0);
+  msg_auth_status_t status = auth_status_now();
+  CHECK_EQ(status.provisioned, 0);
+  CHECK_EQ(status.refusals, 3);
+  CHECK_EQ(status.wrong_answers, 0);
+  CHECK_EQ(status.boot_count, 1);
+  CHECK_EQ(get_calibration().stored_count, 0);
+}
+
+// Provisioned once freely; again only with the engineer's grant, and then the new keys hold and the old ones do not.
+static void provision_once(int unused) {
+  (void)unused;
+  start_unprovisioned = 1;
+  pen_start();
+  drain_writes();
+  send_provision("PN-0001");
+  EXPECT_ERROR(MSG_PROVISION, ERROR_CODE_PROVISION_INCOMPLETE, AUTH_KEYED_ROLE_BITS);
+  stage_keys(test_keys, 1 << ROLE_TECHNICIAN);
+  send_provision("PN-0001");
+  EXPECT_ERROR(MSG_PROVISION, ERROR_CODE_PROVISION_INCOMPLETE, (1 << ROLE_REPROCESSING) | (1 << ROLE_ENGINEER));
+  stage_keys(test_keys, AUTH_KEYED_ROLE_BITS);
+  CHECK_EQ(auth_status_now().staged_keys, AUTH_KEYED_ROLE_BITS);
+  send_provision(TEST_SERIAL);
+  EXPECT_OK(MSG_PROVISION);
+  EXPECT_SERIAL(TEST_SERIAL);
+  msg_auth_status_t status = auth_status_now();
+  CHECK_EQ(status.provisioned, 1);
+  CHECK_EQ(status.staged_keys, 0);
+  CHECK_EQ(status.write_pending, 1);
+  // No challenge until the record is written.
+  send_request_challenge(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_EEPROM_BUSY, 0);
+  grant(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  send_depth_calibration(STEPS_PER_MM * 100 + 1, 0);
+  EXPECT_OK(MSG_SET_DEPTH_CALIBRATION);
+  drain_writes();
+  // Once provisioned: no second provisioning without a grant, nor with another role's.
+  stage_keys(other_keys, AUTH_KEYED_ROLE_BITS);
+  send_provision("PN-EVIL");
+  EXPECT_ERROR(MSG_PROVISION, ERROR_CODE_ROLE_REQUIRED, ROLE_ENGINEER);
+  send_request_challenge(ROLE_TECHNICIAN, MSG_PROVISION);
+  EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_ROLE_REQUIRED, ROLE_ENGINEER);
+  answer_with(test_keys[ROLE_TECHNICIAN - ROLE_REPROCESSING], TEST_SERIAL, ROLE_ENGINEER, MSG_PROVISION, MSG_PROVISION);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_WRONG_ANSWER, AUTH_LOCKOUT_BASE_MS);
+  EXPECT_SERIAL(TEST_SERIAL);
+  fake_pen_advance_ms(AUTH_LOCKOUT_BASE_MS);
+  // With the engineer's grant: the staged keys (staging survives the challenge) and the new serial are stored.
+  grant(ROLE_ENGINEER, MSG_PROVISION);
+  send_provision("PN-0002");
+  EXPECT_OK(MSG_PROVISION);
+  drain_writes();
+  EXPECT_SERIAL("PN-0002");
+  answer_with(test_keys[ROLE_TECHNICIAN - ROLE_REPROCESSING], "PN-0002", ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION, MSG_SET_DEPTH_CALIBRATION);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_WRONG_ANSWER, AUTH_LOCKOUT_BASE_MS);
+  fake_pen_advance_ms(AUTH_LOCKOUT_BASE_MS);
+  answer_with(other_keys[ROLE_TECHNICIAN - ROLE_REPROCESSING], "PN-0002", ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION, MSG_SET_DEPTH_CALIBRATION);
+  EXPECT_OK(MSG_ANSWER_CHALLENGE);
+  // And after a restart the pen is still PN-0002 with the new keys.
+  auth_init();
+  drain_writes();
+  EXPECT_SERIAL("PN-0002");
+  CHECK_EQ(auth_status_now().provisioned, 1);
+}
+
+// The serial's format, at and beyond its bounds: detail is the first offending character.
+static const struct { char serial[AUTH_SERIAL_BYTES]; int8_t fault; } serials[] = {
+  { "", 0 },
+  { " PN", 0 },
+  { "PN 1", 2 },
+  { "PN\x7f", 2 },
+  { "PN\x1f", 2 },
+  { "\x80PN", 0 },
+  { { 'P', 'N', 0, '1' }, 3 },
+  { { 'P', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'X' }, 15 },
+  { "!", -1 },
+  { "~", -1 },
+  { { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'A', 'B', 'C', 'D', 'E', '~' }, -1 },  // 16: no NUL at all
+  { { '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'A', 'B', 'C', 'D', 'E', ' ' }, 15 },
+};
+#define SERIAL_CASES (int)(sizeof serials / sizeof serials[0])
+
+static void provision_serial_format(int index) {
+  start_unprovisioned = 1;
+  pen_start();
+  drain_writes();
+  stage_keys(test_keys, AUTH_KEYED_ROLE_BITS);
+  msg_provision_t message = { MSG_PROVISION, { 0 } };
+  memcpy(message.serial, serials[index].serial, AUTH_SERIAL_BYTES);
+  send_bytes(&message, sizeof message);
+  if (serials[index].fault < 0) EXPECT_OK(MSG_PROVISION);
+  else EXPECT_ERROR(MSG_PROVISION, ERROR_CODE_OUT_OF_RANGE, serials[index].fault);
+  msg_identify_reply_t identity = identify_now();
+  if (serials[index].fault < 0) {
+    CHECK(memcmp(identity.serial, serials[index].serial, AUTH_SERIAL_BYTES) == 0);
+  } else {
+    CHECK_EQ(identity.serial[0], 0);
+    CHECK_EQ(auth_status_now().provisioned, 0);
+  }
+}
+
+static void grant_used_once(int unused) {
+  (void)unused;
+  pen_start();
+  grant(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  send_depth_calibration(STEPS_PER_MM * 100 + 3, 0);
+  EXPECT_OK(MSG_SET_DEPTH_CALIBRATION);
+  drain_writes();
+  send_depth_calibration(STEPS_PER_MM * 100 + 4, 0);
+  EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_TECHNICIAN);
+  // A grant is spent by its command whatever the command then does: refused out of range, it is still gone.
+  grant(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  send_depth_calibration(0, 0);
+  EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_OUT_OF_RANGE, 0);
+  send_depth_calibration(STEPS_PER_MM * 100 + 4, 0);
+  EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_TECHNICIAN);
+  msg_calibration_t calibration = get_calibration();
+  CHECK_EQ(calibration.stored_count, 1);
+  CHECK_EQ(calibration.steps_per_mm_x100, STEPS_PER_MM * 100 + 3);
+}
+
+// Between the grant and its command, any other frame ends the grant.
+enum { BETWEEN_HEARTBEAT, BETWEEN_STATUS, BETWEEN_AUTH_STATUS, BETWEEN_IDENTIFY, BETWEEN_CHALLENGE, BETWEEN_BAD_LENGTH,
+       BETWEEN_UNKNOWN, BETWEEN_ANSWER, BETWEEN_OTHER_COMMAND, BETWEEN_STOP, BETWEEN_COUNT };
+
+static void grant_ended_by_other_frame(int between) {
+  pen_start();
+  grant(ROLE_ENGINEER, MSG_SET_SENSOR_CALIBRATION);
+  uint8_t zeros[AUTH_MAC_BYTES] = { 0 };
+  switch (between) {
+    case BETWEEN_HEARTBEAT: send_id(MSG_HEARTBEAT); break;
+    case BETWEEN_STATUS: send_id(MSG_GET_STATUS); break;
+    case BETWEEN_AUTH_STATUS: send_id(MSG_GET_AUTH_STATUS); break;
+    case BETWEEN_IDENTIFY: send_identify(PROTOCOL_VERSION); break;
+    case BETWEEN_CHALLENGE: send_request_challenge(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION); break;
+    case BETWEEN_BAD_LENGTH: {
+      uint8_t short_frame[2] = { MSG_SET_SENSOR_CALIBRATION, 0x01 };
+      send_bytes(short_frame, sizeof short_frame);
+      EXPECT_ERROR(MSG_SET_SENSOR_CALIBRATION, ERROR_CODE_BAD_LENGTH, sizeof(msg_set_sensor_calibration_t));
+      break;
+    }
+    case BETWEEN_UNKNOWN: send_id(0x60); break;
+    case BETWEEN_ANSWER: send_answer(zeros); EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_NO_CHALLENGE, 0); break;
+    case BETWEEN_OTHER_COMMAND: send_depth_calibration(STEPS_PER_MM * 100, 0); break;
+    default: send_id(MSG_STOP); break;
+  }
+  send_sensor_calibration(SENSORS_DEPTH_SENSOR_ZERO_MV + 2, SENSORS_DEPTH_SENSOR_MV_PER_MM);
+  EXPECT_ERROR(MSG_SET_SENSOR_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_ENGINEER);
+  CHECK_EQ(get_calibration().stored_count, 0);
+}
+
+// A grant is for its command only; a challenge names its command, and an answer for another command is wrong.
+static void grant_for_its_command_only(int unused) {
+  (void)unused;
+  pen_start();
+  grant(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  send_sensor_calibration(SENSORS_DEPTH_SENSOR_ZERO_MV + 2, SENSORS_DEPTH_SENSOR_MV_PER_MM);
+  EXPECT_ERROR(MSG_SET_SENSOR_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_ENGINEER);
+  send_request_challenge(ROLE_TECHNICIAN, MSG_SET_SENSOR_CALIBRATION);
+  EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_ROLE_REQUIRED, ROLE_ENGINEER);
+  send_request_challenge(ROLE_ENGINEER, MSG_SET_DEPTH_CALIBRATION);
+  EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_ROLE_REQUIRED, ROLE_TECHNICIAN);
+  // The engineer's key on a challenge for set_sensor_calibration, answered as if for set_depth_calibration.
+  answer_with(test_keys[ROLE_ENGINEER - ROLE_REPROCESSING], TEST_SERIAL, ROLE_ENGINEER, MSG_SET_SENSOR_CALIBRATION, MSG_SET_DEPTH_CALIBRATION);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_WRONG_ANSWER, AUTH_LOCKOUT_BASE_MS);
+  // The answer of another pen (another serial), and of another role's key.
+  fake_pen_advance_ms(AUTH_LOCKOUT_BASE_MS);
+  answer_with(test_keys[ROLE_TECHNICIAN - ROLE_REPROCESSING], "SIM-LOGIC-0002", ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION, MSG_SET_DEPTH_CALIBRATION);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_WRONG_ANSWER, 2 * AUTH_LOCKOUT_BASE_MS);
+  fake_pen_advance_ms(2 * AUTH_LOCKOUT_BASE_MS);
+  answer_with(test_keys[ROLE_ENGINEER - ROLE_REPROCESSING], TEST_SERIAL, ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION, MSG_SET_DEPTH_CALIBRATION);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_WRONG_ANSWER, 4 * AUTH_LOCKOUT_BASE_MS);
+  send_depth_calibration(STEPS_PER_MM * 100 + 1, 0);
+  EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_TECHNICIAN);
+  CHECK_EQ(get_calibration().stored_count, 0);
+}
+
+// Wrong answers lock challenges out, doubling up to the longest; a right answer starts the count over.
+static void lockout_after_wrong_answers(int unused) {
+  (void)unused;
+  pen_start();
+  uint8_t zeros[AUTH_MAC_BYTES] = { 0 };
+  uint32_t expected_ms = AUTH_LOCKOUT_BASE_MS;
+  for (int wrong = 1; wrong <= 9; wrong++) {
+    challenge_for(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+    send_answer(zeros);
+    EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_WRONG_ANSWER, expected_ms);
+    send_request_challenge(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+    EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_LOCKED_OUT, expected_ms);
+    fake_pen_advance_ms(expected_ms - 1);
+    send_request_challenge(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+    EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_LOCKED_OUT, 1);
+    fake_pen_advance_ms(1);
+    expected_ms = expected_ms * 2 > AUTH_LOCKOUT_MAX_MS ? AUTH_LOCKOUT_MAX_MS : expected_ms * 2;
+  }
+  msg_auth_status_t status = auth_status_now();
+  CHECK_EQ(status.consecutive_failures, 9);
+  CHECK_EQ(status.wrong_answers, 9);
+  CHECK_EQ(status.refusals, 9 * 3);  // each wrong answer and the two challenges refused after it
+  CHECK_EQ(status.lockout_ms, 0);
+  grant(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  status = auth_status_now();
+  CHECK_EQ(status.consecutive_failures, 0);
+  CHECK_EQ(status.wrong_answers, 9);
+  challenge_for(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  send_answer(zeros);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_WRONG_ANSWER, AUTH_LOCKOUT_BASE_MS);
+}
+
+// An answer counts once: answering again (the same bytes, a new frame) finds no challenge, right or wrong.
+static void answer_not_replayed(int unused) {
+  (void)unused;
+  pen_start();
+  msg_challenge_t challenge = challenge_for(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  uint8_t mac[AUTH_MAC_BYTES];
+  answer_for(test_keys[ROLE_TECHNICIAN - ROLE_REPROCESSING], challenge.nonce, TEST_SERIAL, MSG_SET_DEPTH_CALIBRATION, mac);
+  send_answer(mac);
+  EXPECT_OK(MSG_ANSWER_CHALLENGE);
+  send_answer(mac);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_NO_CHALLENGE, 0);
+  send_depth_calibration(STEPS_PER_MM * 100 + 1, 0);
+  EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_TECHNICIAN);
+  // A new challenge carries a new nonce: the old answer is wrong for it.
+  msg_challenge_t next = challenge_for(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  CHECK(memcmp(next.nonce, challenge.nonce, AUTH_NONCE_BYTES) != 0);
+  send_answer(mac);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_WRONG_ANSWER, AUTH_LOCKOUT_BASE_MS);
+  send_answer(mac);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_NO_CHALLENGE, 0);
+  CHECK_EQ(auth_status_now().consecutive_failures, 1);
+  CHECK_EQ(get_calibration().stored_count, 0);
+}
+
+// A challenge waits for the very next frame, and for AUTH_CHALLENGE_TIMEOUT_MS at most; a grant likewise.
+static void challenge_and_grant_expire(int late) {
+  pen_start();
+  uint32_t wait_ms = late ? AUTH_CHALLENGE_TIMEOUT_MS : AUTH_CHALLENGE_TIMEOUT_MS - 1;
+  msg_challenge_t challenge = challenge_for(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  uint8_t mac[AUTH_MAC_BYTES];
+  answer_for(test_keys[ROLE_TECHNICIAN - ROLE_REPROCESSING], challenge.nonce, TEST_SERIAL, MSG_SET_DEPTH_CALIBRATION, mac);
+  fake_pen_advance_ms(wait_ms);
+  send_answer(mac);
+  if (late) {
+    EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_NO_CHALLENGE, 0);
+    grant(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  } else {
+    EXPECT_OK(MSG_ANSWER_CHALLENGE);
+  }
+  fake_pen_advance_ms(wait_ms);
+  send_depth_calibration(STEPS_PER_MM * 100 + 1, 0);
+  if (late) EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_TECHNICIAN);
+  else EXPECT_OK(MSG_SET_DEPTH_CALIBRATION);
+  // Another frame between the challenge and the answer drops the challenge.
+  drain_writes();
+  challenge = challenge_for(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  answer_for(test_keys[ROLE_TECHNICIAN - ROLE_REPROCESSING], challenge.nonce, TEST_SERIAL, MSG_SET_DEPTH_CALIBRATION, mac);
+  send_id(MSG_HEARTBEAT);
+  send_answer(mac);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_NO_CHALLENGE, 0);
+}
+
+// The wrong answer is in EEPROM before the reply: a restart right after it (the second copy unwritten) keeps the
+// lockout, at its full length again.
+static void lockout_survives_restart(int unused) {
+  (void)unused;
+  pen_start();
+  uint8_t zeros[AUTH_MAC_BYTES] = { 0 };
+  challenge_for(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  uint32_t writes_before = fake.eeprom_writes;
+  send_answer(zeros);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_WRONG_ANSWER, AUTH_LOCKOUT_BASE_MS);
+  CHECK(storage_busy());  // the second copy is still to come
+  CHECK(fake.eeprom_writes > writes_before);
+  fake_pen_advance_ms(AUTH_LOCKOUT_BASE_MS / 2);
+  auth_init();  // the restart: RAM and the queued write lost, the EEPROM as it is
+  msg_auth_status_t status;
+  auth_status(&status);
+  CHECK_EQ(status.consecutive_failures, 1);
+  CHECK_EQ(status.wrong_answers, 1);
+  CHECK_EQ(status.boot_count, 2);
+  CHECK_EQ(status.lockout_ms, AUTH_LOCKOUT_BASE_MS);
+  drain_writes();
+  send_request_challenge(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_LOCKED_OUT, AUTH_LOCKOUT_BASE_MS);
+  // A right answer restarted before the counters are next written counts as a wrong one: the safe direction.
+  fake_pen_advance_ms(AUTH_LOCKOUT_BASE_MS);
+  grant(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  CHECK(!storage_busy());  // the copy saying "wrong" is not followed by a second one
+  auth_init();
+  auth_status(&status);
+  CHECK_EQ(status.consecutive_failures, 2);
+  CHECK_EQ(status.lockout_ms, 2 * AUTH_LOCKOUT_BASE_MS);
+}
+
+// After a right answer and its command, the count it was written as is undone in EEPROM at once (after the command's
+// own write): a restart then finds no wrong answer and no lockout.
+static void right_answer_undone_promptly(int unused) {
+  (void)unused;
+  pen_start();
+  drain_writes();
+  // A refusal first, written at once: the next write of refusals alone would wait AUTH_COUNTER_WRITE_PERIOD_MS.
+  send_depth_calibration(STEPS_PER_MM * 100 + 1, 0);
+  EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_TECHNICIAN);
+  fake_pen_advance_ms(1);
+  REQUIRE(storage_busy());
+  drain_writes();
+  grant(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  send_depth_calibration(STEPS_PER_MM * 100 + 1, 0);
+  REQUIRE_OK(MSG_SET_DEPTH_CALIBRATION);
+  int passes = 0;
+  for (; passes < 200 && (storage_busy() || auth_status_now().write_pending); passes++) fake_pen_advance_ms(1);
+  fake_pen_advance_ms(1);
+  drain_writes();
+  CHECK(passes < 100);
+  auth_init();
+  msg_auth_status_t status;
+  auth_status(&status);
+  CHECK_EQ(status.consecutive_failures, 0);
+  CHECK_EQ(status.wrong_answers, 0);
+  CHECK_EQ(status.refusals, 1);
+  CHECK_EQ(status.lockout_ms, 0);
+  CHECK_EQ(get_calibration().stored_count, 1);
+}
+
+// The EEPROM does not take the write: nothing is compared, no grant even for the right answer, and the lockout holds.
+static void answer_refused_when_eeprom_stuck(int unused) {
+  (void)unused;
+  pen_start();
+  msg_challenge_t challenge = challenge_for(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  uint8_t mac[AUTH_MAC_BYTES];
+  answer_for(test_keys[ROLE_TECHNICIAN - ROLE_REPROCESSING], challenge.nonce, TEST_SERIAL, MSG_SET_DEPTH_CALIBRATION, mac);
+  fake.eeprom_busy = 1;
+  send_answer(mac);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_EEPROM_BUSY, AUTH_LOCKOUT_BASE_MS);
+  fake.eeprom_busy = 0;
+  send_depth_calibration(STEPS_PER_MM * 100 + 1, 0);
+  EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_TECHNICIAN);
+}
+
+// Nonces never repeat: within a boot, across restarts, and across a restart during the boot count's own write.
+#define NONCE_BOOTS 12
+static void nonce_never_repeats(int unused) {
+  (void)unused;
+  pen_start();
+  static uint8_t seen[NONCE_BOOTS * 3][AUTH_NONCE_BYTES];
+  int count = 0;
+  uint32_t last_boot = 0;
+  for (int boot = 0; boot < NONCE_BOOTS; boot++) {
+    if (boot > 0) {
+      // A restart cut short (boot - 1) bytes into the boot count's write, then a clean one.
+      for (int pass = 0; pass < boot - 1 && storage_busy(); pass++) storage_poll();
+      auth_init();
+    }
+    for (int i = 0; i < 3; i++) {
+      msg_challenge_t challenge = challenge_for(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+      for (int j = 0; j < count; j++) CHECK(memcmp(seen[j], challenge.nonce, AUTH_NONCE_BYTES) != 0);
+      memcpy(seen[count++], challenge.nonce, AUTH_NONCE_BYTES);
+      uint32_t boot_count, issued;
+      memcpy(&boot_count, challenge.nonce, 4);
+      memcpy(&issued, challenge.nonce + 4, 4);
+      CHECK(boot_count > last_boot || (boot_count == last_boot && i > 0));
+      CHECK_EQ(issued, i + 1);
+      last_boot = boot_count;
+    }
+    auth_init();  // a restart with the boot count durable
+    drain_writes();
+  }
+}
+
+// Counters at their extremes saturate; the longest lockout holds.
+static void counters_saturate(int unused) {
+  (void)unused;
+  struct auth_counters extreme = { UINT32_MAX - 1, UINT16_MAX, UINT16_MAX, UINT8_MAX };
+  storage_save_record(STORAGE_AUTH_COUNTERS, &extreme);
+  while (storage_busy()) storage_poll();
+  pen_start();
+  drain_writes();
+  send_request_challenge(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_LOCKED_OUT, AUTH_LOCKOUT_MAX_MS);
+  fake_pen_advance_ms(AUTH_LOCKOUT_MAX_MS);
+  uint8_t zeros[AUTH_MAC_BYTES] = { 0 };
+  msg_challenge_t challenge = challenge_for(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
+  uint32_t boot_count;
+  memcpy(&boot_count, challenge.nonce, 4);
+  CHECK_EQ(boot_count, UINT32_MAX);
+  send_answer(zeros);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_WRONG_ANSWER, AUTH_LOCKOUT_MAX_MS);
+  msg_auth_status_t status = auth_status_now();
+  CHECK_EQ(status.wrong_answers, UINT16_MAX);
+  CHECK_EQ(status.refusals, UINT16_MAX);
+  CHECK_EQ(status.consecutive_failures, UINT8_MAX);
+  CHECK_EQ(status.boot_count, UINT32_MAX);
+}
+
+// Both copies of the counters unreadable: the count goes on above the higher boot count, at the longest lockout.
+static void counters_corrupt(int unused) {
+  (void)unused;
+  struct auth_counters stored = { 700, 3, 9, 0 };
+  storage_save_record(STORAGE_AUTH_COUNTERS, &stored);
+  while (storage_busy()) storage_poll();
+  fake.eeprom[0x040 + 5] ^= 0x01;
+  fake.eeprom[0x060 + 5] ^= 0x01;
+  pen_start();
+  msg_auth_status_t status = auth_status_now();
+  CHECK(status.boot_count > 700);
+  CHECK_EQ(status.lockout_ms, AUTH_LOCKOUT_MAX_MS);
+}
+
+// Refusals are counted in RAM at once and written at most every AUTH_COUNTER_WRITE_PERIOD_MS, so a flood of them does
+// not wear the EEPROM out; they survive a restart once written.
+static void refusals_written_lazily(int unused) {
+  (void)unused;
+  pen_start();
+  drain_writes();
+  uint32_t writes_before = fake.eeprom_writes;
+  for (int i = 0; i < 100; i++) {
+    send_depth_calibration(STEPS_PER_MM * 100, 0);
+    EXPECT_ERROR(MSG_SET_DEPTH_CALIBRATION, ERROR_CODE_ROLE_REQUIRED, ROLE_TECHNICIAN);
+    fake_pen_advance_ms(10);
+  }
+  CHECK_EQ(auth_status_now().refusals, 100);
+  fake_pen_advance_ms(AUTH_COUNTER_WRITE_PERIOD_MS);
+  CHECK(!storage_busy());
+  uint32_t writes = fake.eeprom_writes - writes_before;
+  CHECK(writes > 0);
+  CHECK(writes <= 2 * 8);  // a write or two of the few bytes that changed, not a hundred
+  auth_init();
+  msg_auth_status_t status;
+  auth_status(&status);
+  CHECK_EQ(status.refusals, 100);
+}
+
+// Every new frame at each wrong length, and every field at and beyond its bounds.
+static const struct { uint8_t id, length; } auth_messages[] = {
+  { MSG_REQUEST_CHALLENGE, sizeof(msg_request_challenge_t) }, { MSG_ANSWER_CHALLENGE, sizeof(msg_answer_challenge_t) },
+  { MSG_PROVISION_KEY, sizeof(msg_provision_key_t) }, { MSG_PROVISION, sizeof(msg_provision_t) },
+  { MSG_GET_AUTH_STATUS, sizeof(msg_get_auth_status_t) },
+};
+
+static void auth_frame_lengths(int index) {
+  pen_start();
+  drain_writes();
+  uint8_t id = auth_messages[index].id, expected = auth_messages[index].length;
+  uint8_t request[FRAME_MAX_PAYLOAD];
+  memset(request, 0x5A, sizeof request);
+  request[0] = id;
+  for (uint8_t length = 1; length <= FRAME_MAX_PAYLOAD; length++) {
+    if (length == expected) continue;
+    send_bytes(request, length);
+    EXPECT_ERROR(id, ERROR_CODE_BAD_LENGTH, expected);
+  }
+  msg_auth_status_t status = auth_status_now();
+  CHECK_EQ(status.wrong_answers, 0);
+  CHECK_EQ(status.staged_keys, 0);
+  CHECK_EQ(status.consecutive_failures, 0);
+}
+
+static void auth_field_bounds(int unused) {
+  (void)unused;
+  pen_start();
+  drain_writes();
+  static const uint8_t bad_roles[] = { ROLE_OPERATOR, ROLE_ENGINEER + 1, 0x7F, 0x80, 0xFF };
+  for (unsigned i = 0; i < sizeof bad_roles; i++) {
+    send_request_challenge(bad_roles[i], MSG_SET_DEPTH_CALIBRATION);
+    EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_OUT_OF_RANGE, bad_roles[i]);
+    msg_provision_key_t key = { MSG_PROVISION_KEY, bad_roles[i], { 1 } };
+    send_bytes(&key, sizeof key);
+    EXPECT_ERROR(MSG_PROVISION_KEY, ERROR_CODE_OUT_OF_RANGE, bad_roles[i]);
+  }
+  // Commands that need no role (or do not exist, or come from the pen) have no challenge.
+  static const uint8_t ungated[] = { 0x00, MSG_IDENTIFY, MSG_HOME, MSG_MOVE_TO, MSG_START_NEEDLE, MSG_REQUEST_CHALLENGE,
+                                     MSG_ANSWER_CHALLENGE, MSG_PROVISION_KEY, MSG_GET_AUTH_STATUS, 0x60, 0x7F, MSG_OK,
+                                     MSG_CHALLENGE, MSG_ERROR };
+  for (unsigned i = 0; i < sizeof ungated; i++) {
+    send_request_challenge(ROLE_ENGINEER, ungated[i]);
+    EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_OUT_OF_RANGE, ungated[i]);
+  }
+  // Blank keys are refused; the first and last key values that are not are taken.
+  msg_provision_key_t key = { MSG_PROVISION_KEY, ROLE_ENGINEER, { 0 } };
+  send_bytes(&key, sizeof key);
+  EXPECT_ERROR(MSG_PROVISION_KEY, ERROR_CODE_OUT_OF_RANGE, ROLE_ENGINEER);
+  memset(key.key, 0xFF, sizeof key.key);
+  send_bytes(&key, sizeof key);
+  EXPECT_ERROR(MSG_PROVISION_KEY, ERROR_CODE_OUT_OF_RANGE, ROLE_ENGINEER);
+  key.key[AUTH_KEY_BYTES - 1] = 0xFE;
+  send_bytes(&key, sizeof key);
+  EXPECT_OK(MSG_PROVISION_KEY);
+  memset(key.key, 0, sizeof key.key);
+  key.key[0] = 1;
+  key.role = ROLE_REPROCESSING;
+  send_bytes(&key, sizeof key);
+  EXPECT_OK(MSG_PROVISION_KEY);
+  CHECK_EQ(auth_status_now().staged_keys, (1 << ROLE_REPROCESSING) | (1 << ROLE_ENGINEER));
+  // Answers of all zeros and all ones are just wrong.
+  uint8_t mac[AUTH_MAC_BYTES];
+  memset(mac, 0xFF, sizeof mac);
+  challenge_for(ROLE_ENGINEER, MSG_SET_SENSOR_CALIBRATION);
+  send_answer(mac);
+  EXPECT_ERROR(MSG_ANSWER_CHALLENGE, ERROR_CODE_WRONG_ANSWER, AUTH_LOCKOUT_BASE_MS);
+}
+
+// A reset at any byte of the identity's write leaves the old identity or the new one, never a mix.
+#define IDENTITY_RESET_POINTS (2 * (3 + (int)sizeof(struct auth_identity) + 2) + 2)
+
+static int same_identity(const struct auth_identity *a, const struct auth_identity *b) { return memcmp(a, b, sizeof *a) == 0; }
+
+// arg: bit 0 torn (the byte being written at the reset holds garbage), bit 1 over an existing identity.
+static void identity_reset_during_write(int arg) {
+  int torn = arg & 1, over_existing = (arg >> 1) & 1;
+  struct auth_identity old_identity, new_identity;
+  memset(&old_identity, 0, sizeof old_identity);
+  memset(&new_identity, 0, sizeof new_identity);
+  strncpy(old_identity.serial, "PN-OLD", sizeof old_identity.serial);
+  memcpy(old_identity.keys, test_keys, sizeof old_identity.keys);
+  memcpy(new_identity.serial, "PN-NEW-0123456789", sizeof new_identity.serial);
+  memcpy(new_identity.keys, other_keys, sizeof new_identity.keys);
+  for (int writes = 0; writes < IDENTITY_RESET_POINTS; writes++) {
+    fake_board_reset();
+    struct auth_identity loaded;
+    storage_load(STORAGE_IDENTITY, &loaded);  // blank: where the first write goes depends on nothing before
+    if (over_existing) {
+      storage_save_record(STORAGE_IDENTITY, &old_identity);
+      while (storage_busy()) storage_poll();
+      REQUIRE(storage_load(STORAGE_IDENTITY, &loaded) & STORAGE_LOADED);
+    }
+    storage_save_record(STORAGE_IDENTITY, &new_identity);
+    uint32_t base = fake.eeprom_writes;
+    while (storage_busy() && fake.eeprom_writes - base < (uint32_t)writes) storage_poll();
+    if (torn && storage_busy()) {
+      fake.eeprom_tear_next = 1;
+      uint32_t before = fake.eeprom_writes;
+      while (storage_busy() && fake.eeprom_writes == before) storage_poll();
+      fake.eeprom_tear_next = 0;
+    }
+    uint8_t completed = !storage_busy();
+    memset(&loaded, 0xA5, sizeof loaded);
+    uint8_t found = storage_load(STORAGE_IDENTITY, &loaded);  // the restart
+    uint8_t is_new = (found & STORAGE_LOADED) && same_identity(&loaded, &new_identity);
+    uint8_t is_old = over_existing ? (found & STORAGE_LOADED) && same_identity(&loaded, &old_identity) : !(found & STORAGE_LOADED);
+    if (!is_new && !is_old) fail_at(__FILE__, __LINE__, "after %d writes%s: neither the old identity nor the new one", writes, torn ? " and a torn one" : "");
+    if (completed && !is_new) fail_at(__FILE__, __LINE__, "after %d writes the write completed, yet the new identity was not loaded", writes);
+  }
 }
 
 int main(void) {
@@ -1267,8 +2000,8 @@ int main(void) {
     snprintf(name, sizeof name, "set_sensor_calibration zero_mv=%u mv_per_mm=%u", zero_mv_values[i / VALUES], slope_values[i % VALUES]);
     run_case(name, sensor_calibration_bounds, i);
   }
-  static const char *refusal_when[] = { "armed", "moving", "writing", "in fault" };
-  for (int i = 0; i < 4; i++) {
+  static const char *refusal_when[] = { "armed", "moving", "writing", "in fault", "running", "homing" };
+  for (int i = 0; i < 6; i++) {
     char name[96];
     snprintf(name, sizeof name, "calibration refused %s", refusal_when[i]);
     run_case(name, calibration_refused, i);
@@ -1288,6 +2021,29 @@ int main(void) {
              (arg / RESET_POINTS) % 2 ? ", the next write torn" : "");
     run_case(name, reset_during_save, arg);
   }
+
+  // Roles: provisioning and the challenge–response.
+  run_case("service commands refused on a pen that is not provisioned", unprovisioned_refuses_service, 0);
+  run_case("provisioned once; again only with the engineer's grant", provision_once, 0);
+  for (int i = 0; i < SERIAL_CASES; i++) run_case("provision serial format, case %d", provision_serial_format, i);
+  run_case("a grant is used by one execution of its command", grant_used_once, 0);
+  for (int i = 0; i < BETWEEN_COUNT; i++) run_case("a grant is ended by any other frame (%d)", grant_ended_by_other_frame, i);
+  run_case("a grant and an answer are for their command, role and pen only", grant_for_its_command_only, 0);
+  run_case("wrong answers lock challenges out, doubling to the longest", lockout_after_wrong_answers, 0);
+  run_case("an answer is not replayed", answer_not_replayed, 0);
+  run_case("a challenge and a grant expire (late=%d)", challenge_and_grant_expire, 0);
+  run_case("a challenge and a grant expire (late=%d)", challenge_and_grant_expire, 1);
+  run_case("the lockout survives a restart", lockout_survives_restart, 0);
+  run_case("no grant when the EEPROM does not take the wrong-answer count", answer_refused_when_eeprom_stuck, 0);
+  run_case("a right answer's count is undone in EEPROM right after its command", right_answer_undone_promptly, 0);
+  run_case("a nonce never repeats, across restarts and restarts during the boot count's write", nonce_never_repeats, 0);
+  run_case("auth counters saturate at their extremes", counters_saturate, 0);
+  run_case("corrupt auth counters: boot count goes on, longest lockout", counters_corrupt, 0);
+  run_case("refusals are counted at once and written lazily", refusals_written_lazily, 0);
+  for (int i = 0; i < (int)(sizeof auth_messages / sizeof auth_messages[0]); i++) run_case("auth frame %d at every wrong length", auth_frame_lengths, i);
+  run_case("auth fields at and beyond their bounds", auth_field_bounds, 0);
+  for (int arg = 0; arg < 4; arg++) run_case("identity write reset at every byte (torn, over existing: %d)", identity_reset_during_write, arg);
+  run_case("calibration refused after a grant when a fault came between", calibration_refused_after_grant, 0);
 
   // Link and dispatcher.
   run_case("a replayed sequence number is answered, not executed", replay_not_executed, 0);

@@ -10,7 +10,9 @@
 //   5 input: e-stop, cartridge, home switch or footswitch change (the pin interrupts run as sensors.c's do)
 //   6 stepper: the move ends, homing ends (done, switch not found, stuck), motion by steps per ms, lost steps, slip
 //   7 sensor: the next byte sets temperature, supply, depth sensor offset, plausibility, settling, motor fault,
-//     motor current, or stalls the main loop for that many ticks
+//     motor current, or stalls the main loop for that many ticks; or (param 11) the host answers the last challenge
+//     the pen issued rightly, with the key the pen holds, as a host with the keys would
+
 // Invariants, checked all along (abort() on a breach, so libFuzzer keeps the input):
 //   - the motor never runs outside RUNNING, nor with the e-stop open, the cartridge out or the host silent past
 //     HEARTBEAT_TIMEOUT_MS; a STOP byte turns it off at once
@@ -24,10 +26,13 @@
 //     again (link_execute and link_on_frame are observed through the linker's --wrap)
 //   - after every millisecond's pass, ARMED or RUNNING means homed, inside the depth window by both channels, no
 //     interlock, cartridge in; FAULT holds exactly when a fault code is latched
+//   - a service command (a message with a role) is accepted only as the very frame after an accepted answer (or, for
+//     provision, on a pen not yet provisioned); the HMAC runs only in HOMING_REQUIRED or IDLE, stepper still, motor off
 // With LINK_FUZZ_TRACE set in the environment it prints where each input left the pen (run it on corpus files).
 #include <stdint.h>      // uint8_t
 #include <stdio.h>       // fprintf
 #include <stdlib.h>      // abort, getenv
+#include <string.h>      // memcpy
 #include "fake_board.h"  // fake, fake_complete_move
 #include "fake_pen.h"    // fake_pen_boot, fake_pen_receive, fake_host_sync
 #include "pen.h"         // pen_link_parser, pen_link_session
@@ -38,6 +43,9 @@
 #include "protocol.h"    // FRAME_*, MSG_*, PEN_STATE_*
 #include "faults.h"      // FAULT_*
 #include "pen_config.h"  // DEPTH_*, HEARTBEAT_TIMEOUT_MS, WATCHDOG_TIMEOUT_MS
+#include "auth.h"        // auth_provisioned, auth_serial
+#include "storage.h"     // storage_payload_address
+#include "sha256.h"      // hmac_sha256, struct hmac_sha256_context
 
 #define MAX_MS_PER_INPUT 3000  // keeps every input quick: the heartbeat timeout fits ten times over
 #define AUTO_STEPS_PER_MS 16   // DEPTH_AXIS_MAX_STEPS_PER_SECOND / 1000
@@ -51,6 +59,22 @@ static uint32_t executions;
 static uint8_t expected_exec_seq, in_frame, frame_seq, frame_kind, executed_in_frame;
 static uint32_t last_heartbeat_ms, ms_used;
 static uint8_t last_frame[LINK_WIRE_MAX_BYTES], last_frame_length;
+static uint8_t granted_next;  // the last execution was an accepted answer_challenge
+static uint32_t service_runs;   // service commands accepted
+static msg_challenge_t last_challenge;
+static uint8_t challenge_seen;
+
+// The role each host message needs (ROLE_OPERATOR: none), from the protocol description.
+struct host_message { uint8_t id, role; };
+#define HOST_MESSAGE(name, length, allowed_in_fault, role) { MSG_##name, role },
+static const struct host_message host_messages[] = { HOST_MESSAGES(HOST_MESSAGE) };
+
+static uint8_t role_of(uint8_t id) {
+  for (size_t i = 0; i < sizeof host_messages / sizeof host_messages[0]; i++) {
+    if (host_messages[i].id == id) return host_messages[i].role;
+  }
+  return ROLE_OPERATOR;
+}
 
 static void breach(const char *what, long a, long b) {
   fprintf(stderr, "invariant broken at %lu ms (state %u, fault %u): %s (%ld, %ld)\n", (unsigned long)fake.now_ms,
@@ -70,10 +94,30 @@ uint8_t __wrap_link_execute(const uint8_t *request, uint8_t length, uint8_t *rep
   executed_in_frame = 1;
   executions++;
   expected_exec_seq = (uint8_t)((frame_seq + 1) & 0x0F);
+  uint8_t free_provision = request[0] == MSG_PROVISION && !auth_provisioned();
   uint8_t reply_length = __real_link_execute(request, length, reply);
   if (reply_length == 0 || reply_length > LINK_REPLY_MAX) breach("reply length", reply_length, LINK_REPLY_MAX);
   if (request[0] == MSG_HEARTBEAT && reply[0] == MSG_OK) last_heartbeat_ms = fake.now_ms;
+  if (role_of(request[0]) != ROLE_OPERATOR && reply[0] == MSG_OK && !granted_next && !free_provision) {
+    breach("a service command ran without a grant", request[0], role_of(request[0]));
+  }
+  if (role_of(request[0]) != ROLE_OPERATOR && reply[0] == MSG_OK) service_runs++;
+  granted_next = request[0] == MSG_ANSWER_CHALLENGE && reply[0] == MSG_OK;
+  if (reply[0] == MSG_CHALLENGE && reply_length == sizeof last_challenge) {
+    memcpy(&last_challenge, reply, sizeof last_challenge);
+    challenge_seen = 1;
+  }
   return reply_length;
+}
+
+// The HMAC holds the main loop about 13 ms on the AVR: never while the needle can move.
+void __real_hmac_sha256_init(struct hmac_sha256_context *context, const uint8_t *key, size_t key_length);
+void __wrap_hmac_sha256_init(struct hmac_sha256_context *context, const uint8_t *key, size_t key_length) {
+  uint8_t state = safety_state();
+  if ((state != PEN_STATE_HOMING_REQUIRED && state != PEN_STATE_IDLE) || fake.moving || fake.homing || fake.motor_running) {
+    breach("HMAC computed while the needle can move", state, fake.moving);
+  }
+  __real_hmac_sha256_init(context, key, key_length);
 }
 
 void __wrap_link_on_frame(struct link_session *session, const uint8_t *frame) {
@@ -199,6 +243,20 @@ static void stepper_event(uint8_t which, int8_t amount) {
   check_always();
 }
 
+// A host holding the keys answers the last challenge rightly (the key read from the pen's own EEPROM, as provisioned).
+static void answer_last_challenge(void) {
+  if (!challenge_seen || !auth_provisioned() || last_challenge.role < ROLE_REPROCESSING || last_challenge.role > ROLE_ENGINEER) return;
+  uint8_t key[AUTH_KEY_BYTES], message[AUTH_NONCE_BYTES + AUTH_SERIAL_BYTES + 1];
+  uint16_t address = storage_payload_address(STORAGE_IDENTITY) + AUTH_SERIAL_BYTES + (uint16_t)(last_challenge.role - ROLE_REPROCESSING) * AUTH_KEY_BYTES;
+  for (uint8_t i = 0; i < AUTH_KEY_BYTES; i++) key[i] = fake.eeprom[address + i];
+  memcpy(message, last_challenge.nonce, AUTH_NONCE_BYTES);
+  memcpy(message + AUTH_NONCE_BYTES, auth_serial(), AUTH_SERIAL_BYTES);
+  message[AUTH_NONCE_BYTES + AUTH_SERIAL_BYTES] = last_challenge.command_id;
+  msg_answer_challenge_t answer = { MSG_ANSWER_CHALLENGE, { 0 } };
+  hmac_sha256(key, sizeof key, message, sizeof message, answer.mac);
+  send_frame((uint8_t)(FRAME_KIND_DATA | pen_link_session()->expected_seq), (const uint8_t *)&answer, sizeof answer);
+}
+
 static void sensor_event(uint8_t which, uint8_t value) {
   switch (which % 16) {
     case 0: fake.temperature_deci_c = (int16_t)(200 + value * 2); break;  // 20.0 to 71.0 degC
@@ -217,6 +275,7 @@ static void sensor_event(uint8_t which, uint8_t value) {
     case 8: fake.current_ma = (uint16_t)(value * 20); break;
     case 9: fake.eeprom_busy = value & 1; break;
     case 10: stall(value); break;
+    case 11: answer_last_challenge(); break;
     default: break;
   }
   check_always();
@@ -258,6 +317,8 @@ static void power_on(void) {
   ms_used = 0;
   last_frame_length = 0;
   executions = 0;
+  granted_next = challenge_seen = 0;
+  service_runs = 0;
   fake_pen_boot();
   // The handshake a host does on connecting.
   if (!fake_host_sync()) breach("no reply to the sync frame", 0, 0);
@@ -303,9 +364,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
   }
   if (trace) {
-    fprintf(stderr, "link_fuzz: %zu bytes, %lu ms, %lu executions, %lu moves, %lu motor starts, %lu vetoed; state %u, fault %u\n",
-            size, (unsigned long)fake.now_ms, (unsigned long)executions, (unsigned long)fake.moves,
-            (unsigned long)fake.motor_starts, (unsigned long)fake.motor_vetoes, safety_state(), safety_fault());
+    fprintf(stderr, "link_fuzz: %zu bytes, %lu ms, %lu executions, %lu moves, %lu motor starts, %lu vetoed, %lu service commands "
+            "accepted; state %u, fault %u\n", size, (unsigned long)fake.now_ms, (unsigned long)executions, (unsigned long)fake.moves,
+            (unsigned long)fake.motor_starts, (unsigned long)fake.motor_vetoes, (unsigned long)service_runs, safety_state(), safety_fault());
   }
   return 0;
 }

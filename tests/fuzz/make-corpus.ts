@@ -43,6 +43,8 @@ const moveEnds = [op(6, 0)];
 const homingDone = [op(6, 1)];
 const replay = [op(3)];
 const sensor = (which: number, value: number): number[] => [op(7, which), value];
+/** The harness answers the pen's last challenge rightly, with the key the pen holds. */
+const answerChallenge = sensor(11, 0);
 
 const homed = [...command('home', {}), ...homingDone, ...time(1, false)];
 const atDepth = [...homed, ...command('move_to', { depthUm: 1000 }), ...moveEnds, ...time(1, false)];
@@ -51,6 +53,18 @@ const armed = [
   ...time(10, true),
 ];
 const running = [...armed, ...command('start_needle', { strokesPerSecond: 100 }), ...time(200, true)];
+
+// The pen starts blank: provisioned here with keys the harness reads back from its EEPROM, then written out.
+const key = (fill: number): Uint8Array => Uint8Array.from({ length: 32 }, (_, i) => (fill + 37 * i) & 0xff);
+const provisioned = [
+  ...time(50, false),  // the boot count's write first: provision waits for a free EEPROM
+  ...command('provision_key', { role: 1, key: key(1) }), ...command('provision_key', { role: 2, key: key(2) }),
+  ...command('provision_key', { role: 3, key: key(3) }), ...command('provision', { serial: 'SIM-FUZZ-0001' }), ...time(300, false),
+];
+/** A grant for a service command, then the command. */
+function granted<K extends MessageName>(role: number, name: K, fields: MessageFields[K], id: number): number[] {
+  return [...command('request_challenge', { role, commandId: id }), ...answerChallenge, ...command(name, fields)];
+}
 
 // The handshake leaves the pen expecting seq 1, `homed` seq 2: a raw frame with that seq executes.
 const escapedMove = encodeFrame(FrameKind.data | 2, encodeMessage('move_to', { depthUm: 0x077d }));  // 0x7D in the payload
@@ -85,6 +99,27 @@ const corpus: Record<string, number[]> = {
   'stop-bytes': [...running, ...raw([FRAME_STOP]), ...time(1, true), ...raw([0x7e, 0x05, FRAME_STOP, 0x11, 0x03, 0x7e])],
   'escaped': [...homed, ...raw([...escapedMove]), ...raw([0x7e, 0x7d, 0x5e, 0x7d, 0x5d, 0x7d, 0x38, 0x7e])],
   'garbage': raw(garbage),
+  'provision-calibrate': [
+    ...provisioned, ...granted(2, 'set_depth_calibration', { stepsPerMmX100: 161209, zeroOffsetUm: -30 }, 13), ...time(100, false),
+    ...granted(3, 'set_sensor_calibration', { sensorZeroMv: 540, sensorMvPerMm: 1584 }, 15), ...time(100, false),
+    ...command('get_calibration', {}), ...command('get_auth_status', {}), ...atDepth,
+  ],
+  'auth-refusals': [
+    ...provisioned, ...command('set_depth_calibration', { stepsPerMmX100: 161209, zeroOffsetUm: -30 }),
+    ...command('request_challenge', { role: 2, commandId: 13 }), ...command('heartbeat', {}), ...answerChallenge,
+    ...command('request_challenge', { role: 2, commandId: 13 }), ...command('answer_challenge', { mac: new Uint8Array(32) }),
+    ...command('request_challenge', { role: 2, commandId: 13 }), ...time(100, false), ...command('get_auth_status', {}),
+  ],
+  'reprovision': [
+    ...provisioned, ...command('provision_key', { role: 1, key: key(4) }), ...command('provision_key', { role: 2, key: key(5) }),
+    ...command('provision_key', { role: 3, key: key(6) }), ...granted(3, 'provision', { serial: 'SIM-FUZZ-0002' }, 19),
+    ...time(300, false), ...command('identify', { hostProtocolVersion: 3 }), ...granted(2, 'set_depth_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: 0 }, 13),
+  ],
+  'grant-then-move': [
+    ...provisioned, ...homed, ...command('request_challenge', { role: 2, commandId: 13 }), ...answerChallenge,
+    ...command('move_to', { depthUm: 1000 }), ...command('set_depth_calibration', { stepsPerMmX100: 161209, zeroOffsetUm: -30 }),
+    ...moveEnds, ...time(5, false),
+  ],
 };
 
 rmSync(corpusDir, { recursive: true, force: true });

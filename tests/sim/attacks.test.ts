@@ -1,5 +1,6 @@
 // A hostile host, through the wire: raw frames with no HAL, every calibration field at, inside and beyond its bounds
-// on pens at their tolerance corners, STOP landing mid-frame, after noise and in a flood, partial-frame timing,
+// on pens at their tolerance corners (sent on grants, as a host with the keys would; tests/sim/roles.test.ts has the
+// host without them), STOP landing mid-frame, after noise and in a flood, partial-frame timing,
 // an old-protocol host, and the arming and clearing rules the firmware holds alone.
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
@@ -8,9 +9,11 @@ import { calibrationBounds, depthLimitSteps } from '../../hardware/depth-bounds.
 import { encodeFrame } from '../../hal/link/frame.ts';
 import { decodeMessage, encodeMessage, type Message } from '../../hal/link/codec.ts';
 import {
-  ErrorCode, Fault, FRAME_STOP, FRAME_SYNC, FrameKind, PROTOCOL_VERSION, type HostMessageName, type MessageFields,
+  ErrorCode, Fault, FRAME_STOP, FRAME_SYNC, FrameKind, PROTOCOL_VERSION, Role, messageSpecs, type HostMessageName, type MessageFields,
 } from '../../hardware/generated/protocol.ts';
+import { challengeAnswer, keyedRoleOf, testKeys } from '../../hal/auth.ts';
 import { RawClient } from './raw-client.ts';
+import { provisionedVirtualPen, testSerial } from './provisioned.ts';
 
 let pen: VirtualPen;
 afterEach(async () => {
@@ -57,6 +60,25 @@ class Attacker {
     return Object.entries(ErrorCode).find(([, value]) => value === reply.fields.code)?.[0] ?? `code ${reply.fields.code}`;
   }
 
+  /**
+   * A service command as a host holding the pen's keys sends it (a buggy host, not a thief): a challenge for its role,
+   * the answer with the test key, then the command; the command's error code name, or 'ok'.
+   */
+  async granted<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<string> {
+    const spec = messageSpecs[name];
+    const role = spec.role === null ? null : keyedRoleOf(Role[spec.role]);
+    if (role === null) throw new Error(`${name} needs no grant`);
+    let challenge = await this.send('request_challenge', { role: Role[role], commandId: spec.id });
+    for (let tries = 0; challenge.name === 'error' && challenge.fields.code === ErrorCode.eeprom_busy && tries < 100; tries++) {
+      await pen.clock.sleep(10);  // an EEPROM write still under way
+      challenge = await this.send('request_challenge', { role: Role[role], commandId: spec.id });
+    }
+    if (challenge.name !== 'challenge') throw new Error(`no challenge for ${name}: ${JSON.stringify(challenge)}`);
+    const answer = await this.send('answer_challenge', { mac: challengeAnswer(testKeys[role], challenge.fields.nonce, testSerial, spec.id) });
+    expect(answer).toMatchObject({ name: 'ok' });
+    return this.code(name, fields);
+  }
+
   /** Simulated time passes with the heartbeat kept alive, as a live host would. */
   async wait(ms: number): Promise<void> {
     for (let left = ms; left > 0; left -= 100) {
@@ -78,8 +100,9 @@ class Attacker {
   }
 }
 
-async function homedAttacker(seed = 1): Promise<Attacker> {
-  pen = new VirtualPen({ seed });
+/** Homed and idle; provisioned (serial SIM-0001, the test keys) when it is to take service commands. */
+async function homedAttacker(seed = 1, provisioned = false): Promise<Attacker> {
+  pen = provisioned ? provisionedVirtualPen({ seed }) : new VirtualPen({ seed });
   pen.start();
   const attacker = await Attacker.connect();
   expect(await attacker.code('home', {})).toBe('ok');
@@ -165,13 +188,14 @@ function probeValues(field: CalibrationField): number[] {
 async function setCalibrationField(attacker: Attacker, field: CalibrationField, value: number): Promise<string> {
   const fields = { ...nominal, [field]: value };
   return field === 'stepsPerMmX100' || field === 'zeroOffsetUm'
-    ? attacker.code('set_depth_calibration', { stepsPerMmX100: fields.stepsPerMmX100, zeroOffsetUm: fields.zeroOffsetUm })
-    : attacker.code('set_sensor_calibration', { sensorZeroMv: fields.sensorZeroMv, sensorMvPerMm: fields.sensorMvPerMm });
+    ? attacker.granted('set_depth_calibration', { stepsPerMmX100: fields.stepsPerMmX100, zeroOffsetUm: fields.zeroOffsetUm })
+    : attacker.granted('set_sensor_calibration', { sensorZeroMv: fields.sensorZeroMv, sensorMvPerMm: fields.sensorMvPerMm });
 }
 
+// The firmware's bounds hold against a host that has the keys: each write below runs on a grant.
 describe('calibration bounds derived from the tolerances', () => {
   it('accepts every field exactly inside its bounds and refuses everything beyond, integer extremes included', async () => {
-    pen = new VirtualPen();
+    pen = provisionedVirtualPen();
     pen.start();
     const attacker = await Attacker.connect();
     const outcomes: string[] = [];
@@ -194,12 +218,12 @@ describe('calibration bounds derived from the tolerances', () => {
   });
 
   it('refuses the calibration that put the needle at 2.42 mm, and no single frame can set both channels', async () => {
-    pen = new VirtualPen();
+    pen = provisionedVirtualPen();
     pen.start();
     const attacker = await Attacker.connect();
-    expect(await attacker.code('set_depth_calibration', { stepsPerMmX100: 176000, zeroOffsetUm: -200 })).toBe('out_of_range');
-    expect(await attacker.code('set_sensor_calibration', { sensorZeroMv: 450, sensorMvPerMm: 1760 })).toBe('out_of_range');
-    expect(await attacker.code('set_depth_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: -32768 })).toBe('out_of_range');
+    expect(await attacker.granted('set_depth_calibration', { stepsPerMmX100: 176000, zeroOffsetUm: -200 })).toBe('out_of_range');
+    expect(await attacker.granted('set_sensor_calibration', { sensorZeroMv: 450, sensorMvPerMm: 1760 })).toBe('out_of_range');
+    expect(await attacker.granted('set_depth_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: -32768 })).toBe('out_of_range');
     // The old combined frame (id 13 with all four fields) is now the wrong length for set_depth_calibration.
     const combined = Uint8Array.from([...encodeMessage('set_depth_calibration', { stepsPerMmX100: 176000, zeroOffsetUm: -200 }), 0xc2, 0x01, 0xe0, 0x06]);
     const reply = await attacker.sendPayload(combined);
@@ -219,14 +243,14 @@ describe('calibration bounds derived from the tolerances', () => {
   ];
   for (const corner of corners) {
     it(`keeps the true needle within ${window.min}–${window.max} mm ± the promised ${accuracyMm} mm on a pen at offset ${corner.offsetMm} mm, scale ${corner.scaleError}`, async () => {
-      const attacker = await homedAttacker();
+      const attacker = await homedAttacker(1, true);
       pen.plant.offsetMm = corner.offsetMm;
       pen.plant.scaleError = corner.scaleError;
       expect(await attacker.code('clear_cartridge', { cartridgeId: 1 })).toBe('ok');
       let deepestTrueMm = 0;
       let shallowestRunningMm = Infinity;
       for (const calibration of extremeCalibrations) {
-        expect(await attacker.code('set_depth_calibration', calibration)).toBe('ok');
+        expect(await attacker.granted('set_depth_calibration', calibration)).toBe('ok');
         await attacker.wait(150);
         pen.plant.resetDeepest();
         expect(await attacker.moveAndSettle(2000)).toBe('ok');
@@ -267,6 +291,7 @@ describe('STOP wherever it lands in the byte stream', () => {
     expect(pen.plant.carriageMm).toBeLessThanOrEqual(1 / stepsPerMm);
   }
 
+  const longestMainLoopPassMs = 2;
   const halfFrame = encodeFrame(FrameKind.data | 9, encodeMessage('move_to', { depthUm: 1800 })).subarray(0, 4);
   const stopFrame = encodeFrame(FrameKind.data | 10, encodeMessage('stop', {}));
 
@@ -286,7 +311,7 @@ describe('STOP wherever it lands in the byte stream', () => {
     const cycles = pen.runUntil(() => pen.plant.motorDrive() === 0, 100);
     pen.start();
     expect(cycles).not.toBeNull();
-    expect((cycles ?? 0) / (description.board.cpuHz / 1000)).toBeLessThan(stopFrame.length * byteMs + 1);
+    expect((cycles ?? 0) / (description.board.cpuHz / 1000)).toBeLessThan(stopFrame.length * byteMs + longestMainLoopPassMs);
     await expectStoppedAndHome(attacker);
   });
 
@@ -294,7 +319,9 @@ describe('STOP wherever it lands in the byte stream', () => {
     const attacker = await runningAttacker();
     const garbage = Uint8Array.of(0x05, 0x10, 0x04, 0xff, 0x33);
     const ms = await motorOffAfter(attacker, Uint8Array.of(...garbage, ...stopFrame));
-    expect(ms).toBeLessThan((garbage.length + stopFrame.length) * byteMs + 1);
+    // A framed STOP waits for the main loop to read it: at most one pass, the longest (with a telemetry record) about
+    // 1.8 ms (`npm run bench`: main_loop_pass_max_cycles). The STOP byte is the fast path, acted on in the interrupt.
+    expect(ms).toBeLessThan((garbage.length + stopFrame.length) * byteMs + longestMainLoopPassMs);
     await expectStoppedAndHome(attacker);
   });
 

@@ -1,9 +1,11 @@
-// Depth calibration through the wire: the window holds in true depth once a calibration is stored, the
-// calibration survives resets in EEPROM (two copies), a reset mid-write loses nothing, corruption is refused.
+// Depth calibration through the wire (on pens provisioned with the test keys: each write runs on a grant): the window
+// holds in true depth once a calibration is stored, the calibration survives resets in EEPROM (two copies), a reset
+// mid-write loses nothing, corruption is refused.
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { HostRefusedError, PenDevice } from '../../hal/device.ts';
 import { refusal } from '../refusal.ts';
+import { provisionedVirtualPen } from './provisioned.ts';
 
 let pen: VirtualPen;
 let device: PenDevice;
@@ -19,7 +21,7 @@ async function connect(): Promise<PenDevice> {
 
 /** A pen whose mechanics are off, inside its tolerances: needles 0.025 mm out at home, travel 0.6 % long. */
 async function skewedPen(): Promise<void> {
-  pen = new VirtualPen({ seed: 4 });
+  pen = provisionedVirtualPen({ seed: 4 });
   pen.plant.offsetMm = 0.025;
   pen.plant.scaleError = 0.006;
   pen.start();
@@ -38,7 +40,7 @@ async function reconnectAfterReset(cause: 'external' | 'watchdog' = 'external'):
 
 describe('depth calibration', () => {
   it('starts from the nominal calibration of the pen description', async () => {
-    pen = new VirtualPen();
+    pen = provisionedVirtualPen();
     pen.start();
     expect(await (await connect()).calibration()).toMatchObject({
       stepsPerMm: 1600, zeroOffsetMm: 0, sensorZeroMv: 500, sensorMvPerMm: 1600, source: 'default', storedCount: 0,
@@ -90,7 +92,7 @@ describe('depth calibration', () => {
       await pen.stop();
     }
     expect([...outcomes].sort()).toEqual(['0.02', '0.025']);  // resets landed both before and after the switch-over
-    pen = new VirtualPen();
+    pen = provisionedVirtualPen();
     pen.start();
     await connect();
   });
@@ -110,7 +112,7 @@ describe('depth calibration', () => {
   });
 
   it('refuses values outside the tolerances on the host and in the firmware, and while armed', async () => {
-    pen = new VirtualPen();
+    pen = provisionedVirtualPen();
     pen.start();
     await connect();
     await expect(device.setDepthCalibration({ ...measured, stepsPerMm: 2000 })).rejects.toThrow(
@@ -120,13 +122,13 @@ describe('depth calibration', () => {
       "zero offset 0.5 mm is outside -0.03–0.03 mm (the pen's tolerances)",
     );
     await expect(device.setSensorCalibration({ sensorZeroMv: 600, sensorMvPerMm: 1600 })).rejects.toThrow('sensor zero 600 mV is outside 460–540 mV');
-    expect(await refusal(device.command('set_depth_calibration', { stepsPerMmX100: 200000, zeroOffsetUm: 0 }))).toBe('out_of_range');
-    expect(await refusal(device.command('set_sensor_calibration', { sensorZeroMv: 500, sensorMvPerMm: 2000 }))).toBe('out_of_range');
+    expect(await refusal(device.serviceCommand('set_depth_calibration', { stepsPerMmX100: 200000, zeroOffsetUm: 0 }))).toBe('out_of_range');
+    expect(await refusal(device.serviceCommand('set_sensor_calibration', { sensorZeroMv: 500, sensorMvPerMm: 2000 }))).toBe('out_of_range');
     await device.depth.home();
     await device.depth.moveTo(1.0);
     await device.clearCartridge(1);
     await device.arm();
-    expect(await refusal(device.command('set_depth_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: 0 }))).toBe('not_allowed_in_state');
-    expect(await refusal(device.command('set_sensor_calibration', { sensorZeroMv: 500, sensorMvPerMm: 1600 }))).toBe('not_allowed_in_state');
+    expect(await refusal(device.serviceCommand('set_depth_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: 0 }))).toBe('not_allowed_in_state');
+    expect(await refusal(device.serviceCommand('set_sensor_calibration', { sensorZeroMv: 500, sensorMvPerMm: 1600 }))).toBe('not_allowed_in_state');
   });
 });

@@ -5,6 +5,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pen as description } from '../../hardware/description.ts';
+import { writeProvisionedEepromFile } from './provisioned.ts';
 import { PenProcesses, type PenResult, type RunningPen } from '../pen-process.ts';
 
 /** Each test's processes share a data directory of their own (store, EEPROM, status sockets), and no PEN_PORT from the caller. */
@@ -91,7 +92,7 @@ describe('one owner of a pen', () => {
 describe('the pen a command acts on', () => {
   it('the in-process virtual pen keeps its EEPROM in the --eeprom file: a calibration stored in one invocation is in force in the next', async () => {
     const dir = pens.dataDir;
-    const eeprom = join(dir, 'pen.eeprom');
+    const eeprom = writeProvisionedEepromFile(join(dir, 'pen.eeprom'));  // provisioned as SIM-0001: calibration needs a grant
     const set = await penCli(['calibration', '--eeprom', eeprom, '--set-steps-per-mm', '1595.2', '--set-zero-offset', '0.02']);
     expect(set.code).toBe(0);
     expect(set.stdout).toContain(`calibration of in-process virtual pen (EEPROM ${eeprom}) (stored, 1 stored so far): 1595.20 steps/mm`);
@@ -110,7 +111,7 @@ describe('the pen a command acts on', () => {
 
   it('pen sim keeps its EEPROM in the file as the firmware writes it: a calibration survives kill -9 and a restart', async () => {
     const dir = pens.dataDir;
-    const first = pens.start(['sim', '--listen', 'tcp://127.0.0.1:0', '--eeprom', join(dir, 'sim.eeprom')]);
+    const first = pens.start(['sim', '--listen', 'tcp://127.0.0.1:0', '--eeprom', writeProvisionedEepromFile(join(dir, 'sim.eeprom'))]);
     const address = await first.waitFor(/listening on (tcp:\/\/\S+)/, 15_000);
     const set = await penCli(['calibration', '--port', address, '--set-steps-per-mm', '1605.5', '--set-zero-offset', '-0.01']);
     expect(set.code).toBe(0);

@@ -11,6 +11,7 @@ import { TcpTransport } from '../../hal/link/transport.ts';
 import { PenStore, type AuditRecord, type FaultRecord } from '../../src/store/store.ts';
 import { PenProcesses } from '../pen-process.ts';
 import { servedVirtualPen } from './virtual-session.ts';
+import { testSerial, writeProvisionedEepromFile } from './provisioned.ts';
 
 const clock = new RealClock();
 const processes = new PenProcesses();
@@ -152,8 +153,8 @@ describe('pen faults --port', () => {
 });
 
 describe('pen audit', () => {
-  it('records the old and new calibration, the pen identity and the operator for a calibration write', async () => {
-    const address = await startSim();
+  it('records the old and new calibration, the pen identity (serial included), the grant and the operator for a calibration write', async () => {
+    const address = (await processes.startSim(['--eeprom', writeProvisionedEepromFile(join(processes.dataDir, 'sim.eeprom'))])).address;
     const db = dbPath();
     const set = await penCli(['calibration', '--port', address, '--set-sensor-zero', '505', '--set-sensor-slope', '1590', '--db', db], { PEN_OPERATOR: 'eng-7' });
     expect(set.code).toBe(0);
@@ -161,16 +162,17 @@ describe('pen audit', () => {
     const [entry] = json(await penCli(['audit', '--db', db, '--command', 'set_sensor_calibration', '--json'])) as AuditRecord[];
     expect(entry).toMatchObject({
       command: 'set_sensor_calibration', result: 'ok', operator: 'eng-7',
-      pen: { board: identity.boardName, buildId: identity.buildId, serial: null },
+      pen: { board: identity.boardName, buildId: identity.buildId, serial: testSerial },
       arguments: {
         target: address,
         requested: { sensorZeroMv: 505, sensorMvPerMm: 1590 },
         old: { sensorZeroMv: 500, sensorMvPerMm: 1600, stepsPerMm: 1600, source: 'default' },
         new: { sensorZeroMv: 505, sensorMvPerMm: 1590, stepsPerMm: 1600, source: 'stored' },
+        grants: ['engineer: set_sensor_calibration'],
       },
     });
     const text = await penCli(['audit', '--db', db, '--pen', identity.buildId]);
-    expect(text.stdout).toMatch(/set_sensor_calibration {2}ok {2}by eng-7 {2}\(pen-r1a build [0-9a-f]{8} on tcp:\/\/127\.0\.0\.1:\d+\)/);
+    expect(text.stdout).toMatch(/set_sensor_calibration {2}ok {2}by eng-7 {2}\(pen-r1a build [0-9a-f]{8} serial SIM-0001 on tcp:\/\/127\.0\.0\.1:\d+\)/);
   });
 
   it('reads the log newest first, filtered by pen, session, command and time', async () => {

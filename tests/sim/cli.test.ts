@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pen as description } from '../../hardware/description.ts';
 import { PenProcesses, type PenResult } from '../pen-process.ts';
+import { writeProvisionedEepromFile } from './provisioned.ts';
 
 const pen = new PenProcesses();
 afterEach(() => pen.killAll());
@@ -23,7 +24,8 @@ describe('pen CLI', () => {
   });
 
   it('stores a calibration in the pen and reads it back in a later invocation', async () => {
-    const address = await startSim();
+    // A pen provisioned as SIM-0001: the calibration runs on a grant, with the virtual pen's test keys.
+    const address = (await pen.startSim(['--eeprom', writeProvisionedEepromFile(join(pen.dataDir, 'sim.eeprom'))])).address;
     const db = join(mkdtempSync(join(tmpdir(), 'pen-cli-')), 'pen.db');
     const mixed = await penCli(['calibration', '--port', address, '--set-steps-per-mm', '1595.2', '--set-zero-offset', '0.02',
       '--set-sensor-zero', '500', '--set-sensor-slope', '1590', '--db', db]);

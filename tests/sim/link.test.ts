@@ -161,9 +161,7 @@ describe('bad input gets a clear answer and breaks nothing', () => {
   it('refuses every command but identify and stop until the host identifies with its version', async () => {
     startPen();
     const raw = new RawClient(pen);
-    const from = raw.frames.length;
-    raw.sendFrame(FrameKind.sync, new Uint8Array(0));
-    await raw.nextAnswer(from);
+    await raw.sync();
     expectError((await raw.request(0, 'get_status', {})).message, ErrorCode.protocol_mismatch, PROTOCOL_VERSION);
     const identity = await raw.request(1, 'identify', { hostProtocolVersion: PROTOCOL_VERSION + 1 });
     expect(identity.message.name).toBe('identify_reply');

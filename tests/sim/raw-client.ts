@@ -42,20 +42,35 @@ export class RawClient {
     }
   }
 
-  /** Sends a command with the given sequence number and returns the decoded reply. */
-  async request<K extends HostMessageName>(seq: number, name: K, fields: MessageFields[K]): Promise<{ frame: Frame; message: Message }> {
+  /** Sends a command with the given sequence number and returns the decoded reply (waiting timeoutMs at most). */
+  async request<K extends HostMessageName>(seq: number, name: K, fields: MessageFields[K], timeoutMs = 50): Promise<{ frame: Frame; message: Message }> {
     const from = this.frames.length;
     this.send(seq, name, fields);
-    const frame = await this.nextAnswer(from);
+    const frame = await this.nextAnswer(from, timeoutMs);
     return { frame, message: decodeMessage(frame.payload) };
   }
 
-  /** Restarts sequence numbering and identifies with this host's protocol version. */
+  /** Restarts sequence numbering (sync) and identifies with this host's protocol version. */
   async handshake(): Promise<void> {
-    const from = this.frames.length;
-    this.sendFrame(FrameKind.sync, new Uint8Array(0));
-    const answer = await this.nextAnswer(from);
-    if (answer.seqByte !== FrameKind.reply || answer.payload.length !== 0) throw new Error('sync was not answered');
+    await this.sync();
     await this.request(0, 'identify', { hostProtocolVersion: PROTOCOL_VERSION });
+  }
+
+  /**
+   * Restarts sequence numbering: a sync frame, sent again until the pen answers it, as the HAL's link does: bytes that
+   * reach a pen still starting up (its UART not yet on) are lost.
+   */
+  async sync(): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const from = this.frames.length;
+      this.sendFrame(FrameKind.sync, new Uint8Array(0));
+      const answer = await this.nextAnswer(from, 20).catch((error: unknown) => {
+        if (attempt >= 5) throw error;
+        return null;
+      });
+      if (answer === null || (answer.seqByte & 0xf0) === FrameKind.nak) continue;
+      if (answer.seqByte !== FrameKind.reply || answer.payload.length !== 0) throw new Error('sync was not answered');
+      return;
+    }
   }
 }

@@ -4,14 +4,16 @@ import { expect } from 'vitest';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { servePen } from '../../hardware/sim/tcp-server.ts';
 import { PenDevice } from '../../hal/device.ts';
+import { provisionedVirtualPen } from './provisioned.ts';
 
 export interface VirtualSession {
   readonly pen: VirtualPen;
   readonly device: PenDevice;
 }
 
+/** Provisioned as SIM-0001 with the test keys (tests/sim/provisioned.ts), homed, idle. */
 export async function homedVirtualPen(seed = 1): Promise<VirtualSession> {
-  const pen = new VirtualPen({ seed });
+  const pen = provisionedVirtualPen({ seed });
   pen.start();
   const device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
   await device.depth.home();
@@ -42,7 +44,7 @@ export interface ServedVirtualPen {
 /** A virtual pen in this process, on real time, served on a free TCP port: for a `pen` process to talk to while the
  * test works the pen's switches and plant, which only this process can reach. */
 export async function servedVirtualPen(): Promise<ServedVirtualPen> {
-  const pen = new VirtualPen({ timeMode: 'real' });
+  const pen = provisionedVirtualPen({ timeMode: 'real' });
   pen.start();
   const server = await servePen(pen, { host: '127.0.0.1', port: 0 });
   const bound = server.address();

@@ -58,11 +58,19 @@ describe('message codec', () => {
   it('round-trips an identity reply, strings and unsigned 32-bit values included', () => {
     const fields = {
       protocolVersion: 1, firmwareMajor: 2, firmwareMinor: 3, firmwarePatch: 4, resetCause: 4,
-      buildId: 0xdeadbeef, boardName: 'pen-r1a',
+      buildId: 0xdeadbeef, boardName: 'pen-r1a', serial: 'PN-0001.a_Z',
     };
     const payload = encodeMessage('identify_reply', fields);
-    expect(payload.length).toBe(19);
+    expect(payload.length).toBe(35);
     expect(decodeMessage(payload)).toEqual({ name: 'identify_reply', fields });
+  });
+
+  it('round-trips byte fields of their exact size and refuses any other size', () => {
+    const nonce = Uint8Array.from({ length: 16 }, (_, i) => 255 - i);
+    const fields = { nonce, role: 2, commandId: 13 };
+    expect(decodeMessage(encodeMessage('challenge', fields))).toEqual({ name: 'challenge', fields });
+    expect(() => encodeMessage('answer_challenge', { mac: new Uint8Array(31) })).toThrow(/mac must be 32 bytes/);
+    expect(() => encodeMessage('answer_challenge', { mac: new Uint8Array(33) })).toThrow(/mac must be 32 bytes/);
   });
 
   it('round-trips a negative detail in an error reply', () => {

@@ -27,13 +27,13 @@ describe('the store', () => {
   it('creates its schema once, in WAL mode with full synchronous writes, and reopens at the same version', () => {
     const path = freshPath();
     const store = PenStore.open(path, new VirtualClock());
-    expect(store.schemaVersion).toBe(2);
+    expect(store.schemaVersion).toBe(3);
     store.close();
     const raw = new Database(path);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     raw.close();
     const again = PenStore.open(path, new VirtualClock());
-    expect(again.schemaVersion).toBe(2);
+    expect(again.schemaVersion).toBe(3);
     expect(again.integrityCheck()).toBe('ok');
     again.close();
   });
@@ -57,13 +57,29 @@ describe('the store', () => {
     raw.prepare("INSERT INTO audit_log (at, session_id, command, arguments, result) VALUES ('2026-01-01T00:00:00.000Z', NULL, 'home', '{}', 'ok')").run();
     raw.close();
     const store = PenStore.open(path, new VirtualClock());
-    expect(store.schemaVersion).toBe(2);
+    expect(store.schemaVersion).toBe(3);
     expect(store.auditLog()).toMatchObject([{ command: 'home', pen: null, operator: null }]);
     store.audit(null, 'stop', {}, 'ok', { pen: { board: 'pen-r1a', buildId: '0000abcd', serial: null }, operator: 'ann' });
     expect(store.auditLog()[0]).toMatchObject({ command: 'stop', pen: { board: 'pen-r1a', buildId: '0000abcd', serial: null }, operator: 'ann' });
     const check = new Database(path);
     expect(() => check.prepare("UPDATE audit_log SET operator = 'forged'").run()).toThrow('the audit log is append-only');
     check.close();
+    store.close();
+  });
+
+  it('keeps the pen\'s build and serial on sessions, and finds the newest entry of a command for one pen', () => {
+    const store = PenStore.open(freshPath(), new VirtualClock());
+    const provisioned = { board: 'pen-r1a', buildId: '0000abcd', serial: 'PN-0001' };
+    const blank = { board: 'pen-r1a', buildId: '0000abcd', serial: null };
+    const session = store.startSession({ target: 't', board: 'pen-r1a', firmware: '0.1.0', buildId: '0000abcd', serial: 'PN-0001', depthMm: 1, strokesPerSecond: 100, plannedSeconds: 10 });
+    expect(store.sessionPen(session)).toEqual({ board: 'pen-r1a', buildId: '0000abcd', serial: 'PN-0001' });
+    expect(store.latestAudit('auth_refusals', provisioned)).toBeNull();
+    store.audit(null, 'auth_refusals', { n: 1 }, 'recorded', { pen: provisioned });
+    store.audit(null, 'auth_refusals', { n: 2 }, 'recorded', { pen: blank });
+    store.audit(null, 'auth_refusals', { n: 3 }, 'recorded', { pen: { ...provisioned, serial: 'PN-0002' } });
+    expect(store.latestAudit('auth_refusals', provisioned)?.arguments).toEqual({ n: 1 });
+    expect(store.latestAudit('auth_refusals', blank)?.arguments).toEqual({ n: 2 });
+    expect(store.latestAudit('auth_refusals', { ...blank, buildId: 'ffff0000' })).toBeNull();
     store.close();
   });
 
