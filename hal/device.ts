@@ -12,6 +12,7 @@ import {
   type DepthCalibrationValues, type SensorCalibrationValues,
 } from './limits.ts';
 import { decodeTelemetry, type Telemetry } from './telemetry.ts';
+import { decodeParts, partBits, type PartName, type Parts } from './parts.ts';
 import type { Message } from './link/codec.ts';
 import { PenLink, type LinkOptions, type LinkStats } from './link/reliable-link.ts';
 import type { Transport } from './link/transport.ts';
@@ -275,6 +276,13 @@ export class PenDevice {
       consecutiveFailures: f.consecutiveFailures, lockoutMs: f.lockoutMs,
       stagedKeys: keyedRoles.filter((role) => (f.stagedKeys >> Role[role]) & 1), writePending: f.writePending !== 0,
     };
+  }
+
+  /** The fitted parts as the pen last read their ID chips; reread: read those chips again (reading shows it under way). */
+  async parts(reread: readonly PartName[] = []): Promise<Parts> {
+    const reply = await this.command('get_parts', { reread: partBits(reread) });
+    if (reply.name !== 'parts') throw new Error(`pen answered get_parts with ${reply.name}`);
+    return decodeParts(reply.fields);
   }
 
   /**

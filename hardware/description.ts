@@ -7,7 +7,8 @@ export type PinName = keyof typeof penJson.pins;
 export interface PinSpec {
   readonly port: 'B' | 'C' | 'D';
   readonly bit: number;
-  readonly direction: 'input' | 'output';
+  /** open_drain: pulled low by DDR, released to the board's pull-up (the ID chips' 1-Wire buses). */
+  readonly direction: 'input' | 'output' | 'open_drain';
   readonly activeLow: boolean;
   readonly purpose: string;
 }

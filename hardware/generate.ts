@@ -32,7 +32,8 @@ const typeSizes: Record<string, number> = protocolDescription.types;
 const auth = protocolDescription.auth;
 /** Fixed-size text (NUL-padded ASCII) and byte-array field types: their length in bytes. */
 const arrayTypes: Readonly<Record<string, { readonly bytes: number; readonly text: boolean }>> = {
-  char8: { bytes: 8, text: true }, char16: { bytes: 16, text: true }, bytes16: { bytes: 16, text: false }, bytes32: { bytes: 32, text: false },
+  char8: { bytes: 8, text: true }, char16: { bytes: 16, text: true }, bytes8: { bytes: 8, text: false }, bytes16: { bytes: 16, text: false },
+  bytes32: { bytes: 32, text: false },
 };
 
 const upper = (name: string): string => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
@@ -134,6 +135,18 @@ function penConfigHeader(): string {
       lines.push(`#define ${prefix}${upper(name)} ${value}${Math.abs(value) > 32767 ? 'L' : ''}`);
     }
   }
+  lines.push('', '/* ID chips (idChips): the 1-Wire master\'s timing (ONEWIRE_*), the DS2431 windows it keeps to, the memory layout */');
+  const integer = (name: string, value: number): number => {
+    if (!Number.isInteger(value)) throw new Error(`pen.json idChips.${name} must be an integer for the firmware`);
+    return value;
+  };
+  const { masterUs, datasheetUs, layout } = pen.idChips;
+  const numbers = (section: object): [string, number][] =>
+    Object.entries(section).filter((entry): entry is [string, number] => typeof entry[1] === 'number');
+  for (const [name, value] of numbers(pen.idChips)) lines.push(`#define ID_CHIP_${upper(name)} ${integer(name, value)}`);
+  for (const [name, value] of Object.entries(masterUs)) lines.push(`#define ONEWIRE_${upper(name)}_US ${integer(name, value)}`);
+  for (const [name, value] of Object.entries(datasheetUs)) lines.push(`#define ONEWIRE_DATASHEET_${upper(name)}${name.endsWith('Ms') ? '' : '_US'} ${integer(name, value)}`);
+  for (const [name, value] of numbers(layout)) lines.push(`#define PART_LAYOUT_${upper(name)} ${integer(name, value)}`);
   lines.push('', '/* Calibration bounds and the absolute step limit, derived from pen.json tolerances (hardware/depth-bounds.ts) */');
   for (const [name, range] of Object.entries(calibrationBounds)) {
     const literal = (value: number): string => (value < 0 ? `(${value}L)` : `${value}L`);

@@ -63,6 +63,9 @@ enum error_code {
   ERROR_CODE_NOT_PROVISIONED = 20,
   ERROR_CODE_EEPROM_BUSY = 21,
   ERROR_CODE_PROVISION_INCOMPLETE = 22,
+  ERROR_CODE_PART_UNREADABLE = 23,
+  ERROR_CODE_PARTS_BUSY = 24,
+  ERROR_CODE_PART_MISMATCH = 25,
 };
 
 enum telemetry_flag {
@@ -90,6 +93,35 @@ enum calibration_source {
   CALIBRATION_SOURCE_DEFAULT = 0,
   CALIBRATION_SOURCE_STORED = 1,
   CALIBRATION_SOURCE_INVALID = 2,
+};
+
+enum part_status {
+  PART_STATUS_UNKNOWN = 0,
+  PART_STATUS_OK = 1,
+  PART_STATUS_ABSENT = 2,
+  PART_STATUS_BUS_SHORTED = 3,
+  PART_STATUS_CONTACT_LOST = 4,
+  PART_STATUS_CRC_ROM = 5,
+  PART_STATUS_CRC_MEMORY = 6,
+  PART_STATUS_NOT_A_PART = 7,
+  PART_STATUS_UNPROTECTED = 8,
+};
+
+enum part_activity {
+  PART_ACTIVITY_READING_CARTRIDGE = 0,
+  PART_ACTIVITY_READING_NOSECONE = 1,
+  PART_ACTIVITY_WRITING = 2,
+};
+
+enum write_result {
+  WRITE_RESULT_NONE = 0,
+  WRITE_RESULT_PENDING = 1,
+  WRITE_RESULT_OK = 2,
+  WRITE_RESULT_PART_UNREADABLE = 3,
+  WRITE_RESULT_SCRATCHPAD_CRC = 4,
+  WRITE_RESULT_SCRATCHPAD_MISMATCH = 5,
+  WRITE_RESULT_COPY_FAILED = 6,
+  WRITE_RESULT_VERIFY_FAILED = 7,
 };
 
 /* Exchange protocol versions and read the pen's identity. A host whose version differs is refused every command but identify. */
@@ -226,6 +258,20 @@ typedef struct __attribute__((packed)) {
   uint8_t msg_id;
 } msg_get_auth_status_t;
 
+/* Read what the pen knows of the fitted parts' ID chips (cartridge, nosecone): status, ROM id and the fields of their memory. reread (bit 0 cartridge, bit 1 nosecone) starts a new read of those chips first; the reply then shows them being read (activity), and a later get_parts their result. The pen also reads both chips at power-on and whenever a cartridge is fitted. */
+#define MSG_GET_PARTS 0x15
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint8_t reread;
+} msg_get_parts_t;
+
+/* Reprocessing: one validated sterilization cycle of the fitted nosecone, named by its ROM id: the pen burns the next bit of its one-way sterilization tally (read the row, write scratchpad, read it back with its CRC-16, copy with the authorization bytes, wait out the programming time, read the row back). Answered when the write starts; get_parts shows it under way (activity) and its outcome (lastWrite), then the nosecone read again. Refused unless that nosecone is fitted and read good (part_unreadable, part_mismatch), while another chip write is under way (parts_busy), or with its tally full (out_of_range). */
+#define MSG_RECORD_STERILIZATION 0x16
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint8_t nosecone_rom[8];
+} msg_record_sterilization_t;
+
 /* The command was accepted. */
 #define MSG_OK 0x80
 typedef struct __attribute__((packed)) {
@@ -304,6 +350,25 @@ typedef struct __attribute__((packed)) {
   uint8_t write_pending;
 } msg_auth_status_t;
 
+/* The fitted parts as their ID chips were last read: activity (part_activity bits), the outcome of the last chip write (write_result), then per part its part_status, ROM id (family code first, CRC-8 last, as on the bus) and decoded memory (hardware/pen.json idChips.layout). Cartridge: lot, expiry (days since 2000-01-01) and the cleared bits of its used mark (0: fresh). Nosecone: lot, sterilization tally, use count, and whether it has not been used since its latest sterilization. The ROM id is also given with a status that names a chip whose id was read good (crc_memory, contact_lost during the memory read, not_a_part, unprotected); the other fields are 0 unless the status is ok. */
+#define MSG_PARTS 0x86
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint8_t activity;
+  uint8_t last_write;
+  uint8_t cartridge_status;
+  uint8_t cartridge_rom[8];
+  uint32_t cartridge_lot;
+  uint16_t cartridge_expiry_day;
+  uint8_t cartridge_used_bits;
+  uint8_t nosecone_status;
+  uint8_t nosecone_rom[8];
+  uint32_t nosecone_lot;
+  uint16_t nosecone_sterilizations;
+  uint16_t nosecone_uses;
+  uint8_t nosecone_unused_since_sterilization;
+} msg_parts_t;
+
 /* The command was refused; code says why, detail carries the offending value or limit. */
 #define MSG_ERROR 0xFF
 typedef struct __attribute__((packed)) {
@@ -335,4 +400,6 @@ typedef struct __attribute__((packed)) {
   X(PROVISION_KEY, sizeof(msg_provision_key_t), 0, ROLE_OPERATOR) \
   X(PROVISION, sizeof(msg_provision_t), 0, ROLE_ENGINEER) \
   X(GET_AUTH_STATUS, sizeof(msg_get_auth_status_t), 1, ROLE_OPERATOR) \
+  X(GET_PARTS, sizeof(msg_get_parts_t), 1, ROLE_OPERATOR) \
+  X(RECORD_STERILIZATION, sizeof(msg_record_sterilization_t), 0, ROLE_REPROCESSING) \
   /* end of HOST_MESSAGES */

@@ -11,6 +11,7 @@
 #include "calibration.h" // calibration_um_for_steps
 #include "storage.h"     // storage_save, storage_sequence
 #include "auth.h"        // auth_take_grant, auth_refusal, auth_request_challenge, auth_serial
+#include "parts.h"       // parts_report, parts_request_read, parts_record_sterilization
 #include "board.h"       // clock_ms, board_reset_cause, board_build_id
 #include "uart.h"        // uart_rx_overruns
 #include "protocol.h"    // msg_*_t, HOST_MESSAGES
@@ -22,6 +23,7 @@ _Static_assert(sizeof(msg_telemetry_t) <= LINK_REPLY_MAX, "telemetry must fit th
 _Static_assert(sizeof(msg_calibration_t) <= LINK_REPLY_MAX, "the calibration reply must fit the replay buffer");
 _Static_assert(sizeof(msg_challenge_t) <= LINK_REPLY_MAX, "the challenge must fit the replay buffer");
 _Static_assert(sizeof(msg_auth_status_t) <= LINK_REPLY_MAX, "the auth status must fit the replay buffer");
+_Static_assert(sizeof(msg_parts_t) <= LINK_REPLY_MAX, "the parts reply must fit the replay buffer");
 
 // Set by an identify carrying our protocol version; until then only identify and stop are served.
 static uint8_t host_compatible;
@@ -365,6 +367,23 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
       break;
     }
     case MSG_GET_AUTH_STATUS: return auth_status_reply(reply);
+    case MSG_GET_PARTS: {
+      msg_get_parts_t get;
+      memcpy(&get, request, sizeof get);
+      detail = get.reread;
+      if (get.reread & (uint8_t)~PARTS_ALL_BITS) {
+        error = ERROR_CODE_OUT_OF_RANGE;
+        break;
+      }
+      parts_request_read(get.reread);
+      return parts_report(reply);
+    }
+    case MSG_RECORD_STERILIZATION: {
+      msg_record_sterilization_t record;
+      memcpy(&record, request, sizeof record);
+      error = parts_record_sterilization(record.nosecone_rom, &detail);
+      break;
+    }
     default: return reply_error(reply, id, ERROR_CODE_UNKNOWN_MESSAGE, id);
   }
   return error ? reply_error(reply, id, error, detail) : reply_ok(reply, id);

@@ -8,6 +8,7 @@
 #include "sensors.h"     // sensors_init
 #include "storage.h"     // storage_init, storage_poll
 #include "auth.h"        // auth_init, auth_poll
+#include "parts.h"       // parts_init, parts_poll
 #include "commands.h"    // commands_init, commands_telemetry
 #include "protocol.h"    // PEN_STATE_FAULT, FRAME_IDLE_TIMEOUT_MS
 #include "pen_config.h"  // TELEMETRY_PERIOD_MS
@@ -32,6 +33,7 @@ void pen_init(void) {
   storage_init();
   auth_init();  // after storage_init: it queues the boot count's write
   motor_init();
+  parts_init();  // after sensors_init: it reads the cartridge switch
   commands_init(&parser);
   safety_init(board_reset_cause());
 }
@@ -68,6 +70,7 @@ void pen_housekeeping(void) {
   safety_poll(now);
   auth_poll(now);
   storage_poll();
+  parts_poll(now);
   send_telemetry_when_due(now);
   // Slow blink while healthy, fast blink with a fault latched.
   board_status_led((now / (safety_state() == PEN_STATE_FAULT ? 100 : 500)) & 1);

@@ -3,10 +3,10 @@ import { messageSpecs, type FieldType, type MessageFields, type MessageName } fr
 
 export type Message = { [K in MessageName]: { readonly name: K; readonly fields: MessageFields[K] } }[MessageName];
 
-const fieldBytes: Record<FieldType, number> = { u8: 1, u16: 2, u32: 4, i16: 2, i32: 4, char8: 8, char16: 16, bytes16: 16, bytes32: 32 };
+const fieldBytes: Record<FieldType, number> = { u8: 1, u16: 2, u32: 4, i16: 2, i32: 4, char8: 8, char16: 16, bytes8: 8, bytes16: 16, bytes32: 32 };
 /** Fixed-size fields: NUL-padded ASCII text, or raw bytes of exactly their size. */
 const textTypes: ReadonlySet<FieldType> = new Set(['char8', 'char16']);
-const byteTypes: ReadonlySet<FieldType> = new Set(['bytes16', 'bytes32']);
+const byteTypes: ReadonlySet<FieldType> = new Set(['bytes8', 'bytes16', 'bytes32']);
 const specsById = new Map(Object.entries(messageSpecs).map(([name, spec]) => [spec.id, { name: name as MessageName, spec }]));
 
 export class DecodeError extends Error {}

@@ -77,6 +77,9 @@ export const ErrorCode = {
   not_provisioned: 20,
   eeprom_busy: 21,
   provision_incomplete: 22,
+  part_unreadable: 23,
+  parts_busy: 24,
+  part_mismatch: 25,
 } as const;
 export type ErrorCodeName = keyof typeof ErrorCode;
 export const errorCodeInfo: Readonly<Record<number, { readonly name: ErrorCodeName; readonly text: string }>> = {
@@ -84,7 +87,7 @@ export const errorCodeInfo: Readonly<Record<number, { readonly name: ErrorCodeNa
   2: { name: 'bad_length', text: "the message is not the length its id requires" },
   3: { name: 'not_host_message', text: "this message is only sent by the pen" },
   4: { name: 'protocol_mismatch', text: "the host's protocol version differs from the pen's; send identify with the pen's version" },
-  5: { name: 'not_allowed_in_fault', text: "a fault is latched; only identify, heartbeat, get_status, stop, disarm, stop_needle, clear_fault, get_calibration, get_auth_status are accepted" },
+  5: { name: 'not_allowed_in_fault', text: "a fault is latched; only identify, heartbeat, get_status, stop, disarm, stop_needle, clear_fault, get_calibration, get_auth_status, get_parts are accepted" },
   6: { name: 'not_allowed_in_state', text: "the pen's state forbids this command" },
   7: { name: 'out_of_range', text: "a value is outside what the pen allows" },
   8: { name: 'not_homed', text: "the depth axis has not been homed since the last reset or position loss; send home" },
@@ -102,6 +105,9 @@ export const errorCodeInfo: Readonly<Record<number, { readonly name: ErrorCodeNa
   20: { name: 'not_provisioned', text: "the pen has no serial number and keys yet: provision it first" },
   21: { name: 'eeprom_busy', text: "an EEPROM write is in progress; retry in a moment" },
   22: { name: 'provision_incomplete', text: "provision needs a key staged for every keyed role first (detail: bit set of the roles missing)" },
+  23: { name: 'part_unreadable', text: "the part named is not fitted, or its ID chip has not been read good (detail: its part_status)" },
+  24: { name: 'parts_busy', text: "an ID chip write is under way; retry once get_parts shows it done" },
+  25: { name: 'part_mismatch', text: "the fitted part's ROM id differs from the one named in the command" },
 };
 
 export const TelemetryFlag = {
@@ -156,6 +162,64 @@ export const calibrationSourceInfo: Readonly<Record<number, { readonly name: Cal
   0: { name: 'default', text: "the nominal calibration from the pen description (none stored yet)" },
   1: { name: 'stored', text: "a calibration stored by a technician, read back from EEPROM with a good CRC" },
   2: { name: 'invalid', text: "EEPROM holds a calibration but neither copy passes its CRC: store one again before use" },
+};
+
+export const PartStatus = {
+  unknown: 0,
+  ok: 1,
+  absent: 2,
+  bus_shorted: 3,
+  contact_lost: 4,
+  crc_rom: 5,
+  crc_memory: 6,
+  not_a_part: 7,
+  unprotected: 8,
+} as const;
+export type PartStatusName = keyof typeof PartStatus;
+export const partStatusInfo: Readonly<Record<number, { readonly name: PartStatusName; readonly text: string }>> = {
+  0: { name: 'unknown', text: "not read yet since power-on or since the part was fitted" },
+  1: { name: 'ok', text: "read good: ROM id CRC-8 and identity CRC-16 match, two reads of the memory agree, the page protections are as the layout requires" },
+  2: { name: 'absent', text: "no presence pulse: no chip answers on the part's bus" },
+  3: { name: 'bus_shorted', text: "the bus stays low (shorted to ground, or a chip holding it)" },
+  4: { name: 'contact_lost', text: "the chip answered at the start of the read, then stopped answering during it" },
+  5: { name: 'crc_rom', text: "the ROM id's CRC-8 does not match, read after read" },
+  6: { name: 'crc_memory', text: "the identity page's CRC-16 does not match, or successive reads of the memory disagree" },
+  7: { name: 'not_a_part', text: "not a part for this bus: the family code, the layout version or the kind differs" },
+  8: { name: 'unprotected', text: "the identity page is not write-protected or a marks page is not in EPROM mode, so its marks could be rolled back" },
+};
+
+export const PartActivity = {
+  reading_cartridge: 0,
+  reading_nosecone: 1,
+  writing: 2,
+} as const;
+export type PartActivityName = keyof typeof PartActivity;
+export const partActivityInfo: Readonly<Record<number, { readonly name: PartActivityName; readonly text: string }>> = {
+  0: { name: 'reading_cartridge', text: "the cartridge's chip is being read" },
+  1: { name: 'reading_nosecone', text: "the nosecone's chip is being read" },
+  2: { name: 'writing', text: "a chip write is under way" },
+};
+
+export const WriteResult = {
+  none: 0,
+  pending: 1,
+  ok: 2,
+  part_unreadable: 3,
+  scratchpad_crc: 4,
+  scratchpad_mismatch: 5,
+  copy_failed: 6,
+  verify_failed: 7,
+} as const;
+export type WriteResultName = keyof typeof WriteResult;
+export const writeResultInfo: Readonly<Record<number, { readonly name: WriteResultName; readonly text: string }>> = {
+  0: { name: 'none', text: "no chip write since power-on" },
+  1: { name: 'pending', text: "a chip write is under way" },
+  2: { name: 'ok', text: "written and read back" },
+  3: { name: 'part_unreadable', text: "the part stopped answering during the write" },
+  4: { name: 'scratchpad_crc', text: "the CRC-16 the chip returned for the scratchpad does not match" },
+  5: { name: 'scratchpad_mismatch', text: "the scratchpad does not hold the row written (or its address and ending offset differ)" },
+  6: { name: 'copy_failed', text: "the chip did not report a completed copy after its programming time" },
+  7: { name: 'verify_failed', text: "the row read back after the copy differs from the row written" },
 };
 
 export const Fault = {
@@ -215,7 +279,7 @@ export const faultClearRule: Readonly<Record<number, { readonly critical: boolea
   15: { critical: true, needsHoming: true },
 };
 
-export type FieldType = 'u8' | 'u16' | 'u32' | 'i16' | 'i32' | 'char8' | 'char16' | 'bytes16' | 'bytes32';
+export type FieldType = 'u8' | 'u16' | 'u32' | 'i16' | 'i32' | 'char8' | 'char16' | 'bytes8' | 'bytes16' | 'bytes32';
 export interface MessageFields {
   identify: { readonly hostProtocolVersion: number; };
   heartbeat: Record<string, never>;
@@ -237,16 +301,19 @@ export interface MessageFields {
   provision_key: { readonly role: number; readonly key: Uint8Array; };
   provision: { readonly serial: string; };
   get_auth_status: Record<string, never>;
+  get_parts: { readonly reread: number; };
+  record_sterilization: { readonly noseconeRom: Uint8Array; };
   ok: { readonly requestId: number; };
   identify_reply: { readonly protocolVersion: number; readonly firmwareMajor: number; readonly firmwareMinor: number; readonly firmwarePatch: number; readonly resetCause: number; readonly buildId: number; readonly boardName: string; readonly serial: string; };
   telemetry: { readonly state: number; readonly faultCode: number; readonly uptimeMs: number; readonly flags: number; readonly inputs: number; readonly depthUm: number; readonly sensedDepthUm: number; readonly targetDepthUm: number; readonly strokesPerSecondX100: number; readonly needleSetpoint: number; readonly motorCurrentMa: number; readonly temperatureDeciC: number; readonly supplyMv: number; readonly motorDuty: number; readonly rxFramesBad: number; readonly rxBytesDropped: number; };
   calibration: { readonly stepsPerMmX100: number; readonly zeroOffsetUm: number; readonly sensorZeroMv: number; readonly sensorMvPerMm: number; readonly source: number; readonly storedCount: number; };
   challenge: { readonly nonce: Uint8Array; readonly role: number; readonly commandId: number; };
   auth_status: { readonly provisioned: number; readonly bootCount: number; readonly wrongAnswers: number; readonly refusals: number; readonly consecutiveFailures: number; readonly lockoutMs: number; readonly stagedKeys: number; readonly writePending: number; };
+  parts: { readonly activity: number; readonly lastWrite: number; readonly cartridgeStatus: number; readonly cartridgeRom: Uint8Array; readonly cartridgeLot: number; readonly cartridgeExpiryDay: number; readonly cartridgeUsedBits: number; readonly noseconeStatus: number; readonly noseconeRom: Uint8Array; readonly noseconeLot: number; readonly noseconeSterilizations: number; readonly noseconeUses: number; readonly noseconeUnusedSinceSterilization: number; };
   error: { readonly requestId: number; readonly code: number; readonly detail: number; };
 }
 export type MessageName = keyof MessageFields;
-export type HostMessageName = 'identify' | 'heartbeat' | 'get_status' | 'stop' | 'home' | 'move_to' | 'arm' | 'disarm' | 'start_needle' | 'stop_needle' | 'clear_fault' | 'clear_cartridge' | 'set_depth_calibration' | 'get_calibration' | 'set_sensor_calibration' | 'request_challenge' | 'answer_challenge' | 'provision_key' | 'provision' | 'get_auth_status';
+export type HostMessageName = 'identify' | 'heartbeat' | 'get_status' | 'stop' | 'home' | 'move_to' | 'arm' | 'disarm' | 'start_needle' | 'stop_needle' | 'clear_fault' | 'clear_cartridge' | 'set_depth_calibration' | 'get_calibration' | 'set_sensor_calibration' | 'request_challenge' | 'answer_challenge' | 'provision_key' | 'provision' | 'get_auth_status' | 'get_parts' | 'record_sterilization';
 export interface MessageSpec {
   readonly id: number;
   readonly direction: 'host_to_pen' | 'pen_to_host';
@@ -277,11 +344,14 @@ export const messageSpecs: { readonly [K in MessageName]: MessageSpec } = {
   provision_key: { id: 0x12, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['role', 'u8'], ['key', 'bytes32']], role: null },
   provision: { id: 0x13, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['serial', 'char16']], role: 'engineer' },
   get_auth_status: { id: 0x14, direction: 'host_to_pen', allowedInFault: true, reply: 'auth_status', fields: [], role: null },
+  get_parts: { id: 0x15, direction: 'host_to_pen', allowedInFault: true, reply: 'parts', fields: [['reread', 'u8']], role: null },
+  record_sterilization: { id: 0x16, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['noseconeRom', 'bytes8']], role: 'reprocessing' },
   ok: { id: 0x80, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['requestId', 'u8']], role: null },
   identify_reply: { id: 0x81, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['protocolVersion', 'u16'], ['firmwareMajor', 'u8'], ['firmwareMinor', 'u8'], ['firmwarePatch', 'u8'], ['resetCause', 'u8'], ['buildId', 'u32'], ['boardName', 'char8'], ['serial', 'char16']], role: null },
   telemetry: { id: 0x82, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['state', 'u8'], ['faultCode', 'u8'], ['uptimeMs', 'u32'], ['flags', 'u8'], ['inputs', 'u8'], ['depthUm', 'i16'], ['sensedDepthUm', 'i16'], ['targetDepthUm', 'i16'], ['strokesPerSecondX100', 'u16'], ['needleSetpoint', 'u16'], ['motorCurrentMa', 'u16'], ['temperatureDeciC', 'i16'], ['supplyMv', 'u16'], ['motorDuty', 'u8'], ['rxFramesBad', 'u16'], ['rxBytesDropped', 'u16']], role: null },
   calibration: { id: 0x83, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['stepsPerMmX100', 'u32'], ['zeroOffsetUm', 'i16'], ['sensorZeroMv', 'u16'], ['sensorMvPerMm', 'u16'], ['source', 'u8'], ['storedCount', 'u16']], role: null },
   challenge: { id: 0x84, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['nonce', 'bytes16'], ['role', 'u8'], ['commandId', 'u8']], role: null },
   auth_status: { id: 0x85, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['provisioned', 'u8'], ['bootCount', 'u32'], ['wrongAnswers', 'u16'], ['refusals', 'u16'], ['consecutiveFailures', 'u8'], ['lockoutMs', 'u32'], ['stagedKeys', 'u8'], ['writePending', 'u8']], role: null },
+  parts: { id: 0x86, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['activity', 'u8'], ['lastWrite', 'u8'], ['cartridgeStatus', 'u8'], ['cartridgeRom', 'bytes8'], ['cartridgeLot', 'u32'], ['cartridgeExpiryDay', 'u16'], ['cartridgeUsedBits', 'u8'], ['noseconeStatus', 'u8'], ['noseconeRom', 'bytes8'], ['noseconeLot', 'u32'], ['noseconeSterilizations', 'u16'], ['noseconeUses', 'u16'], ['noseconeUnusedSinceSterilization', 'u8']], role: null },
   error: { id: 0xFF, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['requestId', 'u8'], ['code', 'u8'], ['detail', 'i32']], role: null },
 };

@@ -14,6 +14,7 @@ import { PenPlant } from './plant.ts';
 import { SelfProgramming, bootSectionStartWord, type BootSectionBytes } from './self-programming.ts';
 import { FRAME_SYNC } from '../generated/protocol.ts';
 import { elfPathFor, ramSymbol, watchdogKicksReachedFrom } from './elf-symbols.ts';
+import { IdChip, OneWireBus } from './id-chip.ts';
 
 export const defaultFirmwarePath = join(dirname(fileURLToPath(import.meta.url)), '../../firmware/build/pen.hex');
 /** Optiboot as firmware/Makefile builds it, with the reset-cause handoff (firmware/bootloader/reset-handoff.h). */
@@ -29,6 +30,8 @@ const WDTCSR_WDE = 0x08;
 const RJMP_TO_SELF = 0xcfff;
 /** SRAM's first address in the data space, after the registers and I/O. */
 const sramStart = 0x100;
+/** The default cartridge's expiry: 2030-01-01, in days since 2000-01-01 (pen.json idChips.layout). */
+const defaultCartridgeExpiryDay = 10958;
 
 function readImage(path: string, what: string): Uint8Array {
   if (!existsSync(path)) throw new Error(`${what} not found at ${path}: build it with \`npm run firmware\``);
@@ -203,6 +206,13 @@ export class VirtualPen {
   /** The plant models (stepper, motor, sensors) and their fault-injection hooks. */
   readonly plant: PenPlant;
   /**
+   * The parts' ID chip buses (pins.cartridgeChip, pins.noseconeChip), each with a DS2431-class chip fitted: a fresh
+   * cartridge and a nosecone sterilized once and unused since. Swap or remove a chip with fit(), open its contact
+   * (chip.disconnected, chip.loseContactAfterReadBits), short the bus (shorted), edit its rom or memory; the bus keeps
+   * every breach of the datasheet's timing by the firmware in violations.
+   */
+  readonly idChips: { readonly cartridge: OneWireBus; readonly nosecone: OneWireBus };
+  /**
    * The MCU's 1 KB EEPROM; it keeps its contents across resets, as the chip's does. Tests may corrupt it. Load an image
    * into eeprom.memory before start(), and set eeprom.onChange to keep it somewhere (the pen command keeps it in a file).
    */
@@ -224,6 +234,13 @@ export class VirtualPen {
     const atRest = { estop: false, cartridgePresent: true, footswitch: false, tach: false, homeSwitch: true } as const;
     for (const [name, active] of Object.entries(atRest)) this.inputLevels.set(name as PinName, active !== pins[name as PinName].activeLow);
     this.plant = new PenPlant(this.random, (name, active) => this.setInput(name, active));
+    const serial = (part: number): bigint => BigInt(((options.seed ?? 1) * 0x9e37 + part * 0x10001) >>> 0) + (0x5eedn << 32n);
+    this.idChips = {
+      cartridge: new OneWireBus('cartridge', pins.cartridgeChip.bit, () => this.totalCycles,
+        IdChip.part({ kind: 'cartridge', lot: 0x00c0ffee, date: defaultCartridgeExpiryDay }, serial(1))),
+      nosecone: new OneWireBus('nosecone', pins.noseconeChip.bit, () => this.totalCycles,
+        IdChip.part({ kind: 'nosecone', lot: 0x000a1b2c, date: 8766, sterilizations: 1, uses: 0 }, serial(2))),
+    };
     const noise = Uint8Array.from({ length: pen.board.ramBytes }, () => Math.floor(this.powerOnNoise() * 256));
     this.machine = this.boot(resetFlags.powerOn, noise);
   }
@@ -478,6 +495,8 @@ export class VirtualPen {
     usart.onRxComplete = () => this.feedNextByte();
     this.machine = machine;
     this.plant.attach(machine);
+    this.idChips.cartridge.attach({ cpu, port: ports[pins.cartridgeChip.port] });
+    this.idChips.nosecone.attach({ cpu, port: ports[pins.noseconeChip.port] });
     this.applyInputs();
     return machine;
   }

@@ -21,7 +21,7 @@ export interface AuditFlags {
 }
 
 /** An ISO 8601 date or date-time, as the store writes it (UTC, milliseconds); a usage error otherwise. */
-function isoOption(value: string | undefined, name: string): string | undefined {
+export function isoOption(value: string | undefined, name: string): string | undefined {
   if (value === undefined) return undefined;
   const ms = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value.trim()) ? Date.parse(value.trim()) : NaN;
   if (Number.isNaN(ms)) throw new UsageError(`${name} must be an ISO 8601 date or time, e.g. ${name} 2026-11-25 or ${name} 2026-11-25T14:30:00Z (got "${value}")`);

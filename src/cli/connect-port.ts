@@ -33,8 +33,12 @@ export function checkPortSyntax(port: string): void {
  */
 function withWhatItSent(error: unknown, head: string, port: string): unknown {
   if (!(error instanceof LinkLostError) || error.message.includes('busy:')) return error;
-  if (head.length === 0 && /no answer from the pen/.test(error.message)) {
-    return new LinkLostError(`${error.message} Nothing came back at all. A board with no application (only its bootloader, as a new ` +
+  // Optiboot answers a stray byte 0x20 (its end-of-command) with STK500's INSYNC/OK, or goes quiet: either way a bootloader.
+  const stk500Replies = '\x10\x14\x15';  // STK_OK, STK_INSYNC, STK_NOSYNC
+  const bootloaderBytesOnly = [...head].every((char) => stk500Replies.includes(char));
+  if (bootloaderBytesOnly && /no answer from the pen/.test(error.message)) {
+    const heard = head.length === 0 ? 'Nothing came back at all.' : 'Only STK500 replies came back (a bootloader\'s).';
+    return new LinkLostError(`${error.message} ${heard} A board with no application (only its bootloader, as a new ` +
       `board comes) is silent like this: flash the pen firmware with \`pen flash --port ${port}\`. Otherwise check that the board is ` +
       'powered and that this is its port.');
   }

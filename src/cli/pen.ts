@@ -7,7 +7,7 @@ import { maxLoopRateHz } from '../control/loop.ts';
 import { defaultStorePath, PenStore } from '../store/store.ts';
 import { describeIdentity, describeTelemetry, ExitCode, exitCodeFor, exitCodeHelp, numberOption, UsageError } from './format.ts';
 import { runDemo } from './demo.ts';
-import { consoleOutput, runTreatment } from './run.ts';
+import { checkSpacingBeforeConnecting, consoleOutput, runTreatment } from './run.ts';
 import { addTargetOptions, openTarget, type Target } from './target.ts';
 import { relayStop, statusCommand, intervalRange, type StatusFlags } from './status.ts';
 import { createSimPen, simOptionHelp, type SimFlags } from './sim.ts';
@@ -27,6 +27,10 @@ import type { DepthCalibration } from '../../hal/device.ts';
 import { addProvisionCommand, describeAuthStatus, keysDirOption } from './provision.ts';
 import { defaultKeysDir, KeyFiles } from '../provision/keys.ts';
 import { auditAuthCounters } from '../provision/auth-audit.ts';
+import { clientRefFormat } from '../control/spacing.ts';
+import { policy } from '../sterilization/config.ts';
+import { addPartsCommand } from './parts.ts';
+import { addSterilizeCommand } from './sterilize.ts';
 
 const portOption = (): Option => new Option('-p, --port <port>', 'serial device path or tcp://HOST:PORT (default: $PEN_PORT, else an in-process virtual pen)').env('PEN_PORT');
 const firmwareOption = (): Option => new Option('--firmware <hex>', 'firmware image for the in-process virtual pen (default: firmware/build/pen.hex)');
@@ -94,19 +98,28 @@ export function buildProgram(): Command {
     .option('--cartridge <id>', 'cartridge id to clear for use, a whole number 0–4294967295', '1')
     .option('--footswitch', 'run the needle only while the footswitch is pressed (release pauses)')
     .option('--rate <hz>', `supervisory loop rate, 1–${maxLoopRateHz} Hz`, '100')
+    .option('--client <ref>', `the client's pseudonymous reference, ${clientRefFormat}; a client treated less than ` +
+      `${policy.clientSpacingDays} days ago is refused (without it the session is recorded with no client and spacing is not checked)`)
+    .option('--override-spacing <reason>', 'treat the --client sooner than the spacing allows, for this reason (recorded in the audit log)')
     .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
-    .action(async (flags: TargetFlags & { depth: string; speed: string; duration?: string; cartridge: string; footswitch?: boolean; rate: string }) => {
+    .action(async (flags: TargetFlags & {
+      depth: string; speed: string; duration?: string; cartridge: string; footswitch?: boolean; rate: string; client?: string; overrideSpacing?: string;
+    }) => {
       // Every value is checked before connecting: a refused command never touches the pen (src/cli/run-options.ts).
-      const { depthMm, strokesPerSecond, durationS, cartridgeId, loopRateHz } = parseRunFlags(flags);
+      const { depthMm, strokesPerSecond, durationS, cartridgeId, loopRateHz, clientRef, spacingOverride } = parseRunFlags(flags);
+      const storePath = flags.db ?? defaultStorePath();
+      // So is the client's session spacing (src/control/spacing.ts).
+      checkSpacingBeforeConnecting(storePath, clientRef, spacingOverride);
+      if (clientRef === null) console.error('pen: warning: no --client given: the session is recorded without a client, and session spacing is not checked');
       const output = consoleOutput(flags.json === true);
       const target = await openTarget({ port: flags.port, firmware: flags.firmware, timeMode: 'real', heartbeat: false });
       try {
         output.line(describeIdentity(target.device.identity, target.where));
-        const { code, summary } = await runTreatment(target, {
+        const { code, summary, client } = await runTreatment(target, {
           plan: { depthMm, strokesPerSecond, durationS }, cartridgeId, footswitchControl: flags.footswitch === true,
-          loopRateHz, storePath: flags.db ?? defaultStorePath(), json: flags.json === true,
+          loopRateHz, storePath, json: flags.json === true, clientRef, spacingOverride,
         }, output);
-        if (flags.json === true) console.log(JSON.stringify({ target: target.where, summary, final: await target.device.status() }, null, 2));
+        if (flags.json === true) console.log(JSON.stringify({ target: target.where, client, summary, final: await target.device.status() }, null, 2));
         exitCode = code;
       } finally {
         await target.close();
@@ -319,6 +332,8 @@ export function buildProgram(): Command {
   addDoctorCommand(program, { portOption, firmwareOption, dbOption, jsonOption }, (code) => { exitCode = code; });  // src/cli/doctor.ts
   addFlashCommand(program, { jsonOption, dbOption }, (code) => { exitCode = code; });  // src/cli/flash.ts
   addProvisionCommand(program, { portOption, firmwareOption, dbOption, jsonOption });  // src/cli/provision.ts
+  addPartsCommand(program, { dbOption, jsonOption });  // src/cli/parts.ts
+  addSterilizeCommand(program, { portOption, firmwareOption, dbOption, jsonOption });  // src/cli/sterilize.ts
   addTargetOptions(program);  // --eeprom on every command that can open an in-process pen
   return program;
 }

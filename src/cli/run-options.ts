@@ -2,6 +2,7 @@
 import { checkDepthMm, checkStrokesPerSecond, HostRefusedError } from '../../hal/limits.ts';
 import { maxLoopRateHz } from '../control/loop.ts';
 import { maxTreatmentSeconds } from '../control/session.ts';
+import { clientRefFormat, clientRefPattern } from '../control/spacing.ts';
 import { numberOption, UsageError } from './format.ts';
 
 export interface RunFlags {
@@ -10,6 +11,8 @@ export interface RunFlags {
   readonly duration?: string | undefined;
   readonly cartridge: string;
   readonly rate: string;
+  readonly client?: string | undefined;
+  readonly overrideSpacing?: string | undefined;
 }
 
 export interface RunValues {
@@ -18,16 +21,35 @@ export interface RunValues {
   readonly durationS: number | null;
   readonly cartridgeId: number;
   readonly loopRateHz: number;
+  /** The client's pseudonymous reference; null: none given (the session is recorded without one, spacing unchecked). */
+  readonly clientRef: string | null;
+  /** The clinician's reason to treat the client sooner than the spacing allows; null: none. */
+  readonly spacingOverride: string | null;
 }
 
 /** The shortest treatment `pen run --duration` accepts: a 0 s treatment would be nothing but homing and arming. */
 export const minDurationS = 1;
 const maxCartridgeId = 0xffffffff;
+const maxReasonLength = 500;
+
+/** --client and --override-spacing: a well-formed pseudonym, and a reason that says something, only with a client. */
+function parseClient(flags: RunFlags): Pick<RunValues, 'clientRef' | 'spacingOverride'> {
+  const clientRef = flags.client ?? null;
+  if (clientRef !== null && !clientRefPattern.test(clientRef)) throw new UsageError(`--client "${clientRef}" is not a client reference: ${clientRefFormat}`);
+  if (flags.overrideSpacing === undefined) return { clientRef, spacingOverride: null };
+  if (clientRef === null) throw new UsageError('--override-spacing overrides the spacing of one client\'s sessions: give --client REF too');
+  const reason = flags.overrideSpacing.trim();
+  if (reason === '' || reason.length > maxReasonLength) {
+    throw new UsageError(`--override-spacing needs a reason of 1–${maxReasonLength} characters, e.g. --override-spacing "finishing the session cut short by a needle jam"`);
+  }
+  return { clientRef, spacingOverride: reason };
+}
 
 /**
  * Parses and checks every value of `pen run`. A value that is not a plain number is a usage error (exit 2); a
  * number outside the pen's limits is refused by the host (exit 5) with the allowed range; --rate outside its range
- * is a usage error, as it is the host's own setting.
+ * is a usage error, as it is the host's own setting; so are a malformed --client and an --override-spacing without a
+ * reason or without a client.
  */
 export function parseRunFlags(flags: RunFlags): RunValues {
   const depthMm = numberOption(flags.depth, '--depth', '1.0') ?? Number.NaN;
@@ -36,6 +58,7 @@ export function parseRunFlags(flags: RunFlags): RunValues {
   const cartridgeId = numberOption(flags.cartridge, '--cartridge', '1') ?? 1;
   const loopRateHz = numberOption(flags.rate, '--rate', '100') ?? 100;
   if (loopRateHz < 1 || loopRateHz > maxLoopRateHz) throw new UsageError(`--rate ${flags.rate} Hz is outside 1–${maxLoopRateHz} Hz`);
+  const client = parseClient(flags);
   checkDepthMm(depthMm);
   checkStrokesPerSecond(strokesPerSecond);
   if (durationS !== null && !(durationS >= minDurationS && durationS <= maxTreatmentSeconds)) {
@@ -44,5 +67,5 @@ export function parseRunFlags(flags: RunFlags): RunValues {
   if (!Number.isInteger(cartridgeId) || cartridgeId < 0 || cartridgeId > maxCartridgeId) {
     throw new HostRefusedError(`cartridge id ${flags.cartridge} is outside 0–${maxCartridgeId} (whole numbers)`);
   }
-  return { depthMm, strokesPerSecond, durationS, cartridgeId, loopRateHz };
+  return { depthMm, strokesPerSecond, durationS, cartridgeId, loopRateHz, ...client };
 }

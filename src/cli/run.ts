@@ -2,6 +2,7 @@
 import { RealClock } from '../../hardware/clock.ts';
 import { PenStore } from '../store/store.ts';
 import { TreatmentSession, type SessionSummary, type TreatmentPlan } from '../control/session.ts';
+import { describeSpacing, SpacingRefusedError, spacingFromStore, spacingRefusal, type SpacingVerdict } from '../control/spacing.ts';
 import { ExitCode, statusLine } from './format.ts';
 import { describeCause, onInterrupt, type InterruptCause } from './interrupt.ts';
 import type { Target } from './target.ts';
@@ -13,6 +14,32 @@ export interface RunOptions {
   readonly loopRateHz: number;
   readonly storePath: string;
   readonly json: boolean;
+  /** The client's pseudonymous reference (null: none given, spacing unchecked) and a clinician's override of the spacing. */
+  readonly clientRef: string | null;
+  readonly spacingOverride: string | null;
+}
+
+/** The client's session spacing as `pen run` reports it (JSON: client). */
+export interface ClientSpacing extends SpacingVerdict {
+  /** The override given, when the spacing needed one (it is then in the audit log with the session). */
+  readonly overriddenBecause: string | null;
+}
+
+/**
+ * The spacing check before anything connects, so that a refused session never touches the pen: a client treated less
+ * than the spacing ago is refused (exit 5) unless overridden. The session checks again as it starts, in the transaction
+ * that records it. Null when no client is given.
+ */
+export function checkSpacingBeforeConnecting(storePath: string, clientRef: string | null, override: string | null): SpacingVerdict | null {
+  if (clientRef === null) return null;
+  const store = PenStore.open(storePath, new RealClock());
+  try {
+    const verdict = spacingFromStore(store, clientRef);
+    if (!verdict.allowed && override === null) throw new SpacingRefusedError(spacingRefusal(verdict, store.epochMs()));
+    return verdict;
+  } finally {
+    store.close();
+  }
 }
 
 export interface Output {
@@ -74,9 +101,13 @@ export function showSessionEvents(session: TreatmentSession, output: Output, pla
  * Self-test, home, prepare, treat; returns the exit code. Ctrl-C, SIGTERM, SIGHUP and a closed stdout all end it the
  * same way: the pen is stopped (motor off, needle home) and the session recorded as stopped before the process ends.
  */
-export async function runTreatment(target: Target, options: RunOptions, output: Output): Promise<{ code: number; summary: SessionSummary | null }> {
+export async function runTreatment(
+  target: Target, options: RunOptions, output: Output,
+): Promise<{ code: number; summary: SessionSummary | null; client: ClientSpacing | null }> {
   const { device } = target;
   const store = PenStore.open(options.storePath, new RealClock());
+  const { clientRef, spacingOverride } = options;
+  let client: ClientSpacing | null = null;
   const session = new TreatmentSession(device, {
     clock: device.clock, store, target: target.where, loopRateHz: options.loopRateHz, footswitchControl: options.footswitchControl,
   });
@@ -101,9 +132,14 @@ export async function runTreatment(target: Target, options: RunOptions, output: 
     session.checkPlan(options.plan);  // refuse a bad plan before the pen moves at all
     const checks = await session.selfTest();
     output.line(`self-test passed: ${checks.map((check) => `${check.name} ${check.detail}`).join('; ')}`);
+    if (clientRef !== null) {
+      const verdict = spacingFromStore(store, clientRef);
+      client = { ...verdict, overriddenBecause: verdict.allowed ? null : spacingOverride };
+      output.line(describeSpacing(verdict, store.epochMs(), spacingOverride));
+    }
     if (interrupted()) {
       await stopAndSettle(device);
-      return { code: ExitCode.interrupted, summary: null };
+      return { code: ExitCode.interrupted, summary: null, client };
     }
     output.line('homing the depth axis ...');
     await session.home();
@@ -112,21 +148,21 @@ export async function runTreatment(target: Target, options: RunOptions, output: 
       `${options.plan.strokesPerSecond} strokes/s${options.plan.durationS === null ? '' : ` for ${options.plan.durationS} s`}`);
     if (interrupted()) {
       await stopAndSettle(device);
-      return { code: ExitCode.interrupted, summary: null };
+      return { code: ExitCode.interrupted, summary: null, client };
     }
-    const summary = await session.treat(options.plan);
+    const summary = await session.treat(options.plan, { clientRef, spacingOverride });
     await settle(device).catch(() => {});  // the session stopped the pen: let the needle reach home before heartbeats end
     output.line(`ended: ${summary.outcome} (${summary.reason}); ${summary.needleSeconds.toFixed(1)} s of needle time, ` +
       `${summary.strokes} strokes; session ${summary.sessionId} recorded in ${store.path}`);
     const code = interrupted() ? ExitCode.interrupted : summary.outcome === 'faulted' ? ExitCode.treatmentFaulted : ExitCode.ok;
-    return { code, summary };
+    return { code, summary, client };
   } catch (error) {
     // Whatever went wrong, the pen is told to stop, and its needle is home, before we report it.
     await stopAndSettle(device).catch(() => {});
     if (interrupted()) {
       // What failed was cut short by the interruption (homing stopped, say): the pen is stopped, as asked.
       output.line(`interrupted: ${error instanceof Error ? error.message : String(error)}`);
-      return { code: ExitCode.interrupted, summary: null };
+      return { code: ExitCode.interrupted, summary: null, client };
     }
     throw error;
   } finally {

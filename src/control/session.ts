@@ -1,5 +1,6 @@
 // The treatment session: connect → self-test → home → ready → treatment (pause/resume, rate-limited depth) → end,
-// driven by the supervisory loop, with every state-changing command audited and every fault stored.
+// driven by the supervisory loop, with every state-changing command audited and every fault stored; a client's session
+// spacing is checked as the session is recorded (spacing.ts).
 import type { Clock } from '../../hardware/clock.ts';
 import { pen } from '../../hardware/description.ts';
 import { PROTOCOL_VERSION } from '../../hardware/generated/protocol.ts';
@@ -8,6 +9,7 @@ import { checkDepthMm, checkStrokesPerSecond, HostRefusedError } from '../../hal
 import type { PenStore } from '../store/store.ts';
 import { auditActor, penRecordIdentity } from '../store/actor.ts';
 import { PlausibilityMonitor } from '../safety/plausibility.ts';
+import { SpacingRefusedError, spacingFromStore, spacingRefusal } from './spacing.ts';
 import { SupervisoryLoop, type LatenessStats } from './loop.ts';
 
 export type SessionPhase = 'connected' | 'homing' | 'homed' | 'ready' | 'treating' | 'paused' | 'ended' | 'faulted';
@@ -34,6 +36,17 @@ export interface TreatmentPlan {
   readonly strokesPerSecond: number;
   /** Needle-on time after which the treatment ends; null runs until stop(). */
   readonly durationS: number | null;
+}
+
+/** What a treatment is recorded with beyond its plan: the client and the parts fitted. */
+export interface SessionRecordContext {
+  /** The client's pseudonymous reference (spacing.ts); null or absent: not given, and spacing is not checked. */
+  readonly clientRef?: string | null;
+  /** A clinician's reason to treat the client sooner than the spacing allows; audited with the session when it is used. */
+  readonly spacingOverride?: string | null;
+  /** The parts fitted, by their chips' ROM ids (src/sterilization/registry.ts). */
+  readonly cartridgePartId?: string | null;
+  readonly noseconePartId?: string | null;
 }
 
 export interface SelfTestCheck {
@@ -190,31 +203,29 @@ export class TreatmentSession {
     this.setPhase('ready');
   }
 
-  /** Runs a treatment to its end; resolves with what happened. Refusals throw before anything moves. */
-  async treat(plan: TreatmentPlan): Promise<SessionSummary> {
+  /**
+   * Runs a treatment to its end; resolves with what happened. Refusals throw before anything moves: among them a client
+   * treated too recently (SpacingRefusedError) unless the context gives an override.
+   */
+  async treat(plan: TreatmentPlan, context: SessionRecordContext = {}): Promise<SessionSummary> {
     this.checkPlan(plan);
     if (this.starting || this.treatment !== null) throw new SessionRefusedError('a treatment is already running');
     this.starting = true;
     try {
-      return await this.startTreatment(plan);
+      return await this.startTreatment(plan, context);
     } finally {
       this.starting = false;
     }
   }
 
-  private async startTreatment(plan: TreatmentPlan): Promise<SessionSummary> {
+  private async startTreatment(plan: TreatmentPlan, context: SessionRecordContext): Promise<SessionSummary> {
     const t = await this.device.status();
     if (t.state === 'fault') throw new SessionRefusedError(`fault latched: ${t.fault} (${t.faultText}); clear it first`);
     if (!t.homed) throw new SessionRefusedError('not homed');
     if (!t.cartridgePresent) throw new SessionRefusedError('cartridge missing');
     if (!t.cartridgeCleared || this.currentPhase !== 'ready') throw new SessionRefusedError('cartridge not cleared for use: prepare the session first');
 
-    const { identity } = this.device;
-    const sessionId = this.options.store.startSession({
-      target: this.options.target, board: identity.boardName, firmware: identity.firmwareVersion,
-      buildId: identity.buildId, serial: penRecordIdentity(identity).serial,
-      depthMm: plan.depthMm, strokesPerSecond: plan.strokesPerSecond, plannedSeconds: plan.durationS,
-    });
+    const sessionId = this.recordStart(plan, context);
     const treatment = this.newTreatment(plan, sessionId);
     this.treatment = treatment;
     try {
@@ -224,6 +235,7 @@ export class TreatmentSession {
         this.setPhase('paused');
       } else {
         await this.audited('start_needle', { strokesPerSecond: plan.strokesPerSecond }, () => this.device.needle.start(plan.strokesPerSecond), sessionId);
+        this.options.store.markNeedleStarted(sessionId);
         this.setPhase('treating');
       }
     } catch (error) {
@@ -231,6 +243,35 @@ export class TreatmentSession {
       treatment.finish('faulted', `could not start: ${error instanceof Error ? error.message : String(error)}`);
     }
     return treatment.finished;
+  }
+
+  /**
+   * The session's record, in one transaction with the spacing check: a client treated less than the spacing ago is
+   * refused unless the context overrides it, and an override used is audited with the session, its reason and the
+   * treatment it overrides.
+   */
+  private recordStart(plan: TreatmentPlan, context: SessionRecordContext): number {
+    const { store } = this.options;
+    const { identity } = this.device;
+    const clientRef = context.clientRef ?? null;
+    const override = context.spacingOverride?.trim() ?? '';
+    return store.transaction(() => {
+      const verdict = clientRef === null ? null : spacingFromStore(store, clientRef);
+      if (verdict !== null && !verdict.allowed && override === '') throw new SpacingRefusedError(spacingRefusal(verdict, store.epochMs()));
+      const sessionId = store.startSession({
+        target: this.options.target, board: identity.boardName, firmware: identity.firmwareVersion,
+        buildId: identity.buildId, serial: penRecordIdentity(identity).serial,
+        depthMm: plan.depthMm, strokesPerSecond: plan.strokesPerSecond, plannedSeconds: plan.durationS,
+        clientRef, cartridgePartId: context.cartridgePartId ?? null, noseconePartId: context.noseconePartId ?? null,
+      });
+      if (verdict !== null && !verdict.allowed) {
+        store.audit(sessionId, 'override_spacing', {
+          clientRef, reason: override, minimumDays: verdict.minimumDays, lastSession: verdict.last?.sessionId ?? null,
+          lastTreatedAt: verdict.last?.treatedAt ?? null, daysSince: Math.round((verdict.daysSince ?? 0) * 100) / 100, allowedFrom: verdict.allowedFrom,
+        }, 'ok', auditActor(identity));
+      }
+      return sessionId;
+    });
   }
 
   /** Changes the depth during treatment; the needle moves there at the session's depth rate. */
@@ -380,6 +421,7 @@ export class TreatmentSession {
     const { strokesPerSecond } = treatment.plan;
     const command = on
       ? this.audited('start_needle', { strokesPerSecond, reason: 'resume' }, () => this.device.needle.start(strokesPerSecond), treatment.sessionId)
+        .then(() => this.options.store.markNeedleStarted(treatment.sessionId))
       : this.audited('stop_needle', { reason: 'pause' }, () => this.device.needle.stop(), treatment.sessionId);
     command
       .catch((error: unknown) => treatment.finish('faulted', `needle ${on ? 'resume' : 'pause'} refused: ${String(error)}`))

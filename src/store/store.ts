@@ -1,9 +1,11 @@
-// Storage: SQLite (WAL, synchronous writes, migrations) for sessions, faults and the append-only audit log.
+// Storage: SQLite (WAL, synchronous writes, migrations) for sessions, faults, the append-only audit log, and (through
+// parts.ts) parts and their sterilization records.
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock } from '../../hardware/clock.ts';
+import { PartRecords } from './parts.ts';
 
 /** Where records live: $PEN_DB, else $XDG_DATA_HOME/pen/pen.db, else ~/.local/share/pen/pen.db. */
 export function defaultStorePath(): string {
@@ -62,6 +64,88 @@ const migrations: readonly string[] = [
   `ALTER TABLE sessions ADD COLUMN pen_build TEXT;
    ALTER TABLE sessions ADD COLUMN pen_serial TEXT;
    CREATE INDEX audit_log_pen_serial ON audit_log (pen_serial, command);`,
+  // 4: clients and parts. Sessions keep the client's pseudonymous reference, when the needle first ran (what counts as a
+  // treatment, for session spacing and part use) and the cartridge and nosecone used. Parts (by their chip's ROM id),
+  // their sterilization cycles, the biological indicator results of each sterilizer load and each part's events; all
+  // but the parts' current state are append-only, like the audit log.
+  `CREATE TABLE parts (
+     id TEXT PRIMARY KEY CHECK (length(id) = 16),
+     kind TEXT NOT NULL CHECK (kind IN ('cartridge', 'nosecone')),
+     lot TEXT NOT NULL,
+     expiry TEXT,
+     first_seen_at TEXT NOT NULL,
+     state TEXT NOT NULL DEFAULT 'in_service' CHECK (state IN ('in_service', 'retired', 'flagged')),
+     state_reason TEXT,
+     state_changed_at TEXT,
+     chip_used INTEGER,
+     chip_sterilization_tally INTEGER,
+     chip_use_tally INTEGER,
+     chip_seen_at TEXT,
+     pen_board TEXT,
+     pen_build TEXT,
+     pen_serial TEXT,
+     operator TEXT
+   );
+   CREATE TABLE sterilization_cycles (
+     id INTEGER PRIMARY KEY,
+     at TEXT NOT NULL,
+     cycle TEXT NOT NULL,
+     sterilizer_id TEXT NOT NULL,
+     load_number INTEGER NOT NULL CHECK (load_number >= 0),
+     chemical_indicator TEXT NOT NULL CHECK (chemical_indicator IN ('pass', 'fail')),
+     biological_indicator TEXT NOT NULL CHECK (biological_indicator IN ('pending', 'pass', 'fail')),
+     operator TEXT NOT NULL,
+     pen_board TEXT,
+     pen_build TEXT,
+     pen_serial TEXT
+   );
+   CREATE TABLE sterilization_cycle_parts (
+     cycle_id INTEGER NOT NULL REFERENCES sterilization_cycles(id),
+     part_id TEXT NOT NULL REFERENCES parts(id),
+     PRIMARY KEY (cycle_id, part_id)
+   );
+   CREATE TABLE biological_indicator_results (
+     id INTEGER PRIMARY KEY,
+     at TEXT NOT NULL,
+     sterilizer_id TEXT NOT NULL,
+     load_number INTEGER NOT NULL,
+     result TEXT NOT NULL CHECK (result IN ('pass', 'fail')),
+     operator TEXT NOT NULL,
+     pen_board TEXT,
+     pen_build TEXT,
+     pen_serial TEXT
+   );
+   CREATE TABLE part_events (
+     id INTEGER PRIMARY KEY,
+     part_id TEXT NOT NULL REFERENCES parts(id),
+     at TEXT NOT NULL,
+     event TEXT NOT NULL,
+     detail TEXT NOT NULL,
+     operator TEXT,
+     pen_board TEXT,
+     pen_build TEXT,
+     pen_serial TEXT
+   );
+   CREATE INDEX sterilization_cycle_parts_part ON sterilization_cycle_parts (part_id);
+   CREATE INDEX sterilization_cycles_load ON sterilization_cycles (sterilizer_id, load_number);
+   CREATE INDEX biological_indicator_results_load ON biological_indicator_results (sterilizer_id, load_number);
+   CREATE INDEX part_events_part ON part_events (part_id);
+   CREATE TRIGGER sterilization_cycles_no_update BEFORE UPDATE ON sterilization_cycles BEGIN SELECT RAISE(ABORT, 'sterilization records are append-only'); END;
+   CREATE TRIGGER sterilization_cycles_no_delete BEFORE DELETE ON sterilization_cycles BEGIN SELECT RAISE(ABORT, 'sterilization records are append-only'); END;
+   CREATE TRIGGER sterilization_cycle_parts_no_update BEFORE UPDATE ON sterilization_cycle_parts BEGIN SELECT RAISE(ABORT, 'sterilization records are append-only'); END;
+   CREATE TRIGGER sterilization_cycle_parts_no_delete BEFORE DELETE ON sterilization_cycle_parts BEGIN SELECT RAISE(ABORT, 'sterilization records are append-only'); END;
+   CREATE TRIGGER biological_indicator_results_no_update BEFORE UPDATE ON biological_indicator_results BEGIN SELECT RAISE(ABORT, 'sterilization records are append-only'); END;
+   CREATE TRIGGER biological_indicator_results_no_delete BEFORE DELETE ON biological_indicator_results BEGIN SELECT RAISE(ABORT, 'sterilization records are append-only'); END;
+   CREATE TRIGGER part_events_no_update BEFORE UPDATE ON part_events BEGIN SELECT RAISE(ABORT, 'part events are append-only'); END;
+   CREATE TRIGGER part_events_no_delete BEFORE DELETE ON part_events BEGIN SELECT RAISE(ABORT, 'part events are append-only'); END;
+   CREATE TRIGGER parts_no_delete BEFORE DELETE ON parts BEGIN SELECT RAISE(ABORT, 'parts are retired, never deleted'); END;
+   ALTER TABLE sessions ADD COLUMN client_ref TEXT;
+   ALTER TABLE sessions ADD COLUMN needle_started_at TEXT;
+   ALTER TABLE sessions ADD COLUMN cartridge_part_id TEXT REFERENCES parts(id);
+   ALTER TABLE sessions ADD COLUMN nosecone_part_id TEXT REFERENCES parts(id);
+   CREATE INDEX sessions_client ON sessions (client_ref, needle_started_at);
+   CREATE INDEX sessions_cartridge ON sessions (cartridge_part_id);
+   CREATE INDEX sessions_nosecone ON sessions (nosecone_part_id);`,
 ];
 
 /** Which pen a record is about: its board, firmware build and serial number (null while the pen is not provisioned). */
@@ -100,6 +184,19 @@ export interface SessionStart {
   readonly depthMm: number;
   readonly strokesPerSecond: number;
   readonly plannedSeconds: number | null;
+  /** The client's pseudonymous reference (src/control/spacing.ts); null or absent: not given. */
+  readonly clientRef?: string | null;
+  /** The parts fitted, by their chip's ROM id (src/sterilization/registry.ts); null or absent: not known. */
+  readonly cartridgePartId?: string | null;
+  readonly noseconePartId?: string | null;
+}
+
+/** A client's latest treatment on record: the session in which the needle ran, and when it first ran. */
+export interface ClientTreatment {
+  readonly sessionId: number;
+  /** ISO 8601 (toISOString): when the needle first ran in that session. */
+  readonly treatedAt: string;
+  readonly penSerial: string | null;
 }
 
 export interface FaultRecord {
@@ -140,23 +237,33 @@ const faultOf = (row: FaultRow): FaultRecord => ({
 });
 
 export class PenStore {
-  private constructor(private readonly db: Database.Database, private readonly clock: Clock, readonly path: string) {}
+  /** Parts, their sterilization cycles and the loads' biological indicators (src/store/parts.ts). */
+  readonly parts: PartRecords;
+
+  private constructor(private readonly db: Database.Database, private readonly clock: Clock, readonly path: string) {
+    this.parts = new PartRecords(db, () => this.now());
+  }
 
   /** Opens (creating if needed) the store and brings its schema up to date. */
   static open(path: string, clock: Clock): PenStore {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path);
+    // First: another pen process may be creating or migrating the same file right now, and then this one waits for it.
+    db.pragma('busy_timeout = 5000');
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');  // a committed record survives power loss, not only a crash
     db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 2000');
-    const version = db.pragma('user_version', { simple: true }) as number;
-    migrations.slice(version).forEach((sql, index) => {
-      db.transaction(() => {
-        db.exec(sql);
-        db.pragma(`user_version = ${version + index + 1}`);
-      })();
+    // One migration per immediate (write-locked) transaction that reads the version inside it, so that of two processes
+    // opening an old or new store at once, the second sees the first's work instead of migrating again.
+    const migrateOnce = db.transaction((): boolean => {
+      const version = db.pragma('user_version', { simple: true }) as number;
+      const sql = migrations[version];
+      if (sql === undefined) return false;
+      db.exec(sql);
+      db.pragma(`user_version = ${version + 1}`);
+      return true;
     });
+    while (migrateOnce.immediate()) { /* until the schema is current */ }
     return new PenStore(db, clock, path);
   }
 
@@ -164,17 +271,45 @@ export class PenStore {
     return this.db.pragma('user_version', { simple: true }) as number;
   }
 
+  /** The time records are stamped with, from the clock the store was opened with (ms since 1970). */
+  epochMs(): number {
+    return this.clock.epochMs();
+  }
+
   private now(): string {
     return new Date(this.clock.epochMs()).toISOString();
   }
 
+  /**
+   * Runs fn in one transaction: every write in it is committed together or not at all, and what it reads cannot change
+   * under it (another process's writes wait). Nested calls become savepoints.
+   */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
   startSession(start: SessionStart): number {
     const result = this.db
-      .prepare(`INSERT INTO sessions (started_at, target, board, firmware, depth_mm, strokes_per_second, planned_seconds, pen_build, pen_serial)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .prepare(`INSERT INTO sessions (started_at, target, board, firmware, depth_mm, strokes_per_second, planned_seconds, pen_build, pen_serial,
+                  client_ref, cartridge_part_id, nosecone_part_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(this.now(), start.target, start.board, start.firmware, start.depthMm, start.strokesPerSecond, start.plannedSeconds,
-        start.buildId ?? null, start.serial ?? null);
+        start.buildId ?? null, start.serial ?? null, start.clientRef ?? null, start.cartridgePartId ?? null, start.noseconePartId ?? null);
     return Number(result.lastInsertRowid);
+  }
+
+  /** Marks the session as a treatment: the needle ran in it (the first call only; later ones keep the first time). */
+  markNeedleStarted(sessionId: number): void {
+    this.db.prepare('UPDATE sessions SET needle_started_at = ? WHERE id = ? AND needle_started_at IS NULL').run(this.now(), sessionId);
+  }
+
+  /** The client's latest session in which the needle ran, or null. */
+  lastClientTreatment(clientRef: string): ClientTreatment | null {
+    const row = this.db.prepare(
+      `SELECT id, needle_started_at, pen_serial FROM sessions WHERE client_ref = ? AND needle_started_at IS NOT NULL
+       ORDER BY needle_started_at DESC, id DESC LIMIT 1`,
+    ).get(clientRef) as { id: number; needle_started_at: string; pen_serial: string | null } | undefined;
+    return row === undefined ? null : { sessionId: row.id, treatedAt: row.needle_started_at, penSerial: row.pen_serial };
   }
 
   endSession(sessionId: number, outcome: string, summary: Record<string, unknown>): void {

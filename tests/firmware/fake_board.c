@@ -2,6 +2,7 @@
 // and the fuzzer set and read, so the firmware's logic files build and run on this machine unmodified.
 #include <string.h>      // memset
 #include "fake_board.h"  // struct fake_board
+#include "fake_chips.h"  // fake_chips_reset
 #include "board.h"       // board_init, clock_ms, eeprom_byte_*
 #include "uart.h"        // uart_init, uart_write
 #include "stepper.h"     // stepper_move_to, stepper_retract_untrusted_switch
@@ -20,6 +21,7 @@ struct fake_board fake;
 
 void fake_board_reset(void) {
   memset(&fake, 0, sizeof fake);
+  fake_chips_reset();  // the ID chips (fake_chips.c): none fitted
   memset(fake.eeprom, 0xFF, sizeof fake.eeprom);
   fake.reset_cause = RESET_CAUSE_POWER_ON;
   fake.inputs = 1 << INPUT_BIT_CARTRIDGE_PRESENT;

@@ -68,13 +68,17 @@ function expectGaveUp(result: PenResult, what: string): void {
 describe('a port that never answers as a pen: every command gives up and exits 3', () => {
   /** Values for options a command cannot run without; a new command's new mandatory option must be added here. */
   const sampleValues: Record<string, string> = { '--depth': '1.0', '--speed': '100', '--serial': 'PN-0001' };
+  /** Arguments for commands whose options are needed together but not each mandatory (the forms they take differ). */
+  const sampleArguments: Record<string, string[]> = {
+    sterilize: ['--part', '2d00000000000001', '--cycle', '134C-3min-prevac', '--sterilizer', 'ST-1', '--load', '1', '--indicator', 'pass', '--operator', 'ann'],
+  };
 
   /** Every subcommand that takes --port, from the commander program itself, so that a command added later is covered. */
   function portInvocations(): string[][] {
     const invocations: string[][] = [];
     for (const command of buildProgram().commands) {
       if (!command.options.some((option) => option.long === '--port')) continue;
-      const args = [command.name()];
+      const args = [command.name(), ...(sampleArguments[command.name()] ?? [])];
       for (const option of command.options.filter((o) => o.mandatory)) {
         const value = option.long === undefined ? undefined : sampleValues[option.long];
         if (value === undefined) throw new Error(`pen ${command.name()}: add a valid sample value for mandatory ${option.flags} to sampleValues`);

@@ -27,13 +27,13 @@ describe('the store', () => {
   it('creates its schema once, in WAL mode with full synchronous writes, and reopens at the same version', () => {
     const path = freshPath();
     const store = PenStore.open(path, new VirtualClock());
-    expect(store.schemaVersion).toBe(3);
+    expect(store.schemaVersion).toBe(4);
     store.close();
     const raw = new Database(path);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     raw.close();
     const again = PenStore.open(path, new VirtualClock());
-    expect(again.schemaVersion).toBe(3);
+    expect(again.schemaVersion).toBe(4);
     expect(again.integrityCheck()).toBe('ok');
     again.close();
   });
@@ -55,9 +55,13 @@ describe('the store', () => {
     raw.exec(version1Schema);
     raw.pragma('user_version = 1');
     raw.prepare("INSERT INTO audit_log (at, session_id, command, arguments, result) VALUES ('2026-01-01T00:00:00.000Z', NULL, 'home', '{}', 'ok')").run();
+    raw.prepare("INSERT INTO sessions (started_at, target, board, firmware) VALUES ('2026-01-01T00:00:00.000Z', 't', 'pen-r1a', '0.1.0')").run();
     raw.close();
     const store = PenStore.open(path, new VirtualClock());
-    expect(store.schemaVersion).toBe(3);
+    expect(store.schemaVersion).toBe(4);
+    // A session from before: kept, with no client and no parts, and never counted as a treatment.
+    expect(store.sessionPen(1)).toEqual({ board: 'pen-r1a', buildId: null, serial: null });
+    expect(store.lastClientTreatment('C-1042')).toBeNull();
     expect(store.auditLog()).toMatchObject([{ command: 'home', pen: null, operator: null }]);
     store.audit(null, 'stop', {}, 'ok', { pen: { board: 'pen-r1a', buildId: '0000abcd', serial: null }, operator: 'ann' });
     expect(store.auditLog()[0]).toMatchObject({ command: 'stop', pen: { board: 'pen-r1a', buildId: '0000abcd', serial: null }, operator: 'ann' });
@@ -150,6 +154,34 @@ describe('the store', () => {
     expect(store.faults()[0]).toMatchObject({ at: '2026-11-25T12:00:01.500Z', code: 'estop', context: { depthMm: 1 } });
     store.close();
   });
+
+  // Several `pen` processes start together (a status reader, pen sim, pen run): each must find the schema current, and
+  // none may apply a migration another one already applied.
+  it('is opened by six processes at the same moment, on a new store and on a version 1 store, each finding it current', async () => {
+    const fresh = freshPath();
+    const old = freshPath();
+    const raw = new Database(old);
+    raw.exec(version1Schema);
+    raw.pragma('user_version = 1');
+    raw.close();
+    const newest = PenStore.open(':memory:', new VirtualClock()).schemaVersion;
+    for (const path of [fresh, old]) {
+      const openers = Array.from({ length: 6 }, () => spawn('node', ['--import', 'tsx', 'tests/fixtures/store-opener.ts', path], { cwd: root }));
+      const outputs = openers.map((child) => {
+        let text = '';
+        child.stdout.on('data', (chunk: Buffer) => { text += chunk.toString(); });
+        return { ready: new Promise<void>((resolve) => { const poll = setInterval(() => { if (text.includes('ready')) { clearInterval(poll); resolve(); } }, 5); }),
+          done: new Promise<string>((resolve) => child.once('close', () => resolve(text))) };
+      });
+      await Promise.all(outputs.map((output) => output.ready));
+      for (const child of openers) child.stdin.write('go\n');
+      const results = await Promise.all(outputs.map((output) => output.done));
+      expect(results.map((text) => text.replace('ready\n', '').trim()), path).toEqual(Array(6).fill(`version ${newest}`));
+      const check = new Database(path);
+      expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
+      check.close();
+    }
+  }, 30_000);
 
   it('loses nothing committed when the writer is killed -9 mid-write', async () => {
     const path = freshPath();
