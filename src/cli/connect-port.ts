@@ -34,8 +34,8 @@ export function checkPortSyntax(port: string): void {
 function withWhatItSent(error: unknown, head: string, port: string): unknown {
   if (!(error instanceof LinkLostError) || error.message.includes('busy:')) return error;
   // Optiboot answers a stray byte 0x20 (its end-of-command) with STK500's INSYNC/OK, or goes quiet: either way a bootloader.
-  const stk500Replies = '\x10\x14\x15';  // STK_OK, STK_INSYNC, STK_NOSYNC
-  const bootloaderBytesOnly = [...head].every((char) => stk500Replies.includes(char));
+  const stk500Replies = new Set([0x10, 0x14, 0x15]);  // STK_OK, STK_INSYNC, STK_NOSYNC
+  const bootloaderBytesOnly = Buffer.from(head, 'latin1').every((byte) => stk500Replies.has(byte));
   if (bootloaderBytesOnly && /no answer from the pen/.test(error.message)) {
     const heard = head.length === 0 ? 'Nothing came back at all.' : 'Only STK500 replies came back (a bootloader\'s).';
     return new LinkLostError(`${error.message} ${heard} A board with no application (only its bootloader, as a new ` +
