@@ -145,8 +145,9 @@ describe('pen flash when avrdude meets trouble', () => {
     const bound = silent.address();
     const running = pen.start(['flash', '--port', `tcp://127.0.0.1:${typeof bound === 'object' && bound !== null ? bound.port : 0}`]);
     await running.waitFor(/flashing build/, 10_000);
+    // A running avrdude, not one that has exited and waits to be reaped (state Z), which pgrep lists too.
     const childAvrdude = (): Promise<number | null> => new Promise((resolve) => {
-      execFile('pgrep', ['-P', String(running.pid), 'avrdude'], (error, stdout) => resolve(error === null ? Number(stdout.trim()) : null));
+      execFile('pgrep', ['-r', 'R,S,D', '-P', String(running.pid), 'avrdude'], (error, stdout) => resolve(error === null ? Number(stdout.trim()) : null));
     });
     let avrdudePid = await childAvrdude();
     for (let tries = 0; avrdudePid === null && tries < 20; tries++) {
@@ -154,8 +155,11 @@ describe('pen flash when avrdude meets trouble', () => {
       avrdudePid = await childAvrdude();
     }
     if (avrdudePid === null) throw new Error(`pen flash started no avrdude:\n${running.output()}`);
+    // Ctrl-C while avrdude calls the bootloader (its first sync attempt lasts longer than this), as a person's would come.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(running.child.exitCode, running.output()).toBeNull();
     running.child.kill('SIGINT');
-    expect(await running.exitedWithin(5000)).toBe(130);
+    expect(await running.exitedWithin(5000), running.output()).toBe(130);
     expect(running.output()).toMatch(/Ctrl-C: avrdude stopped; the board may hold a partial application: flash it again/);
     expect(() => process.kill(avrdudePid, 0)).toThrow(/ESRCH/);
   });
