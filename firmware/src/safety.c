@@ -157,9 +157,10 @@ static uint8_t cause_present(uint8_t code) {
 // Both depth channels in um, converted once per use: the conversions are the main loop's costliest arithmetic.
 struct depth_now { int16_t steps_um, sensed_um; };
 
+static int16_t sensed_depth_um(void) { return calibration_um_for_steps(calibration_sensor_steps(sensors_depth_mv())); }
+
 static struct depth_now depth_now(void) {
-  struct depth_now now = { calibration_um_for_steps(stepper_position()),
-                           calibration_um_for_steps(calibration_sensor_steps(sensors_depth_mv())) };
+  struct depth_now now = { calibration_um_for_steps(stepper_position()), sensed_depth_um() };
   return now;
 }
 
@@ -211,7 +212,7 @@ static void every_millisecond(void) {
   }
   if (state == PEN_STATE_HOMING) {
     // The switch pressed while the depth sensor sees the needle out: a stuck switch, which homing would take for home.
-    if (input(INPUT_BIT_HOME_SWITCH) && sensors_settled() && depth_now().sensed_um > DEPTH_AXIS_HOME_SWITCH_STUCK_UM) {
+    if (input(INPUT_BIT_HOME_SWITCH) && sensors_settled() && sensed_depth_um() > DEPTH_AXIS_HOME_SWITCH_STUCK_UM) {
       go_safe(FAULT_HOME_SWITCH_STUCK);
       return;
     }
