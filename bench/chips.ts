@@ -1,5 +1,6 @@
 // ID chips: how long the firmware takes, in simulated time, to read a part's ROM id, to read a whole part (ROM id, the
-// memory twice, a presence check) and both parts at power-on, and to burn a mark (scratchpad, copy, read back); the
+// memory twice, a presence check) and both parts at power-on, to burn a mark (scratchpad, copy, read back) and a
+// session's marks (both parts' marks, then both read again, before the needle's first start); the
 // longest section the 1-Wire code runs with interrupts masked (its Timer1 compare B interrupt, its own atomic
 // blocks), exact in cycles, against the other interrupts; and the STOP byte and the e-stop turning the motor off
 // while a chip read runs, each injected as the 1-Wire interrupt of a read slot begins (the worst moment).
@@ -124,6 +125,36 @@ async function writeTime(): Promise<Figure[]> {
   }
 }
 
+/** src/parts.c's MARKS_DONE: the session's marks burnt, read back and both parts read again. */
+const marksDone = 8;
+
+/** A session's first start_needle: both marks burnt and both parts read again, until the needle may start. */
+async function sessionMarksTime(): Promise<Figure[]> {
+  const pen = new VirtualPen({ seed: 24 });
+  pen.start();
+  const device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
+  try {
+    await device.depth.home();
+    await device.depth.moveTo(1.0);
+    const { cartridge } = await device.settledParts();
+    await device.clearCartridge(cartridge.rom);
+    await device.arm(Date.UTC(2026, 10, 26));
+    const first = await device.command('start_needle', { strokesPerSecond: 100 }).then(() => 'ok', (error: unknown) => (error as { code?: string }).code);
+    if (first !== 'parts_busy') throw new Error(`chips bench: the session's first start answered ${String(first)}, not parts_busy`);
+    await pen.stop();
+    const asked = pen.totalCycles;
+    const done = pen.runUntil(() => pen.readRam('fitting')[0] === marksDone, 2000);
+    if (done === null) throw new Error('chips bench: the session\'s marks were not done within 2 s');
+    return [{
+      name: 'chip_session_marks_ms', value: round((pen.totalCycles - asked) / cyclesPerMs, 1), unit: 'ms',
+      note: 'a session\'s first start_needle: cartridge used mark and nosecone use mark burnt and read back, both parts read again (simulated)',
+    }];
+  } finally {
+    await device.close();
+    await pen.stop();
+  }
+}
+
 /** A running needle, both chips being read again, the MCU paused; then run to the 1-Wire interrupt of a read slot. */
 async function atReadSlotInterrupt(seed: number): Promise<PenSession & { slotCycle: number }> {
   const session = await startSession({ seed, depthMm: 1.5, strokesPerSecond: 100 });
@@ -182,6 +213,7 @@ export async function measure(): Promise<Figure[]> {
   figures.push(...readTimes());
   progress(figures.map((f) => `${f.name} ${f.value}`).join(', '));
   figures.push(...(await writeTime()));
+  figures.push(...(await sessionMarksTime()));
   figures.push(...(await estopDuringRead()));
   const offsets = [4, 40, 120, 200];
   const stops: { us: number; masked: boolean }[] = [];

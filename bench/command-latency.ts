@@ -2,7 +2,7 @@
 import { pen as penDescription } from '../hardware/description.ts';
 import type { Telemetry } from '../hal/device.ts';
 import { percentile, progress, round, type Figure } from './figure.ts';
-import { closeSession, startSession, type PenSession } from './running-pen.ts';
+import { armFitted, closeSession, startSession, type PenSession } from './running-pen.ts';
 
 const moveCount = 30;
 const depthsUm = [800, 1200] as const;
@@ -54,8 +54,10 @@ async function moveLatencies(session: PenSession): Promise<{ replyMs: number[]; 
 
 async function needleLatencies(session: PenSession): Promise<number[]> {
   const { pen, device } = session;
-  await device.clearCartridge(1);
-  await device.arm();
+  await armFitted(device);
+  // A session's first start waits while the pen burns the parts' marks: done before measuring the command path.
+  await device.needle.start(strokesPerSecond);
+  await device.needle.stop();
   const confirmMs: number[] = [];
   for (let i = 0; i < needleCount; i++) {
     let startMs = Number.NaN;

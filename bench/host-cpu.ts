@@ -7,6 +7,7 @@ import { TreatmentSession } from '../src/control/session.ts';
 import type { LatenessStats } from '../src/control/loop.ts';
 import { PenStore } from '../src/store/store.ts';
 import { progress, round, type Figure } from './figure.ts';
+import { armFitted, recordSterileNosecone } from './running-pen.ts';
 
 const durationS = 5;
 const depthMm = 1.0;
@@ -76,7 +77,8 @@ async function withSession(): Promise<{ cpu: CpuSample<unknown>; callbacksPercen
   try {
     await session.selfTest();
     await session.home();
-    await session.prepare(1);
+    await recordSterileNosecone(device, store);  // a fresh store: the nosecone's cycle as its chip counts it
+    await session.prepare();
     const busyStartMs = meter.busyMs;
     const cpu = await cpuPercentDuring(pen, () => session.treat({ depthMm, strokesPerSecond, durationS }));
     const { loop, outcome, reason } = cpu.result;
@@ -98,8 +100,7 @@ async function simAlone(): Promise<CpuSample<void>> {
   try {
     await device.depth.home();
     await device.depth.moveTo(depthMm);
-    await device.clearCartridge(1);
-    await device.arm();
+    await armFitted(device);
     await device.needle.start(strokesPerSecond);
     return await cpuPercentDuring(pen, () => pen.clock.sleep(durationS * 1000));
   } finally {

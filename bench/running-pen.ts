@@ -1,4 +1,5 @@
 // Shared set-up for benchmarks on the virtual pen: boot, connect, home, move, arm and run the needle; pause on a fresh heartbeat.
+import { RealClock } from '../hardware/clock.ts';
 import { pen as penDescription } from '../hardware/description.ts';
 import type { MotorLoad } from '../hardware/sim/plant.ts';
 import { VirtualPen, type PenUart } from '../hardware/sim/virtual-pen.ts';
@@ -6,6 +7,8 @@ import { encodeMessage } from '../hal/link/codec.ts';
 import { FrameKind } from '../hardware/generated/protocol.ts';
 import { encodeFrame } from '../hal/link/frame.ts';
 import { PenDevice } from '../hal/device.ts';
+import type { PenStore } from '../src/store/store.ts';
+import { noseconeReport, SterilizationRegistry } from '../src/sterilization/registry.ts';
 
 export const cyclesPerUs = penDescription.board.cpuHz / 1e6;
 export const cyclesPerMs = penDescription.board.cpuHz / 1e3;
@@ -27,6 +30,22 @@ export interface NeedleSetup {
   readonly settleMs?: number;
 }
 
+/** Clears the fitted cartridge by its ID chip's ROM id and arms on today's date (the pen checks the cartridge's expiry against it). */
+export async function armFitted(device: PenDevice): Promise<void> {
+  const { cartridge } = await device.settledParts();
+  await device.clearCartridge(cartridge.rom);
+  await device.arm(new RealClock().epochMs());
+}
+
+/** Puts the fitted nosecone on record in store with a passed cycle, as its chip's tally says, so a session may use it. */
+export async function recordSterileNosecone(device: PenDevice, store: PenStore): Promise<void> {
+  const { nosecone } = await device.settledParts();
+  const registry = new SterilizationRegistry(store);
+  const actor = { pen: null, operator: 'bench' };
+  registry.checkFitted(noseconeReport(nosecone), actor);
+  registry.recordCycle({ partIds: [nosecone.rom], cycle: '134C-3min-prevac', sterilizerId: 'BENCH', loadNumber: 1, chemicalIndicator: 'pass' }, actor);
+}
+
 /** A booted, connected and homed pen; with strokesPerSecond, also moved, armed and running the needle, settled. */
 export async function startSession(setup: NeedleSetup): Promise<PenSession> {
   const pen = new VirtualPen({ seed: setup.seed });
@@ -37,8 +56,7 @@ export async function startSession(setup: NeedleSetup): Promise<PenSession> {
   if (setup.depthMm !== undefined) await device.depth.moveTo(setup.depthMm);
   if (setup.strokesPerSecond !== undefined) {
     if (setup.load !== undefined) pen.plant.setLoad(setup.load);
-    await device.clearCartridge(1);
-    await device.arm();
+    await armFitted(device);
     await device.needle.start(setup.strokesPerSecond);
     await pen.clock.sleep(setup.settleMs ?? 1000);
   }

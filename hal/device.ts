@@ -12,7 +12,7 @@ import {
   type DepthCalibrationValues, type SensorCalibrationValues,
 } from './limits.ts';
 import { decodeTelemetry, type Telemetry } from './telemetry.ts';
-import { decodeParts, partBits, type PartName, type Parts } from './parts.ts';
+import { checkArmingDate, decodeParts, partBits, partNames, romBytes, romHex, type PartName, type Parts } from './parts.ts';
 import type { Message } from './link/codec.ts';
 import { PenLink, type LinkOptions, type LinkStats } from './link/reliable-link.ts';
 import type { Transport } from './link/transport.ts';
@@ -36,10 +36,17 @@ export interface DepthCalibration extends DepthCalibrationValues, SensorCalibrat
   readonly storedCount: number;
 }
 
-/** The pen refused a command; code and detail come from the firmware. */
+/** The part a refusal was about, and its ID chip's ROM id (hex, '' when none was read good). */
+export interface RefusedPart {
+  readonly part: PartName;
+  readonly rom: string;
+}
+
+/** The pen refused a command; code and detail come from the firmware, and the part when it was about one (part_refused). */
 export class PenRefusedError extends Error {
-  constructor(readonly command: string, readonly code: string, readonly detail: number, text: string) {
-    super(`pen refused ${command}: ${text} (${code}, detail ${detail})`);
+  constructor(readonly command: string, readonly code: string, readonly detail: number, text: string, readonly refusedPart: RefusedPart | null = null) {
+    const part = refusedPart === null ? '' : `, ${refusedPart.part} ${refusedPart.rom === '' ? '(no id read)' : refusedPart.rom}`;
+    super(`pen refused ${command}: ${text} (${code}${part}, detail ${detail})`);
   }
 }
 
@@ -87,6 +94,9 @@ const heartbeatPeriodMs = Math.floor(pen.timing.heartbeatTimeoutMs / 5);
 /** How long a challenge is retried while the pen finishes an EEPROM write (a provisioning takes under 1 s). */
 const eepromBusyRetryMs = 3000;
 const eepromBusyPollMs = 20;
+/** How long a session's first needle start is retried while the pen burns the parts' marks (two writes, two reads: under 1 s). */
+const partsBusyRetryMs = 3000;
+const partsBusyPollMs = 20;
 
 function identityFrom(fields: MessageFields['identify_reply']): PenIdentity {
   const cause = resetCauseInfo[fields.resetCause];
@@ -220,9 +230,13 @@ export class PenDevice {
     await this.status();  // state changed: refresh what host-side checks read
   }
 
-  /** Allows the needle motor: refused unless homed, cartridge present and cleared, no interlock, heartbeat fresh. */
-  async arm(): Promise<void> {
-    await this.command('arm', {});
+  /**
+   * Allows the needle motor: refused unless homed, cartridge present and cleared, no interlock, heartbeat fresh, and both
+   * parts fit for use by their ID chips. dateMs is today by the host's clock: the pen has none, and checks the
+   * cartridge's expiry against this date.
+   */
+  async arm(dateMs: number): Promise<void> {
+    await this.command('arm', { todayDay: checkArmingDate(dateMs) });
     await this.status();  // state changed: refresh what host-side checks read
   }
 
@@ -237,12 +251,9 @@ export class PenDevice {
     await this.status();  // state changed: refresh what host-side checks read
   }
 
-  /** Tells the pen the fitted cartridge was checked (identity, sterilization) and may be used. */
-  async clearCartridge(cartridgeId: number): Promise<void> {
-    if (!Number.isInteger(cartridgeId) || cartridgeId < 0 || cartridgeId > 0xffffffff) {
-      throw new HostRefusedError(`cartridge id ${String(cartridgeId)} is not a 32-bit unsigned number`);
-    }
-    await this.command('clear_cartridge', { cartridgeId });
+  /** Tells the pen the fitted cartridge, named by its ID chip's ROM id (16 hex digits), was checked and may be used. */
+  async clearCartridge(cartridgeRom: string): Promise<void> {
+    await this.command('clear_cartridge', { cartridgeRom: romBytes(cartridgeRom) });
   }
 
   /** Both calibrations in force, and whether they are the default, stored ones, or unreadable. */
@@ -283,6 +294,17 @@ export class PenDevice {
     const reply = await this.command('get_parts', { reread: partBits(reread) });
     if (reply.name !== 'parts') throw new Error(`pen answered get_parts with ${reply.name}`);
     return decodeParts(reply.fields);
+  }
+
+  /** The fitted parts once no chip read or write is under way (the pen reads them at start-up and after a fitting). */
+  async settledParts(timeoutMs = partsBusyRetryMs): Promise<Parts> {
+    const deadline = this.clock.nowMs() + timeoutMs;
+    for (;;) {
+      const parts = await this.parts();
+      if (parts.reading.length === 0 && !parts.writing) return parts;
+      if (this.clock.nowMs() >= deadline) throw new Error(`the pen was still reading its parts' ID chips after ${timeoutMs} ms`);
+      await this.clock.sleep(partsBusyPollMs);
+    }
   }
 
   /**
@@ -409,9 +431,10 @@ export class PenDevice {
 
   private async send<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<Message> {
     const reply = await this.link.request(name, fields);
-    if (reply.name === 'error') {
+    if (reply.name === 'error' || reply.name === 'part_refused') {
       const info = errorCodeInfo[reply.fields.code];
-      throw new PenRefusedError(name, info?.name ?? `code ${reply.fields.code}`, reply.fields.detail, info?.text ?? 'unknown error');
+      const part = reply.name === 'part_refused' ? { part: partNames[reply.fields.part] ?? 'cartridge', rom: romHex(reply.fields.rom) } : null;
+      throw new PenRefusedError(name, info?.name ?? `code ${reply.fields.code}`, reply.fields.detail, info?.text ?? 'unknown error', part);
     }
     return reply;
   }
@@ -445,13 +468,23 @@ export class DepthAxis {
 export class NeedleDrive {
   constructor(private readonly device: PenDevice) {}
 
+  /** Starts the motor; a session's first start waits (bounded) while the pen burns the parts' one-way marks. */
   async start(strokesPerSecond: number): Promise<void> {
     const speed = checkStrokesPerSecond(strokesPerSecond);
     const latest = this.device.telemetry;
     if (latest !== null && latest.state !== 'armed' && latest.state !== 'running') {
       throw new HostRefusedError(`the needle runs only when armed; the pen is ${latest.state.replace('_', ' ')}`);
     }
-    await this.device.command('start_needle', { strokesPerSecond: speed });
+    const deadline = this.device.clock.nowMs() + partsBusyRetryMs;
+    for (;;) {
+      try {
+        await this.device.command('start_needle', { strokesPerSecond: speed });
+        return;
+      } catch (error) {
+        if (!(error instanceof PenRefusedError && error.code === 'parts_busy') || this.device.clock.nowMs() >= deadline) throw error;
+        await this.device.clock.sleep(partsBusyPollMs);
+      }
+    }
   }
 
   async stop(): Promise<void> {

@@ -1,4 +1,7 @@
-// The fitted parts' ID chips as the pen reports them (get_parts): decoded, with a text per status.
+// The fitted parts' ID chips as the pen reports them (get_parts): decoded, with a text per status; ROM ids and the
+// day numbers the chips and the arm command use.
+import { pen } from '../hardware/description.ts';
+import { HostRefusedError } from './limits.ts';
 import {
   PartActivity, partStatusInfo, writeResultInfo, type MessageFields, type PartStatusName, type WriteResultName,
 } from '../hardware/generated/protocol.ts';
@@ -42,12 +45,48 @@ export function partBits(parts: readonly PartName[]): number {
   return parts.reduce((bits, part) => bits | (1 << partNames.indexOf(part)), 0);
 }
 
+/** A ROM id as hex ('' for all zeros: none read good). */
+export function romHex(rom: Uint8Array): string {
+  return rom.every((byte) => byte === 0) ? '' : Buffer.from(rom).toString('hex');
+}
+
+/** A ROM id's 8 bytes from 16 hex digits ("-", ":" and spaces ignored), or a refusal naming the format. */
+export function romBytes(text: string): Uint8Array {
+  const hex = text.replace(/[-:\s]/g, '');
+  if (!/^[0-9a-fA-F]{16}$/.test(hex)) throw new HostRefusedError(`part id "${text}" is not 16 hex digits, an ID chip's ROM id`);
+  return Uint8Array.from(Buffer.from(hex, 'hex'));
+}
+
+const dayMs = 86_400_000;
+const day2000Ms = Date.UTC(2000, 0, 1);
+
+/** The day number the chips and the pen use (days since 2000-01-01, UTC) of an instant. */
+export function dayNumber(epochMs: number): number {
+  return Math.floor((epochMs - day2000Ms) / dayMs);
+}
+
+/** A day number as YYYY-MM-DD. */
+export function dayDate(day: number): string {
+  return new Date(day2000Ms + day * dayMs).toISOString().slice(0, 10);
+}
+
+/** The arm command's date: today by the host's clock, refused when the clock cannot be right (the pen refuses it too). */
+export function checkArmingDate(epochMs: number): number {
+  const day = Number.isFinite(epochMs) ? dayNumber(epochMs) : NaN;
+  const earliest = pen.idChips.earliestHostDay;
+  if (!Number.isInteger(day) || day < earliest || day > 0xffff) {
+    throw new HostRefusedError(`the host's date ${Number.isFinite(epochMs) ? new Date(epochMs).toISOString() : String(epochMs)} cannot be right ` +
+      `(allowed ${dayDate(earliest)} to ${dayDate(0xffff)}): set this computer's clock; the pen checks cartridge expiry against it`);
+  }
+  return day;
+}
+
 function chip(status: number, rom: Uint8Array, lot: number): PartChip {
   const info = partStatusInfo[status];
   return {
     status: info?.name ?? 'unknown',
     statusText: info?.text ?? `unknown part status ${status}`,
-    rom: rom.every((byte) => byte === 0) ? '' : Buffer.from(rom).toString('hex'),
+    rom: romHex(rom),
     lot,
   };
 }

@@ -66,6 +66,13 @@ enum error_code {
   ERROR_CODE_PART_UNREADABLE = 23,
   ERROR_CODE_PARTS_BUSY = 24,
   ERROR_CODE_PART_MISMATCH = 25,
+  ERROR_CODE_CARTRIDGE_UNREADABLE = 26,
+  ERROR_CODE_CARTRIDGE_USED = 27,
+  ERROR_CODE_CARTRIDGE_EXPIRED = 28,
+  ERROR_CODE_NOSECONE_UNREADABLE = 29,
+  ERROR_CODE_NOSECONE_NOT_STERILIZED = 30,
+  ERROR_CODE_NOSECONE_AT_LIMIT = 31,
+  ERROR_CODE_MARK_FAILED = 32,
 };
 
 enum telemetry_flag {
@@ -162,10 +169,11 @@ typedef struct __attribute__((packed)) {
   uint16_t depth_um;
 } msg_move_to_t;
 
-/* Allow the needle motor; refused unless homed, calibrated, cartridge present and cleared, no interlock, fresh heartbeat. */
+/* Allow the needle motor; refused unless homed, calibrated, no interlock, cartridge present and cleared, fresh heartbeat, needle in the window, and both parts fit for use by their ID chips (part_refused, each with its own code and the part's ROM id): cartridge read good, unused, not past its expiry; nosecone read good, under its cycle limit (pen.json idChips.noseconeCycleLimit), sterilized since its last use. todayDay is the host's date (days since 2000-01-01): the pen has no clock, so the expiry check is as good as the host's date; a date before idChips.earliestHostDay is refused (out_of_range). Parts whose marks this pen burnt for the session under way (since the cartridge was fitted) count as unused. */
 #define MSG_ARM 0x07
 typedef struct __attribute__((packed)) {
   uint8_t msg_id;
+  uint16_t today_day;
 } msg_arm_t;
 
 /* Motor off and leave ARMED or RUNNING for IDLE. */
@@ -174,7 +182,7 @@ typedef struct __attribute__((packed)) {
   uint8_t msg_id;
 } msg_disarm_t;
 
-/* Run the needle motor at strokesPerSecond (only when ARMED or RUNNING). */
+/* Run the needle motor at strokesPerSecond (only when ARMED or RUNNING). The first start of a session (since the cartridge was fitted) first burns the parts' one-way marks: the cartridge's used mark, then the use mark of the nosecone's latest sterilization, each read back, then both chips read again. Until that is done the start is refused with part_refused parts_busy (retry; detail: how far the burn was, 0 just started); a failed burn is refused once with mark_failed (detail: write_result) and the next start burns again. A part read again since the marks that is not the one marked refuses the start (part_mismatch, or unreadable) until a new fitting. A reset ends the session: a part whose copy had begun reads used from then on (the chip finishes the copy on bus power), one whose copy had not begun reads fresh, and the motor never ran on either. */
 #define MSG_START_NEEDLE 0x09
 typedef struct __attribute__((packed)) {
   uint8_t msg_id;
@@ -193,11 +201,11 @@ typedef struct __attribute__((packed)) {
   uint8_t msg_id;
 } msg_clear_fault_t;
 
-/* The host has checked this cartridge (identity, sterilization); it stays cleared until it is removed. */
+/* The host has checked the fitted cartridge against its records (identity, unused, in date) and names it by its ID chip's ROM id; it stays cleared until it is removed. Refused unless that cartridge is fitted and its chip read good (part_refused: cartridge_unreadable, part_mismatch with the fitted cartridge's id). */
 #define MSG_CLEAR_CARTRIDGE 0x0C
 typedef struct __attribute__((packed)) {
   uint8_t msg_id;
-  uint32_t cartridge_id;
+  uint8_t cartridge_rom[8];
 } msg_clear_cartridge_t;
 
 /* Technician: store the step calibration (microsteps per mm of true needle depth, true depth at home). Refused outside the bounds derived from the pen's tolerances, while the needle may move, or while a write is in progress. */
@@ -265,7 +273,7 @@ typedef struct __attribute__((packed)) {
   uint8_t reread;
 } msg_get_parts_t;
 
-/* Reprocessing: one validated sterilization cycle of the fitted nosecone, named by its ROM id: the pen burns the next bit of its one-way sterilization tally (read the row, write scratchpad, read it back with its CRC-16, copy with the authorization bytes, wait out the programming time, read the row back). Answered when the write starts; get_parts shows it under way (activity) and its outcome (lastWrite), then the nosecone read again. Refused unless that nosecone is fitted and read good (part_unreadable, part_mismatch), while another chip write is under way (parts_busy), or with its tally full (out_of_range). */
+/* Reprocessing: one validated sterilization cycle of the fitted nosecone, named by its ROM id: the pen burns the next bit of its one-way sterilization tally (read the row, write scratchpad, read it back with its CRC-16, copy with the authorization bytes, wait out the programming time, read the row back). Answered when the write starts; get_parts shows it under way (activity) and its outcome (lastWrite), then the nosecone read again. Refused unless that nosecone is fitted and read good (part_unreadable, part_mismatch), while another chip write is under way (parts_busy), at its cycle limit (nosecone_at_limit), and during a session (not_allowed_in_state, detail: the session's marks step): a nosecone is sterilized off the pen, so a session's parts are never sterilized under it; take the cartridge out first. */
 #define MSG_RECORD_STERILIZATION 0x16
 typedef struct __attribute__((packed)) {
   uint8_t msg_id;
@@ -368,6 +376,17 @@ typedef struct __attribute__((packed)) {
   uint16_t nosecone_uses;
   uint8_t nosecone_unused_since_sterilization;
 } msg_parts_t;
+
+/* The command was refused because of a fitted part (cartridge, nosecone): code says why, part which (0 cartridge, 1 nosecone), rom its ID chip's ROM id as last read (zeros when none was read good), detail the offending value. */
+#define MSG_PART_REFUSED 0x87
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint8_t request_id;
+  uint8_t code;
+  uint8_t part;
+  uint8_t rom[8];
+  int32_t detail;
+} msg_part_refused_t;
 
 /* The command was refused; code says why, detail carries the offending value or limit. */
 #define MSG_ERROR 0xFF

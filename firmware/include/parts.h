@@ -39,3 +39,13 @@ uint8_t parts_start_mark(uint8_t part, const uint8_t *rom, uint16_t bit_index, i
 uint8_t parts_last_write(void);
 // record_sterilization: the nosecone's next sterilization mark.
 uint8_t parts_record_sterilization(const uint8_t *rom, int32_t *detail);
+// arm: 0 when the fitted parts may be used on todayDay (the host's date), else an error code with *detail and *part
+// (cartridge or nosecone unreadable, cartridge used or expired, nosecone not sterilized since its last use or at its
+// cycle limit; out_of_range with *part PART_COUNT for a date before ID_CHIP_EARLIEST_HOST_DAY). Marks of the session
+// under way do not count.
+uint8_t parts_arm_refusal(uint16_t today_day, int32_t *detail, uint8_t *part);
+// clear_cartridge: 0 when the fitted cartridge was read good and its ROM id is rom; else an error code with *detail.
+uint8_t parts_cartridge_refusal(const uint8_t *rom, int32_t *detail);
+// start_needle: 0 once the session's marks are burnt and read back; else parts_busy (burning: retry; the first call
+// starts it, claiming the parts fitted now) or mark_failed (once per failure, with the write_result in *detail).
+uint8_t parts_session_marks(int32_t *detail, uint8_t *part);

@@ -24,10 +24,13 @@ _Static_assert(sizeof(msg_calibration_t) <= LINK_REPLY_MAX, "the calibration rep
 _Static_assert(sizeof(msg_challenge_t) <= LINK_REPLY_MAX, "the challenge must fit the replay buffer");
 _Static_assert(sizeof(msg_auth_status_t) <= LINK_REPLY_MAX, "the auth status must fit the replay buffer");
 _Static_assert(sizeof(msg_parts_t) <= LINK_REPLY_MAX, "the parts reply must fit the replay buffer");
+_Static_assert(sizeof(msg_part_refused_t) <= LINK_REPLY_MAX, "the part refusal must fit the replay buffer");
 
 // Set by an identify carrying our protocol version; until then only identify and stop are served.
 static uint8_t host_compatible;
 static const struct link_parser *link_parser;
+// The part a refusal is about (PART_COUNT: none); set by the handlers that check parts.
+static uint8_t refused_part;
 
 struct command_rule { uint8_t id; uint8_t length; uint8_t allowed_in_fault; uint8_t role; };
 #define COMMAND_RULE(name, length, allowed_in_fault, role) { MSG_##name, length, allowed_in_fault, role },
@@ -46,6 +49,14 @@ static uint8_t reply_error(uint8_t *reply, uint8_t request_id, uint8_t code, int
   msg_error_t error = { MSG_ERROR, request_id, code, detail };
   memcpy(reply, &error, sizeof error);
   return sizeof error;
+}
+
+// A refusal about a fitted part carries the part and its ROM id, so the host can name the part refused.
+static uint8_t reply_part_refused(uint8_t *reply, uint8_t request_id, uint8_t code, uint8_t part, int32_t detail) {
+  msg_part_refused_t refused = { .msg_id = MSG_PART_REFUSED, .request_id = request_id, .code = code, .part = part, .detail = detail };
+  memcpy(refused.rom, parts_record(part)->rom, PART_ROM_BYTES);
+  memcpy(reply, &refused, sizeof refused);
+  return sizeof refused;
 }
 
 static uint8_t reply_ok(uint8_t *reply, uint8_t request_id) {
@@ -124,7 +135,7 @@ static uint8_t move_to(uint16_t depth_um, int32_t *detail) {
   return 0;
 }
 
-static uint8_t arm(int32_t *detail) {
+static uint8_t arm(uint16_t today_day, int32_t *detail) {
   uint8_t state = safety_state();
   *detail = state;
   if (state == PEN_STATE_ARMED || state == PEN_STATE_RUNNING) return 0;
@@ -138,6 +149,12 @@ static uint8_t arm(int32_t *detail) {
   }
   if (!(sensors_inputs() & (1 << INPUT_BIT_CARTRIDGE_PRESENT))) return ERROR_CODE_CARTRIDGE_MISSING;
   if (!safety_cartridge_cleared()) return ERROR_CODE_CARTRIDGE_NOT_CLEARED;
+  uint8_t part;
+  uint8_t unfit = parts_arm_refusal(today_day, detail, &part);
+  if (unfit) {
+    refused_part = part;
+    return unfit;
+  }
   if (!safety_heartbeat_fresh()) return ERROR_CODE_HEARTBEAT_STALE;
   uint8_t outside = safety_depth_refusal(detail);
   if (outside) return outside;
@@ -169,6 +186,13 @@ static uint8_t start_needle(uint16_t strokes_per_second, int32_t *detail) {
     *detail = interlock;
     return ERROR_CODE_INTERLOCK_ACTIVE;
   }
+  // The session's first start burns the parts' marks first: no needle on a part that could still read fresh.
+  uint8_t part;
+  uint8_t unmarked = parts_session_marks(detail, &part);
+  if (unmarked) {
+    refused_part = part;
+    return unmarked;
+  }
   // An interlock interrupt that fired since the last poll vetoes the start, inside the motor's atomic step.
   const volatile uint8_t *flagged = safety_flagged_fault();
   if (!motor_start(strokes_per_second, flagged)) {
@@ -184,9 +208,12 @@ static void stop_needle(void) {
   if (safety_state() == PEN_STATE_RUNNING) safety_enter(PEN_STATE_ARMED);
 }
 
-static uint8_t clear_cartridge(int32_t *detail) {
+static uint8_t clear_cartridge(const uint8_t *rom, int32_t *detail) {
   *detail = 0;
   if (!(sensors_inputs() & (1 << INPUT_BIT_CARTRIDGE_PRESENT))) return ERROR_CODE_CARTRIDGE_MISSING;
+  refused_part = PART_CARTRIDGE;
+  uint8_t refused = parts_cartridge_refusal(rom, detail);
+  if (refused) return refused;
   safety_clear_cartridge();
   return 0;
 }
@@ -299,6 +326,7 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
   }
   int32_t detail = 0;
   uint8_t error = 0;
+  refused_part = PART_COUNT;
   if (rule->role != ROLE_OPERATOR) {
     error = auth_refusal(id, rule->role, granted_role, &detail);
     if (error) return reply_error(reply, id, error, detail);
@@ -314,7 +342,12 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
       error = move_to(move.depth_um, &detail);
       break;
     }
-    case MSG_ARM: error = arm(&detail); break;
+    case MSG_ARM: {
+      msg_arm_t arm_request;
+      memcpy(&arm_request, request, sizeof arm_request);
+      error = arm(arm_request.today_day, &detail);
+      break;
+    }
     case MSG_DISARM: disarm(); break;
     case MSG_START_NEEDLE: {
       msg_start_needle_t start;
@@ -324,7 +357,12 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
     }
     case MSG_STOP_NEEDLE: stop_needle(); break;
     case MSG_CLEAR_FAULT: error = safety_clear_fault(&detail); break;
-    case MSG_CLEAR_CARTRIDGE: error = clear_cartridge(&detail); break;
+    case MSG_CLEAR_CARTRIDGE: {
+      msg_clear_cartridge_t clear;
+      memcpy(&clear, request, sizeof clear);
+      error = clear_cartridge(clear.cartridge_rom, &detail);
+      break;
+    }
     case MSG_SET_DEPTH_CALIBRATION: {
       msg_set_depth_calibration_t set;
       memcpy(&set, request, sizeof set);
@@ -381,10 +419,13 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
     case MSG_RECORD_STERILIZATION: {
       msg_record_sterilization_t record;
       memcpy(&record, request, sizeof record);
+      refused_part = PART_NOSECONE;
       error = parts_record_sterilization(record.nosecone_rom, &detail);
       break;
     }
     default: return reply_error(reply, id, ERROR_CODE_UNKNOWN_MESSAGE, id);
   }
-  return error ? reply_error(reply, id, error, detail) : reply_ok(reply, id);
+  if (!error) return reply_ok(reply, id);
+  if (refused_part != PART_COUNT) return reply_part_refused(reply, id, error, refused_part, detail);
+  return reply_error(reply, id, error, detail);
 }

@@ -59,6 +59,21 @@ static uint8_t write_wanted, write_part, last_write = WRITE_RESULT_NONE;
 static uint8_t write_rom[PART_ROM_BYTES];
 static uint16_t write_bit;
 
+// The session's marks: burnt at the first needle start after a cartridge is fitted, for the parts read then (claimed).
+enum marks_step {
+  MARKS_NONE,           // nothing claimed since the cartridge was fitted
+  MARKS_CLAIMED,        // claimed, not burning (after a failure was reported)
+  MARKS_CARTRIDGE, MARKS_CARTRIDGE_WRITING, MARKS_NOSECONE, MARKS_NOSECONE_WRITING,
+  MARKS_READ_BACK,      // both written: waiting for the reads after them
+  MARKS_FAILED,         // a burn failed; reported by the next start
+  MARKS_DONE,
+};
+static struct {
+  uint8_t step, failed_part, failed_result;
+  uint16_t armed_day;  // the host's date at the last arm the parts passed
+  uint8_t rom[PART_COUNT][PART_ROM_BYTES];
+} fitting;  // the session under way: from a cartridge's fitting to its removal or a reset
+
 static struct {
   uint8_t kind, part, step, result, waiting, attempts, seen_presence, cancelled, verdict;
   uint8_t row_index, passes;
@@ -98,6 +113,7 @@ void parts_init(void) {
   settle_from_ms = 0;
   write_wanted = 0;
   last_write = WRITE_RESULT_NONE;
+  memset(&fitting, 0, sizeof fitting);
 }
 
 void parts_request_read(uint8_t part_bits) { read_wanted |= part_bits & PARTS_ALL_BITS; }
@@ -485,6 +501,8 @@ static void follow_cartridge(uint32_t now_ms) {
     read_wanted &= (uint8_t)~PART_BIT(PART_CARTRIDGE);
     read_after_settling &= (uint8_t)~PART_BIT(PART_CARTRIDGE);
     if (job.kind != JOB_NONE && job.part == PART_CARTRIDGE) job.cancelled = 1;
+    // A new fitting is a new session; a burn under way goes on (a chip mid-copy finishes it on bus power).
+    memset(&fitting, 0, sizeof fitting);
     // A cartridge just fitted: read it (and the nosecone, which comes off to change one) once its contacts settle.
     if (in) {
       read_after_settling = PARTS_ALL_BITS;
@@ -494,6 +512,66 @@ static void follow_cartridge(uint32_t now_ms) {
   if (read_after_settling && now_ms - settle_from_ms >= ID_CHIP_SETTLE_AFTER_FIT_MS) {
     read_wanted |= read_after_settling;
     read_after_settling = 0;
+  }
+}
+
+// ---- the session's marks ----
+
+static uint8_t claimed_part_fitted(uint8_t part) {
+  const struct part_record *record = &records[part];
+  return record->status == PART_STATUS_OK && memcmp(record->rom, fitting.rom[part], PART_ROM_BYTES) == 0;
+}
+
+// A part claimed for the session under way, still fitted and read good: its marks may be this session's own.
+static uint8_t claimed_by_session(uint8_t part) { return fitting.step != MARKS_NONE && claimed_part_fitted(part); }
+
+static uint8_t session_claimed(void) { return claimed_by_session(PART_CARTRIDGE) && claimed_by_session(PART_NOSECONE); }
+
+static void marks_failed(uint8_t part, uint8_t result) {
+  fitting.failed_part = part;
+  fitting.failed_result = result;
+  fitting.step = MARKS_FAILED;
+}
+
+// The bit a session burns: the cartridge's used mark, or the use mark of the nosecone's latest sterilization.
+static uint16_t session_mark_bit(uint8_t part) {
+  if (part == PART_CARTRIDGE) return PART_LAYOUT_MARK_PAGE_ADDRESS * 8;
+  return (uint16_t)(PART_LAYOUT_USE_MARK_PAGE_ADDRESS * 8 + records[PART_NOSECONE].latest_sterilization);
+}
+
+// One step of burning the session's marks, between chip transactions: each mark written and read back, then both
+// parts read again, which must show them used.
+static void advance_session_marks(void) {
+  uint8_t part = fitting.step < MARKS_NOSECONE ? PART_CARTRIDGE : PART_NOSECONE;
+  int32_t ignored;
+  switch (fitting.step) {
+    case MARKS_CARTRIDGE:
+    case MARKS_NOSECONE:
+      if (part == PART_NOSECONE && records[PART_NOSECONE].latest_sterilization < 0) {
+        marks_failed(part, WRITE_RESULT_PART_UNREADABLE);
+        return;
+      }
+      if (parts_start_mark(part, fitting.rom[part], session_mark_bit(part), &ignored) != 0) {
+        marks_failed(part, WRITE_RESULT_PART_UNREADABLE);
+        return;
+      }
+      fitting.step++;
+      return;
+    case MARKS_CARTRIDGE_WRITING:
+    case MARKS_NOSECONE_WRITING:
+      if (last_write != WRITE_RESULT_OK) marks_failed(part, last_write);
+      else fitting.step++;
+      return;
+    case MARKS_READ_BACK:
+      if (read_wanted || read_after_settling) return;
+      if (!claimed_part_fitted(PART_CARTRIDGE) || records[PART_CARTRIDGE].marks == 0) {
+        marks_failed(PART_CARTRIDGE, WRITE_RESULT_VERIFY_FAILED);
+      } else if (!claimed_part_fitted(PART_NOSECONE) || records[PART_NOSECONE].unused_since_sterilization) {
+        marks_failed(PART_NOSECONE, WRITE_RESULT_VERIFY_FAILED);
+      } else {
+        fitting.step = MARKS_DONE;
+      }
+      return;
   }
 }
 
@@ -508,6 +586,7 @@ static void start_job(uint8_t kind, uint8_t part) {
 void parts_poll(uint32_t now_ms) {
   follow_cartridge(now_ms);
   if (!cartridge_in) read_wanted &= (uint8_t)~PART_BIT(PART_CARTRIDGE);  // its switch says there is none to read
+  if (job.kind == JOB_NONE && !write_wanted) advance_session_marks();
   if (job.kind == JOB_NONE) {
     if (write_wanted) {
       write_wanted = 0;
@@ -562,11 +641,15 @@ uint8_t parts_start_mark(uint8_t part, const uint8_t *rom, uint16_t bit_index, i
 
 uint8_t parts_record_sterilization(const uint8_t *rom, int32_t *detail) {
   const struct part_record *nosecone = &records[PART_NOSECONE];
+  // A nosecone is sterilized off the pen, so never during a session: one recorded then would hide the session's use.
+  *detail = fitting.step;
+  if (fitting.step != MARKS_NONE) return ERROR_CODE_NOT_ALLOWED_IN_STATE;
   // The bit after the highest one cleared: a fresh bit whatever pattern the tally holds, so the count grows by one.
   int16_t next = nosecone->latest_sterilization + 1;
-  if (nosecone->status == PART_STATUS_OK && next >= MARK_BITS) {
+  _Static_assert(ID_CHIP_NOSECONE_CYCLE_LIMIT <= MARK_BITS, "the tally holds the cycle limit");
+  if (nosecone->status == PART_STATUS_OK && (nosecone->marks >= ID_CHIP_NOSECONE_CYCLE_LIMIT || next >= MARK_BITS)) {
     *detail = nosecone->marks;
-    return ERROR_CODE_OUT_OF_RANGE;
+    return ERROR_CODE_NOSECONE_AT_LIMIT;
   }
   return parts_start_mark(PART_NOSECONE, rom, (uint16_t)(PART_LAYOUT_MARK_PAGE_ADDRESS * 8 + next), detail);
 }
@@ -591,4 +674,71 @@ uint8_t parts_report(uint8_t *out) {
   memcpy(report.nosecone_rom, nosecone->rom, PART_ROM_BYTES);
   memcpy(out, &report, sizeof report);
   return sizeof report;
+}
+
+uint8_t parts_arm_refusal(uint16_t today_day, int32_t *detail, uint8_t *part) {
+  const struct part_record *cartridge = &records[PART_CARTRIDGE], *nosecone = &records[PART_NOSECONE];
+  *part = PART_COUNT;  // the date is the host's, not a part's
+  *detail = today_day;
+  if (today_day < ID_CHIP_EARLIEST_HOST_DAY) return ERROR_CODE_OUT_OF_RANGE;
+  *part = PART_CARTRIDGE;
+  *detail = cartridge->status;
+  if (cartridge->status != PART_STATUS_OK) return ERROR_CODE_CARTRIDGE_UNREADABLE;
+  *detail = cartridge->marks;
+  if (cartridge->marks != 0 && !claimed_by_session(PART_CARTRIDGE)) return ERROR_CODE_CARTRIDGE_USED;  // its marks may be ours
+  *detail = cartridge->date;
+  if (today_day > cartridge->date) return ERROR_CODE_CARTRIDGE_EXPIRED;
+  *part = PART_NOSECONE;
+  *detail = nosecone->status;
+  if (nosecone->status != PART_STATUS_OK) return ERROR_CODE_NOSECONE_UNREADABLE;
+  *detail = nosecone->marks;
+  if (nosecone->marks >= ID_CHIP_NOSECONE_CYCLE_LIMIT) return ERROR_CODE_NOSECONE_AT_LIMIT;
+  if (!claimed_by_session(PART_NOSECONE) && (nosecone->marks == 0 || !nosecone->unused_since_sterilization)) {
+    return ERROR_CODE_NOSECONE_NOT_STERILIZED;
+  }
+  fitting.armed_day = today_day;
+  return 0;
+}
+
+uint8_t parts_cartridge_refusal(const uint8_t *rom, int32_t *detail) {
+  const struct part_record *cartridge = &records[PART_CARTRIDGE];
+  *detail = cartridge->status;
+  if (cartridge->status != PART_STATUS_OK) return ERROR_CODE_CARTRIDGE_UNREADABLE;
+  *detail = 0;
+  if (memcmp(rom, cartridge->rom, PART_ROM_BYTES) != 0) return ERROR_CODE_PART_MISMATCH;
+  return 0;
+}
+
+uint8_t parts_session_marks(int32_t *detail, uint8_t *part) {
+  uint8_t step_before = fitting.step;
+  *part = PART_CARTRIDGE;
+  *detail = step_before;
+  switch (fitting.step) {
+    case MARKS_DONE:
+      if (session_claimed()) return 0;
+      // Another part was read since the marks, or none: not this session's, so no start until a new fitting.
+      *part = claimed_part_fitted(PART_CARTRIDGE) ? PART_NOSECONE : PART_CARTRIDGE;
+      *detail = records[*part].status;
+      if (records[*part].status == PART_STATUS_OK) return ERROR_CODE_PART_MISMATCH;
+      return *part == PART_CARTRIDGE ? ERROR_CODE_CARTRIDGE_UNREADABLE : ERROR_CODE_NOSECONE_UNREADABLE;
+    case MARKS_FAILED:
+      *part = fitting.failed_part;
+      *detail = fitting.failed_result;
+      fitting.step = MARKS_CLAIMED;  // reported once; the next start burns again
+      return ERROR_CODE_MARK_FAILED;
+    case MARKS_NONE: {
+      // The parts fitted now are the ones claimed: checked again, in case a read since the arm found others.
+      uint8_t unfit = parts_arm_refusal(fitting.armed_day, detail, part);
+      if (unfit) return unfit;
+      for (uint8_t each = 0; each < PART_COUNT; each++) memcpy(fitting.rom[each], records[each].rom, PART_ROM_BYTES);
+      fitting.step = MARKS_CARTRIDGE;
+      break;
+    }
+    case MARKS_CLAIMED:
+      fitting.step = MARKS_CARTRIDGE;
+      break;
+  }
+  *part = PART_CARTRIDGE;
+  *detail = step_before;  // where the burn stood when asked (0: just started)
+  return ERROR_CODE_PARTS_BUSY;
 }

@@ -80,6 +80,13 @@ export const ErrorCode = {
   part_unreadable: 23,
   parts_busy: 24,
   part_mismatch: 25,
+  cartridge_unreadable: 26,
+  cartridge_used: 27,
+  cartridge_expired: 28,
+  nosecone_unreadable: 29,
+  nosecone_not_sterilized: 30,
+  nosecone_at_limit: 31,
+  mark_failed: 32,
 } as const;
 export type ErrorCodeName = keyof typeof ErrorCode;
 export const errorCodeInfo: Readonly<Record<number, { readonly name: ErrorCodeName; readonly text: string }>> = {
@@ -108,6 +115,13 @@ export const errorCodeInfo: Readonly<Record<number, { readonly name: ErrorCodeNa
   23: { name: 'part_unreadable', text: "the part named is not fitted, or its ID chip has not been read good (detail: its part_status)" },
   24: { name: 'parts_busy', text: "an ID chip write is under way; retry once get_parts shows it done" },
   25: { name: 'part_mismatch', text: "the fitted part's ROM id differs from the one named in the command" },
+  26: { name: 'cartridge_unreadable', text: "the cartridge's ID chip has not been read good: missing chip, bad contact or CRC, not a part (detail: its part_status)" },
+  27: { name: 'cartridge_used', text: "the cartridge's one-way used mark is burnt: cartridges are single-use; fit a new one (detail: bits burnt)" },
+  28: { name: 'cartridge_expired', text: "the cartridge is past the expiry on its chip, by the host's date (detail: expiry, days since 2000-01-01)" },
+  29: { name: 'nosecone_unreadable', text: "the nosecone's ID chip has not been read good: missing chip, bad contact or CRC, not a part (detail: its part_status)" },
+  30: { name: 'nosecone_not_sterilized', text: "the nosecone has not been sterilized since its last use, or never (detail: its sterilization count)" },
+  31: { name: 'nosecone_at_limit', text: "the nosecone has reached its limit of sterilization cycles; retire it (detail: its sterilization count)" },
+  32: { name: 'mark_failed', text: "burning a part's one-way mark failed, so the needle did not start; the next start tries again (detail: write_result)" },
 };
 
 export const TelemetryFlag = {
@@ -287,12 +301,12 @@ export interface MessageFields {
   stop: Record<string, never>;
   home: Record<string, never>;
   move_to: { readonly depthUm: number; };
-  arm: Record<string, never>;
+  arm: { readonly todayDay: number; };
   disarm: Record<string, never>;
   start_needle: { readonly strokesPerSecond: number; };
   stop_needle: Record<string, never>;
   clear_fault: Record<string, never>;
-  clear_cartridge: { readonly cartridgeId: number; };
+  clear_cartridge: { readonly cartridgeRom: Uint8Array; };
   set_depth_calibration: { readonly stepsPerMmX100: number; readonly zeroOffsetUm: number; };
   get_calibration: Record<string, never>;
   set_sensor_calibration: { readonly sensorZeroMv: number; readonly sensorMvPerMm: number; };
@@ -310,6 +324,7 @@ export interface MessageFields {
   challenge: { readonly nonce: Uint8Array; readonly role: number; readonly commandId: number; };
   auth_status: { readonly provisioned: number; readonly bootCount: number; readonly wrongAnswers: number; readonly refusals: number; readonly consecutiveFailures: number; readonly lockoutMs: number; readonly stagedKeys: number; readonly writePending: number; };
   parts: { readonly activity: number; readonly lastWrite: number; readonly cartridgeStatus: number; readonly cartridgeRom: Uint8Array; readonly cartridgeLot: number; readonly cartridgeExpiryDay: number; readonly cartridgeUsedBits: number; readonly noseconeStatus: number; readonly noseconeRom: Uint8Array; readonly noseconeLot: number; readonly noseconeSterilizations: number; readonly noseconeUses: number; readonly noseconeUnusedSinceSterilization: number; };
+  part_refused: { readonly requestId: number; readonly code: number; readonly part: number; readonly rom: Uint8Array; readonly detail: number; };
   error: { readonly requestId: number; readonly code: number; readonly detail: number; };
 }
 export type MessageName = keyof MessageFields;
@@ -330,12 +345,12 @@ export const messageSpecs: { readonly [K in MessageName]: MessageSpec } = {
   stop: { id: 0x04, direction: 'host_to_pen', allowedInFault: true, reply: 'ok', fields: [], role: null },
   home: { id: 0x05, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [], role: null },
   move_to: { id: 0x06, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['depthUm', 'u16']], role: null },
-  arm: { id: 0x07, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [], role: null },
+  arm: { id: 0x07, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['todayDay', 'u16']], role: null },
   disarm: { id: 0x08, direction: 'host_to_pen', allowedInFault: true, reply: 'ok', fields: [], role: null },
   start_needle: { id: 0x09, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['strokesPerSecond', 'u16']], role: null },
   stop_needle: { id: 0x0A, direction: 'host_to_pen', allowedInFault: true, reply: 'ok', fields: [], role: null },
   clear_fault: { id: 0x0B, direction: 'host_to_pen', allowedInFault: true, reply: 'ok', fields: [], role: null },
-  clear_cartridge: { id: 0x0C, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['cartridgeId', 'u32']], role: null },
+  clear_cartridge: { id: 0x0C, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['cartridgeRom', 'bytes8']], role: null },
   set_depth_calibration: { id: 0x0D, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['stepsPerMmX100', 'u32'], ['zeroOffsetUm', 'i16']], role: 'technician' },
   get_calibration: { id: 0x0E, direction: 'host_to_pen', allowedInFault: true, reply: 'calibration', fields: [], role: null },
   set_sensor_calibration: { id: 0x0F, direction: 'host_to_pen', allowedInFault: false, reply: 'ok', fields: [['sensorZeroMv', 'u16'], ['sensorMvPerMm', 'u16']], role: 'engineer' },
@@ -353,5 +368,6 @@ export const messageSpecs: { readonly [K in MessageName]: MessageSpec } = {
   challenge: { id: 0x84, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['nonce', 'bytes16'], ['role', 'u8'], ['commandId', 'u8']], role: null },
   auth_status: { id: 0x85, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['provisioned', 'u8'], ['bootCount', 'u32'], ['wrongAnswers', 'u16'], ['refusals', 'u16'], ['consecutiveFailures', 'u8'], ['lockoutMs', 'u32'], ['stagedKeys', 'u8'], ['writePending', 'u8']], role: null },
   parts: { id: 0x86, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['activity', 'u8'], ['lastWrite', 'u8'], ['cartridgeStatus', 'u8'], ['cartridgeRom', 'bytes8'], ['cartridgeLot', 'u32'], ['cartridgeExpiryDay', 'u16'], ['cartridgeUsedBits', 'u8'], ['noseconeStatus', 'u8'], ['noseconeRom', 'bytes8'], ['noseconeLot', 'u32'], ['noseconeSterilizations', 'u16'], ['noseconeUses', 'u16'], ['noseconeUnusedSinceSterilization', 'u8']], role: null },
+  part_refused: { id: 0x87, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['requestId', 'u8'], ['code', 'u8'], ['part', 'u8'], ['rom', 'bytes8'], ['detail', 'i32']], role: null },
   error: { id: 0xFF, direction: 'pen_to_host', allowedInFault: false, reply: null, fields: [['requestId', 'u8'], ['code', 'u8'], ['detail', 'i32']], role: null },
 };

@@ -123,11 +123,16 @@ export class IdChip {
   disconnected = false;
   /** Fault: after this many more bits sent in a Read Memory, the contact opens (disconnected). null: never. */
   loseContactAfterReadBits: number | null = null;
+  /** Fault: copies are accepted but their programming fails (a worn cell): the memory keeps its bytes and the chip
+   * never answers the copy-done pattern, so the master reads 1s. Set it back to program again. */
+  failCopies = false;
+  /** Called after a copy programmed a row into the memory (address: the row's first), so it can be kept somewhere. */
+  onChange: ((address: number) => void) | null = null;
   readonly scratchpad = new Uint8Array(8);
   targetAddress = 0;
   endingStatus = 0;
   /** Counters for tests and benches. */
-  readonly stats = { resets: 0, presencePulses: 0, copies: 0, copiesInterrupted: 0, bitsSent: 0, bitsReceived: 0 };
+  readonly stats = { resets: 0, presencePulses: 0, copies: 0, copiesInterrupted: 0, copiesFailed: 0, bitsSent: 0, bitsReceived: 0 };
 
   private mode: Mode = 'idle';
   private received = 0;
@@ -206,19 +211,21 @@ export class IdChip {
   /** Set by the bus the chip is fitted to: a copy started, programming for programMs. */
   onProgrammingStarted: ((programMs: number) => void) | null = null;
 
-  /** The copy completes at its programming time's end (or is lost when the bus was pulled low meanwhile). */
+  /** The copy completes at its programming time's end (or is lost when the bus was pulled low meanwhile, or failCopies). */
   finishProgramming(interrupted: boolean): void {
     const row = this.programmingRow;
     this.programmingRow = null;
     if (this.mode !== 'programming' || row === null) return;
-    if (interrupted) {
-      this.stats.copiesInterrupted++;
+    if (interrupted || this.failCopies) {
+      if (interrupted) this.stats.copiesInterrupted++;
+      else this.stats.copiesFailed++;
       this.mode = 'idle';
       return;
     }
     this.memory.set(row.data, row.address);
     this.stats.copies++;
     this.mode = 'copyDone';
+    this.onChange?.(row.address);
   }
 
   /** In 'idle' and 'ones' the chip neither listens nor pulls the line: every slot reads 1. */
@@ -431,8 +438,10 @@ export class OneWireBus {
     machine.port.addListener(() => this.onPortWrite());
     const now = this.now();
     for (const action of this.pending) machine.cpu.addClockEvent(() => this.runPending(action), Math.max(1, action.at - now));
-    this.level = !this.level;  // force the pin to be written
-    this.update();
+    // The new MCU's pin released: the line is what the chip and a short make it, written whatever it was before.
+    this.level = !(this.chipLow || this.shortedValue);
+    if (this.level) this.lineRoseAt = now;
+    machine.port.setPin(this.bit, this.level);
   }
 
   private runPending(action: { at: number; run: () => void }): void {

@@ -212,6 +212,8 @@ export class VirtualPen {
    * every breach of the datasheet's timing by the firmware in violations.
    */
   readonly idChips: { readonly cartridge: OneWireBus; readonly nosecone: OneWireBus };
+  /** Where fitNewCartridge takes each new cartridge's serial (by default this pen's own count; a parts file keeps one). */
+  newCartridgeSerial: () => bigint;
   /**
    * The MCU's 1 KB EEPROM; it keeps its contents across resets, as the chip's does. Tests may corrupt it. Load an image
    * into eeprom.memory before start(), and set eeprom.onChange to keep it somewhere (the pen command keeps it in a file).
@@ -235,6 +237,8 @@ export class VirtualPen {
     for (const [name, active] of Object.entries(atRest)) this.inputLevels.set(name as PinName, active !== pins[name as PinName].activeLow);
     this.plant = new PenPlant(this.random, (name, active) => this.setInput(name, active));
     const serial = (part: number): bigint => BigInt(((options.seed ?? 1) * 0x9e37 + part * 0x10001) >>> 0) + (0x5eedn << 32n);
+    let nextCartridge = serial(3);
+    this.newCartridgeSerial = () => nextCartridge++;
     this.idChips = {
       cartridge: new OneWireBus('cartridge', pins.cartridgeChip.bit, () => this.totalCycles,
         IdChip.part({ kind: 'cartridge', lot: 0x00c0ffee, date: defaultCartridgeExpiryDay }, serial(1))),
@@ -397,6 +401,22 @@ export class VirtualPen {
   /** Byte corruption and loss on the serial line, both directions. */
   setLinkFaults(faults: LinkFaults): void {
     this.linkFaults = { corruptProbability: faults.corruptProbability ?? 0, dropProbability: faults.dropProbability ?? 0 };
+  }
+
+  /**
+   * A cartridge swap: the fitted one out (switch open, chip gone) for outMs, then a new one in, fresh from its maker:
+   * its own serial (the next of this pen's), unless given, and the default lot and expiry unless given. The firmware
+   * reads it once its contacts settle. Returns the chip fitted.
+   */
+  async fitNewCartridge(options: { readonly serial?: bigint; readonly expiryDay?: number; readonly outMs?: number } = {}): Promise<IdChip> {
+    this.setInput('cartridgePresent', false);
+    this.idChips.cartridge.fit(null);
+    await this.clock.sleep(options.outMs ?? 50);
+    const serial = options.serial ?? this.newCartridgeSerial();
+    const chip = IdChip.part({ kind: 'cartridge', lot: 0x00c0ffee, date: options.expiryDay ?? defaultCartridgeExpiryDay }, serial);
+    this.idChips.cartridge.fit(chip);
+    this.setInput('cartridgePresent', true);
+    return chip;
   }
 
   /** Drives an input pin: active = the named condition is true (switch pressed, e-stop tripped, ...). */

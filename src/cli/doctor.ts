@@ -1,7 +1,8 @@
 // `pen doctor`: a board check for bring-up, as a pass/fail table. Identity and protocol version; the calibration in
 // EEPROM; every input's level; every sensor against its plausible range (hardware/pen.json limits); a stepper jog (home,
-// 0.5 mm, back) that watches the home switch and the depth sensor follow the step count; with --spin, a short armed
-// spin-up at 50 strokes/s that checks the tach and the motor current; the status LED as a check for the eye. Each check
+// 0.5 mm, back) that watches the home switch and the depth sensor follow the step count; with --spin, the fitted parts
+// checked against the parts registry, then a short armed spin-up at 50 strokes/s that checks the tach and the motor
+// current (it uses the fitted cartridge and nosecone, recorded as a session); the status LED as a check for the eye. Each check
 // is bounded in time, and the pen is stopped at the end whatever happened. Exit 0 all passed, 1 a check failed, 3 the
 // link failed.
 import { Option, type Command } from 'commander';
@@ -11,9 +12,11 @@ import { PROTOCOL_VERSION, type FaultName } from '../../hardware/generated/proto
 import { PenFaultError, PenRefusedError, type DepthCalibration, type PenDevice, type Telemetry } from '../../hal/device.ts';
 import { LinkLostError } from '../../hal/link/reliable-link.ts';
 import { TransportError } from '../../hal/link/transport.ts';
-import { auditActor } from '../store/actor.ts';
+import { auditActor, penRecordIdentity } from '../store/actor.ts';
 import { defaultStorePath, PenStore } from '../store/store.ts';
-import { ExitCode, numberOption, UsageError } from './format.ts';
+import { normalizePartId, RegistryRefusedError } from '../sterilization/registry.ts';
+import { checkFittedParts, type PreparedParts } from '../control/session.ts';
+import { ExitCode, UsageError } from './format.ts';
 import { openTarget } from './target.ts';
 
 export type CheckStatus = 'pass' | 'fail' | 'skip' | 'look';
@@ -285,7 +288,22 @@ async function jog(device: PenDevice, checks: Checks, blocked: string | null): P
   }
 }
 
-async function spin(device: PenDevice, checks: Checks, cartridgeId: number, blocked: string | null): Promise<void> {
+/**
+ * The spin's parts: the fitted cartridge and nosecone, which the spin uses (the pen burns their one-way marks as the
+ * motor first starts), checked against the parts registry as for a treatment. Null when they may not be used (a failed check).
+ */
+async function spinParts(device: PenDevice, checks: Checks, store: PenStore, cartridgeId: string | null): Promise<PreparedParts | null> {
+  let parts: PreparedParts | null = null;
+  await checks.run('parts', 'fitted parts for the spin', 'a cartridge and a nosecone the parts registry accepts and that are ready (pen parts)', async () => {
+    parts = await checkFittedParts(device, store, cartridgeId);
+    return { ok: true, detail: `cartridge ${parts.cartridge.status.id} (${parts.cartridge.status.text}), nosecone ${parts.nosecone.status.id} (${parts.nosecone.status.text}); the spin uses them` };
+  });
+  return parts;
+}
+
+async function spin(
+  device: PenDevice, checks: Checks, notes: string[], store: PenStore, where: string, cartridgeId: string | null, blocked: string | null,
+): Promise<void> {
   const tolerance = (spinStrokesPerSecond * needleDrive.speedTolerancePercent) / 100;
   const held = (spinStrokesPerSecond * 5) / 100;  // the firmware's held band (motor.c HELD_TOLERANCE_PERCENT)
   const titles = { tach: 'needle spin-up: tach', current: 'needle motor current' } as const;
@@ -294,12 +312,21 @@ async function spin(device: PenDevice, checks: Checks, cartridgeId: number, bloc
     current: `draws current (over ${minRunningCurrentMa} mA), never over ${needleDrive.currentLimitMa} mA`,
   } as const;
   const before = blocked === null ? await device.status() : null;
-  const why = blocked ?? (before?.state === 'fault' ? `not run: the pen holds fault ${before.fault} (${before.faultText})` : null);
-  if (why !== null) {
-    checks.add('needle-tach', titles.tach, 'skip', why, expected.tach);
-    checks.add('needle-current', titles.current, 'skip', why, expected.current);
+  const blockedBy = blocked ?? (before?.state === 'fault' ? `not run: the pen holds fault ${before.fault} (${before.faultText})` : null);
+  const parts = blockedBy === null ? await spinParts(device, checks, store, cartridgeId) : null;
+  const why = blockedBy ?? (parts === null ? 'not run: the fitted parts may not be used (see the parts check)' : null);
+  if (why !== null || parts === null) {
+    checks.add('needle-tach', titles.tach, 'skip', why ?? '', expected.tach);
+    checks.add('needle-current', titles.current, 'skip', why ?? '', expected.current);
     return;
   }
+  const { identity } = device;
+  // The spin uses the parts as a treatment does, so the registry counts it: a session of its own, without a client.
+  const sessionId = store.startSession({
+    target: where, board: identity.boardName, firmware: identity.firmwareVersion, buildId: identity.buildId, serial: penRecordIdentity(identity).serial,
+    depthMm: jogDepthMm, strokesPerSecond: spinStrokesPerSecond, plannedSeconds: spinMs / 1000,
+    clientRef: null, cartridgePartId: parts.cartridge.status.id, noseconePartId: parts.nosecone.status.id,
+  });
   const samples: { ms: number; t: Telemetry }[] = [];
   let recordingFrom: number | null = null;
   device.onTelemetry((t) => {
@@ -309,10 +336,12 @@ async function spin(device: PenDevice, checks: Checks, cartridgeId: number, bloc
   try {
     await bounded((async () => {
       await device.depth.moveTo(jogDepthMm, 2000);
-      await device.clearCartridge(cartridgeId);
-      await device.arm();
-      recordingFrom = device.clock.nowMs();
+      await device.clearCartridge(parts.cartridge.status.id);
+      await device.arm(store.epochMs());
       await device.needle.start(spinStrokesPerSecond);
+      // Timed from the pen's acceptance: a session's first start waits while the pen burns the parts' marks.
+      recordingFrom = device.clock.nowMs();
+      store.markNeedleStarted(sessionId);
       while (device.clock.nowMs() - recordingFrom < spinMs && samples.at(-1)?.t.state !== 'fault') await device.clock.sleep(50);
       const last = samples.at(-1)?.t;
       if (last?.state === 'fault') throw new PenFaultError(last.fault, last.faultText);
@@ -323,11 +352,21 @@ async function spin(device: PenDevice, checks: Checks, cartridgeId: number, bloc
   } finally {
     recordingFrom = null;
     await bounded(device.stop(), stopBoundMs, 'STOP').catch((error: unknown) => { if (failure === null) failure = error; });
+    store.endSession(sessionId, failure === null ? 'completed' : 'faulted', { doctorSpin: true, ...(failure === null ? {} : { reason: faultText(failure) }) });
+  }
+  if (samples.some((s) => s.t.needleOn)) {
+    notes.push(`the spin used cartridge ${parts.cartridge.status.id} and nosecone ${parts.nosecone.status.id} (session ${sessionId}): ` +
+      'fit a new cartridge and reprocess the nosecone before a treatment');
   }
   if (checks.linkLost !== null) throw checks.linkLost;
   const running = samples.filter((s) => s.t.needleOn);
   const speeds = running.map((s) => s.t.strokesPerSecond);
-  const reached = running.find((s) => Math.abs(s.t.strokesPerSecond - spinStrokesPerSecond) <= tolerance);
+  const within = (s: { t: Telemetry }): boolean => Math.abs(s.t.strokesPerSecond - spinStrokesPerSecond) <= tolerance;
+  const holds = (s: { t: Telemetry }): boolean => Math.abs(s.t.strokesPerSecond - spinStrokesPerSecond) <= held;
+  // At speed from the first reading within the tolerance that the speed then holds: a reading caught on the way up to
+  // the spin-up's overshoot is not.
+  const settled = running.findIndex((s, i) => within(s) && running.slice(i).every(holds));
+  const reached = settled >= 0 ? running[settled] : running.find(within);
   const after = reached === undefined ? [] : running.filter((s) => s.ms >= reached.ms);
   const spread = after.length === 0 ? '' : `, then ${Math.min(...after.map((s) => s.t.strokesPerSecond)).toFixed(1)}–${Math.max(...after.map((s) => s.t.strokesPerSecond)).toFixed(1)}`;
   const peakMa = Math.max(0, ...running.map((s) => s.t.motorCurrentMa));
@@ -338,7 +377,7 @@ async function spin(device: PenDevice, checks: Checks, cartridgeId: number, bloc
     checks.add('needle-tach', titles.tach, 'fail', `${faultText(failure)}; ${seen}`, expected.tach);
   } else {
     const ok = reached !== undefined && reached.ms <= needleDrive.atSpeedTimeoutMs + 100 &&
-      after.every((s) => Math.abs(s.t.strokesPerSecond - spinStrokesPerSecond) <= held);
+      after.every(holds);
     checks.add('needle-tach', titles.tach, currentFault ? 'skip' : ok ? 'pass' : 'fail', currentFault ? `not judged: ${faultText(failure)}` : seen, expected.tach);
   }
   if (running.length === 0 && !currentFault) {
@@ -384,10 +423,15 @@ function describeReport(report: DoctorReport): string {
   return lines.join('\n');
 }
 
-function cartridgeOption(value: string | undefined): number {
-  const id = numberOption(value, '--cartridge', '1') ?? 1;
-  if (!Number.isInteger(id) || id < 0 || id > 0xffffffff) throw new UsageError(`--cartridge must be a whole number 0–4294967295 (got ${value ?? ''})`);
-  return id;
+/** --cartridge: the ROM id the fitted cartridge must have, or a usage error naming the format. */
+function cartridgeOption(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  try {
+    return normalizePartId(value);
+  } catch (error) {
+    if (error instanceof RegistryRefusedError) throw new UsageError(`--cartridge: ${error.message}`);
+    throw error;
+  }
 }
 
 export async function doctorCommand(flags: DoctorFlags): Promise<number> {
@@ -408,10 +452,10 @@ export async function doctorCommand(flags: DoctorFlags): Promise<number> {
       : now.estopTripped ? 'not run: the e-stop is tripped' : null;
     await jog(device, checks, blocked);
     const spinBlocked = flags.spin !== true
-      ? 'not run: add --spin once a cartridge is fitted and the needle may run'
+      ? 'not run: add --spin once a cartridge and a sterile nosecone are fitted and the needle may run (the spin uses them)'
       : blocked ?? (checks.status('homing') !== 'pass' ? 'not run: the depth axis is not homed'
         : checks.status('cartridge') !== 'pass' ? 'not run: no cartridge is fitted (see the cartridge switch)' : null);
-    await spin(device, checks, cartridgeId, spinBlocked);
+    await spin(device, checks, notes, store, target.where, cartridgeId, spinBlocked);
   } catch (error) {
     if (!isLinkError(error)) throw error;
     linkError = messageOf(error);
@@ -459,9 +503,11 @@ export function addDoctorCommand(program: Command, options: DoctorOptions, setEx
     .command('doctor')
     .description('board check for bring-up, as a pass/fail table: identity and protocol version, calibration in EEPROM, every input, every sensor ' +
       'against its plausible range (hardware/pen.json limits), a stepper jog (home, 0.5 mm, back) checking the home switch and the depth sensor; ' +
-      'with --spin, a short armed spin-up; the pen is stopped at the end. Exits 0 all passed, 1 a check failed (named), 3 the link failed')
-    .option('--spin', `a cartridge is fitted and the needle may run: arm and spin it at ${spinStrokesPerSecond} strokes/s for about 1 s, checking the tach and the motor current`)
-    .addOption(new Option('--cartridge <id>', 'with --spin, the fitted cartridge id to clear for use (0–4294967295)').default('1'))
+      'with --spin, the fitted parts checked against the parts registry and a short armed spin-up that uses them; the pen is stopped at the end. Exits 0 all passed, 1 a check failed (named), 3 the link failed')
+    .option('--spin', 'a cartridge and a sterile nosecone are fitted and the needle may run: check them against the parts registry, then arm and ' +
+      `spin at ${spinStrokesPerSecond} strokes/s for about 1 s, checking the tach and the motor current. The spin USES the fitted cartridge and ` +
+      'nosecone (the pen burns their one-way marks; recorded as a session): fit a new cartridge, and reprocess the nosecone, before a treatment')
+    .option('--cartridge <id>', 'with --spin, refuse unless this is the fitted cartridge: its ID chip\'s ROM id, 16 hex digits')
     .addOption(options.portOption()).addOption(options.firmwareOption()).addOption(options.dbOption()).addOption(options.jsonOption())
     .action(async (flags: DoctorFlags) => {
       setExitCode(await doctorCommand(flags));

@@ -17,6 +17,28 @@ export function defaultEepromPath(): string {
   return join(dataDirectory(), 'virtual-pen.eeprom');
 }
 
+/**
+ * Replaces path with data so that a crash at any instant leaves the old file or the new one, never a mix: temp file,
+ * fsync, rename over the old one, fsync of the folder.
+ */
+export function writeDurably(path: string, data: Uint8Array): void {
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  const fd = openSync(temporary, 'w', 0o600);
+  try {
+    writeSync(fd, data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temporary, path);
+  const folder = openSync(dirname(path), 'r');
+  try {
+    fsyncSync(folder);
+  } finally {
+    closeSync(folder);
+  }
+}
+
 /** How long the EEPROM must be quiet (simulated ms) before an in-process pen is switched off after writing it. */
 const settleQuietMs = 50;
 /** The longest an in-process pen is kept running at close for a write to finish (simulated ms). */
@@ -72,25 +94,11 @@ export class EepromFile {
     });
   }
 
-  /** Writes the image now if it changed: temp file, fsync, rename over the old one, fsync of the folder. */
+  /** Writes the image now if it changed (writeDurably). */
   flush(): void {
     if (!this.dirty) return;
     this.dirty = false;
-    const temporary = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.tmp`);
-    const fd = openSync(temporary, 'w', 0o600);
-    try {
-      writeSync(fd, this.pen.eeprom.memory);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, this.path);
-    const folder = openSync(dirname(this.path), 'r');
-    try {
-      fsyncSync(folder);
-    } finally {
-      closeSync(folder);
-    }
+    writeDurably(this.path, this.pen.eeprom.memory);
   }
 
   /**

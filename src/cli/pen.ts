@@ -91,11 +91,13 @@ export function buildProgram(): Command {
 
   program
     .command('run')
-    .description('self-test, home, clear the cartridge and run a treatment, with a live status line; Ctrl-C stops the pen first')
+    .description('self-test, home, check the fitted cartridge and nosecone against the parts registry (by their ID chips), clear ' +
+      'the cartridge and run a treatment, with a live status line; Ctrl-C stops the pen first. A used cartridge, or a nosecone ' +
+      'not sterilized since its last use, is refused, naming the part and what to do')
     .requiredOption('--depth <mm>', 'needle depth, 0.50–2.00 mm')
     .requiredOption('--speed <strokes/s>', 'needle speed, 50–150 strokes per second')
     .option('--duration <s>', 'needle-on time, 1–3600 s (default: until Ctrl-C)')
-    .option('--cartridge <id>', 'cartridge id to clear for use, a whole number 0–4294967295', '1')
+    .option('--cartridge <id>', 'refuse unless this is the fitted cartridge: its ID chip\'s ROM id, 16 hex digits (default: the one fitted)')
     .option('--footswitch', 'run the needle only while the footswitch is pressed (release pauses)')
     .option('--rate <hz>', `supervisory loop rate, 1–${maxLoopRateHz} Hz`, '100')
     .option('--client <ref>', `the client's pseudonymous reference, ${clientRefFormat}; a client treated less than ` +
@@ -103,7 +105,7 @@ export function buildProgram(): Command {
     .option('--override-spacing <reason>', 'treat the --client sooner than the spacing allows, for this reason (recorded in the audit log)')
     .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
     .action(async (flags: TargetFlags & {
-      depth: string; speed: string; duration?: string; cartridge: string; footswitch?: boolean; rate: string; client?: string; overrideSpacing?: string;
+      depth: string; speed: string; duration?: string; cartridge?: string; footswitch?: boolean; rate: string; client?: string; overrideSpacing?: string;
     }) => {
       // Every value is checked before connecting: a refused command never touches the pen (src/cli/run-options.ts).
       const { depthMm, strokesPerSecond, durationS, cartridgeId, loopRateHz, clientRef, spacingOverride } = parseRunFlags(flags);
@@ -294,7 +296,7 @@ export function buildProgram(): Command {
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
-      const { pen, eeprom } = createSimPen(flags);  // checks --seed, --offset-mm, --scale-error; loads --eeprom (src/cli/sim.ts)
+      const { pen, eeprom, parts } = createSimPen(flags);  // checks --seed, --offset-mm, --scale-error; loads --eeprom and its parts (src/cli/sim.ts)
       const log = (line: string): void => {
         console.log(flags.json === true ? JSON.stringify({ event: line, simTimeMs: Math.round(pen.simTimeMs) }) : line);
       };
@@ -309,12 +311,14 @@ export function buildProgram(): Command {
       server.close();
       await pen.stop();
       eeprom.close();
+      parts.close();
       log('virtual pen stopped');
     });
 
   program
     .command('demo')
-    .description('the main job on the virtual pen: boot, self-test, home, treat at 1.0 mm, survive a needle jam, recover, finish (npm start)')
+    .description('the main job on the virtual pen: boot, self-test, home, check the parts (sterilizing the nosecone first if needed), treat at ' +
+      '1.0 mm, survive a needle jam, recover, fit a new cartridge and reprocess the nosecone, finish with a second session (npm start)')
     .addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
     .action(async (flags: { firmware?: string; db?: string; json?: boolean }) => {
       const output = consoleOutput(flags.json === true);

@@ -3,13 +3,14 @@ import { checkDepthMm, checkStrokesPerSecond, HostRefusedError } from '../../hal
 import { maxLoopRateHz } from '../control/loop.ts';
 import { maxTreatmentSeconds } from '../control/session.ts';
 import { clientRefFormat, clientRefPattern } from '../control/spacing.ts';
+import { normalizePartId, RegistryRefusedError } from '../sterilization/registry.ts';
 import { numberOption, UsageError } from './format.ts';
 
 export interface RunFlags {
   readonly depth: string;
   readonly speed: string;
   readonly duration?: string | undefined;
-  readonly cartridge: string;
+  readonly cartridge?: string | undefined;
   readonly rate: string;
   readonly client?: string | undefined;
   readonly overrideSpacing?: string | undefined;
@@ -19,7 +20,8 @@ export interface RunValues {
   readonly depthMm: number;
   readonly strokesPerSecond: number;
   readonly durationS: number | null;
-  readonly cartridgeId: number;
+  /** The cartridge (its chip's ROM id) the session must find fitted; null: whichever is fitted. */
+  readonly cartridgeId: string | null;
   readonly loopRateHz: number;
   /** The client's pseudonymous reference; null: none given (the session is recorded without one, spacing unchecked). */
   readonly clientRef: string | null;
@@ -29,7 +31,6 @@ export interface RunValues {
 
 /** The shortest treatment `pen run --duration` accepts: a 0 s treatment would be nothing but homing and arming. */
 export const minDurationS = 1;
-const maxCartridgeId = 0xffffffff;
 const maxReasonLength = 500;
 
 /** --client and --override-spacing: a well-formed pseudonym, and a reason that says something, only with a client. */
@@ -45,17 +46,28 @@ function parseClient(flags: RunFlags): Pick<RunValues, 'clientRef' | 'spacingOve
   return { clientRef, spacingOverride: reason };
 }
 
+/** --cartridge: an ID chip's ROM id, or a usage error naming the format. */
+function parseCartridge(text: string | undefined): string | null {
+  if (text === undefined) return null;
+  try {
+    return normalizePartId(text);
+  } catch (error) {
+    if (error instanceof RegistryRefusedError) throw new UsageError(`--cartridge: ${error.message}`);
+    throw error;
+  }
+}
+
 /**
  * Parses and checks every value of `pen run`. A value that is not a plain number is a usage error (exit 2); a
  * number outside the pen's limits is refused by the host (exit 5) with the allowed range; --rate outside its range
- * is a usage error, as it is the host's own setting; so are a malformed --client and an --override-spacing without a
- * reason or without a client.
+ * is a usage error, as it is the host's own setting; so are a malformed --client or --cartridge and an --override-spacing
+ * without a reason or without a client.
  */
 export function parseRunFlags(flags: RunFlags): RunValues {
   const depthMm = numberOption(flags.depth, '--depth', '1.0') ?? Number.NaN;
   const strokesPerSecond = numberOption(flags.speed, '--speed', '100') ?? Number.NaN;
   const durationS = numberOption(flags.duration, '--duration', '30') ?? null;
-  const cartridgeId = numberOption(flags.cartridge, '--cartridge', '1') ?? 1;
+  const cartridgeId = parseCartridge(flags.cartridge);
   const loopRateHz = numberOption(flags.rate, '--rate', '100') ?? 100;
   if (loopRateHz < 1 || loopRateHz > maxLoopRateHz) throw new UsageError(`--rate ${flags.rate} Hz is outside 1–${maxLoopRateHz} Hz`);
   const client = parseClient(flags);
@@ -63,9 +75,6 @@ export function parseRunFlags(flags: RunFlags): RunValues {
   checkStrokesPerSecond(strokesPerSecond);
   if (durationS !== null && !(durationS >= minDurationS && durationS <= maxTreatmentSeconds)) {
     throw new HostRefusedError(`duration ${flags.duration ?? ''} s is outside ${minDurationS}–${maxTreatmentSeconds} s`);
-  }
-  if (!Number.isInteger(cartridgeId) || cartridgeId < 0 || cartridgeId > maxCartridgeId) {
-    throw new HostRefusedError(`cartridge id ${flags.cartridge} is outside 0–${maxCartridgeId} (whole numbers)`);
   }
   return { depthMm, strokesPerSecond, durationS, cartridgeId, loopRateHz, ...client };
 }

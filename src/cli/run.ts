@@ -1,15 +1,17 @@
 // `pen run`: a treatment from the command line, with a live status line and a clean Ctrl-C (the pen goes safe first).
 import { RealClock } from '../../hardware/clock.ts';
 import { PenStore } from '../store/store.ts';
-import { TreatmentSession, type SessionSummary, type TreatmentPlan } from '../control/session.ts';
+import { TreatmentSession, type PreparedParts, type SessionSummary, type TreatmentPlan } from '../control/session.ts';
 import { describeSpacing, SpacingRefusedError, spacingFromStore, spacingRefusal, type SpacingVerdict } from '../control/spacing.ts';
 import { ExitCode, statusLine } from './format.ts';
 import { describeCause, onInterrupt, type InterruptCause } from './interrupt.ts';
+import { describePartStatus } from './parts.ts';
 import type { Target } from './target.ts';
 
 export interface RunOptions {
   readonly plan: TreatmentPlan;
-  readonly cartridgeId: number;
+  /** The cartridge (ROM id) that must be the one fitted; null: whichever is fitted. */
+  readonly cartridgeId: string | null;
   readonly footswitchControl: boolean;
   readonly loopRateHz: number;
   readonly storePath: string;
@@ -88,6 +90,11 @@ async function stopAndSettle(device: Target['device']): Promise<void> {
   await settle(device);
 }
 
+/** The fitted parts as the registry sees them: a status line each (id, kind, condition, cycles, sterile until). */
+export function describePreparedParts(parts: PreparedParts): string {
+  return ['fitted parts:', describePartStatus(parts.cartridge.status), describePartStatus(parts.nosecone.status)].join('\n');
+}
+
 /** Live status line on every tick, faults as they happen, and (optionally) each change of phase. */
 export function showSessionEvents(session: TreatmentSession, output: Output, plannedSeconds: () => number | null, phases: boolean): void {
   session.onEvent((event) => {
@@ -143,8 +150,9 @@ export async function runTreatment(
     }
     output.line('homing the depth axis ...');
     await session.home();
-    await session.prepare(options.cartridgeId);
-    output.line(`cartridge ${options.cartridgeId} cleared; treating at ${options.plan.depthMm.toFixed(2)} mm, ` +
+    const parts = await session.prepare(options.cartridgeId);
+    output.line(describePreparedParts(parts));
+    output.line(`cartridge ${parts.cartridge.status.id} cleared; treating at ${options.plan.depthMm.toFixed(2)} mm, ` +
       `${options.plan.strokesPerSecond} strokes/s${options.plan.durationS === null ? '' : ` for ${options.plan.durationS} s`}`);
     if (interrupted()) {
       await stopAndSettle(device);

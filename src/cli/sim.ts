@@ -1,10 +1,11 @@
-// `pen sim`'s pen: the virtual pen booting through Optiboot like an Uno, with its EEPROM in a file, a seed for its noise
-// and link faults, and the mechanical errors a real pen is built with (home offset, travel scale), refused outside the
-// tolerances in hardware/pen.json.
+// `pen sim`'s pen: the virtual pen booting through Optiboot like an Uno, with its EEPROM and part chips in files, a seed
+// for its noise and link faults, and the mechanical errors a real pen is built with (home offset, travel scale), refused
+// outside the tolerances in hardware/pen.json.
 import { pen as description } from '../../hardware/description.ts';
 import { defaultBootloaderPath, VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { defaultEepromPath, EepromFile } from './eeprom-file.ts';
 import { numberOption, UsageError } from './format.ts';
+import { PartsFile, partsFilePath } from './parts-file.ts';
 
 export interface SimFlags {
   readonly firmware?: string;
@@ -50,8 +51,12 @@ function withinTolerance(value: string | undefined, name: string, limit: number,
   return number;
 }
 
-/** Checks the flags (a usage error names what is allowed), then builds the pen with its EEPROM loaded from the file. */
-export function createSimPen(flags: SimFlags): { readonly pen: VirtualPen; readonly eeprom: EepromFile } {
+/**
+ * Checks the flags (a usage error names what is allowed), then builds the pen with its EEPROM loaded from the file and
+ * its part chips from the file next to it (a new cartridge fitted). Both files are written as the pen changes them and
+ * at exit; close them after the pen has stopped.
+ */
+export function createSimPen(flags: SimFlags): { readonly pen: VirtualPen; readonly eeprom: EepromFile; readonly parts: PartsFile } {
   const seed = numberOption(flags.seed, '--seed', '42') ?? 1;
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be a whole number 0–4294967295 (got ${flags.seed ?? ''})`);
   const offsetMm = withinTolerance(flags.offsetMm, '--offset-mm', simTolerances.offsetMm, ' mm', '0.02');
@@ -67,5 +72,10 @@ export function createSimPen(flags: SimFlags): { readonly pen: VirtualPen; reado
   pen.plant.scaleError = scaleError;
   for (const fault of faults) fault(pen);
   const eeprom = EepromFile.attach(pen, flags.eeprom ?? defaultEepromPath());
-  return { pen, eeprom };
+  try {
+    return { pen, eeprom, parts: PartsFile.attach(pen, partsFilePath(eeprom.path)) };
+  } catch (error) {
+    eeprom.close();
+    throw error;
+  }
 }

@@ -4,8 +4,8 @@
 import { Option, type Command } from 'commander';
 import { RealClock } from '../../hardware/clock.ts';
 import { writeResultInfo } from '../../hardware/generated/protocol.ts';
-import type { PenDevice } from '../../hal/device.ts';
-import type { NoseconeChip, Parts, PartName } from '../../hal/parts.ts';
+import { PenRefusedError, type PenDevice } from '../../hal/device.ts';
+import type { NoseconeChip } from '../../hal/parts.ts';
 import { defaultKeysDir, KeyFiles } from '../provision/keys.ts';
 import { auditAuthCounters } from '../provision/auth-audit.ts';
 import { operatorName, penRecordIdentity } from '../store/actor.ts';
@@ -13,7 +13,7 @@ import { defaultStorePath, PenStore } from '../store/store.ts';
 import type { BiologicalIndicator, ChemicalIndicator, RecordActor } from '../store/parts.ts';
 import { catalogueFile, cycleNamed, describeCatalogue, policyFile } from '../sterilization/config.ts';
 import {
-  normalizePartId, RegistryRefusedError, SterilizationRegistry, type ChipReport, type PartStatus, type RecordedCycle, type RecordedLoadResult,
+  noseconeReport, normalizePartId, RegistryRefusedError, SterilizationRegistry, type PartStatus, type RecordedCycle, type RecordedLoadResult,
 } from '../sterilization/registry.ts';
 import { UsageError } from './format.ts';
 import { describePartStatus } from './parts.ts';
@@ -56,8 +56,6 @@ export interface LoadResultRequest {
 
 const sterilizerIdPattern = /^[A-Za-z0-9._-]{1,32}$/;
 const maxLoadNumber = 1_000_000_000;
-const chipWriteTimeoutMs = 3000;
-const partsPollMs = 20;
 
 /** The load number, a whole number 0–1000000000, or a usage error saying so. */
 function loadOption(text: string | undefined): number {
@@ -122,30 +120,21 @@ export function refuseKnownCartridges(store: PenStore, partIds: readonly string[
   for (const id of partIds) if (store.parts.history(id)?.part.kind === 'cartridge') throw cartridgeRefusal(id);
 }
 
-/** The nosecone's chip as the registry takes it: a nosecone's chip date is its manufacture, not an expiry. */
-export function noseconeReport(chip: NoseconeChip): ChipReport {
-  return { kind: 'nosecone', id: chip.rom, lot: String(chip.lot), expiry: null, sterilizationTally: chip.sterilizations, useTally: chip.uses };
-}
-
-/** get_parts, polled until no chip is being read or written (after asking for the rereads, if any). */
-async function settledParts(device: PenDevice, reread: readonly PartName[]): Promise<Parts> {
-  const deadline = device.clock.nowMs() + chipWriteTimeoutMs;
-  let parts = await device.parts(reread);
-  while (parts.reading.length > 0 || parts.writing || parts.lastWrite === 'pending' || parts.nosecone.status === 'unknown') {
-    if (device.clock.nowMs() > deadline) throw new Error(`the pen was still reading or writing its parts' chips after ${chipWriteTimeoutMs} ms`);
-    await device.clock.sleep(partsPollMs);
-    parts = await device.parts();
-  }
-  return parts;
-}
-
 /** Burns the next bit of the fitted nosecone's sterilization tally (reprocessing role) and returns the chip read back. */
 async function burnSterilizationMark(device: PenDevice, before: NoseconeChip): Promise<NoseconeChip> {
-  await device.serviceCommand('record_sterilization', { noseconeRom: Uint8Array.from(Buffer.from(before.rom, 'hex')) });
-  const after = await settledParts(device, []);
+  try {
+    await device.serviceCommand('record_sterilization', { noseconeRom: Uint8Array.from(Buffer.from(before.rom, 'hex')) });
+  } catch (error) {
+    if (!(error instanceof PenRefusedError && error.code === 'not_allowed_in_state' && error.refusedPart !== null)) throw error;
+    throw new Error(`the pen refuses to record a sterilization of nosecone ${before.rom} while a session holds it (the cartridge fitted ` +
+      'for that session is still in): a nosecone is sterilized off the pen. Take the cartridge out, then run the command again; nothing was recorded');
+  }
+  const after = await device.settledParts();
   if (after.lastWrite !== 'ok') {
     const text = Object.values(writeResultInfo).find((info) => info.name === after.lastWrite)?.text ?? after.lastWrite;
-    throw new Error(`the pen could not burn the sterilization mark on nosecone ${before.rom}: ${text} (${after.lastWrite}); nothing was recorded: check the nosecone's contacts and run the command again`);
+    throw new Error(`the pen could not burn the sterilization mark on nosecone ${before.rom}: ${text} (${after.lastWrite}); no cycle was recorded. ` +
+      'Check that the nosecone is seated and its contacts are clean, and run the command again; if the write fails again, its chip is faulty: ' +
+      `take the nosecone out of use (pen parts retire ${before.rom} --reason "ID chip write fails")`);
   }
   const { nosecone } = after;
   if (nosecone.rom !== before.rom || nosecone.status !== 'ok' || nosecone.sterilizations !== before.sterilizations + 1) {
@@ -174,7 +163,8 @@ export async function sterilizeFitted(device: PenDevice, store: PenStore, reques
   refuseKnownCartridges(store, request.partIds);
   const registry = new SterilizationRegistry(store);
   const actor: RecordActor = { pen: penRecordIdentity(device.identity), operator: request.operator };
-  const parts = await settledParts(device, ['nosecone']);  // the cartridge is read whenever its switch sees one fitted; a nosecone has no switch
+  await device.parts(['nosecone']);
+  const parts = await device.settledParts();  // the cartridge is read whenever its switch sees one fitted; a nosecone has no switch
   for (const id of request.partIds) if (parts.cartridge.rom === id) throw cartridgeRefusal(id);
   const nosecone = parts.nosecone;
   const pen = device.identity.serial === '' ? 'this pen' : `pen ${device.identity.serial}`;
@@ -238,7 +228,7 @@ function describeLoadResult(recorded: RecordedLoadResult): string {
   return lines.join('\n');
 }
 
-function describeSterilized(where: string, result: SterilizedPart): string {
+export function describeSterilized(where: string, result: SterilizedPart): string {
   const { cycle, spec, notes } = result.recorded;
   const { chip } = result;
   const head = cycle.chemicalIndicator === 'pass'

@@ -1,6 +1,6 @@
 // Opens what a command talks to: a serial port or tcp:// address when given (--port, else $PEN_PORT), else an
-// in-process virtual pen whose EEPROM lives in a file. Every target is named for the output, and the process that
-// opens one holds it (status-socket.ts): others see who, watch it read-only, or relay STOP through it.
+// in-process virtual pen whose EEPROM and part chips live in files. Every target is named for the output, and the
+// process that opens one holds it (status-socket.ts): others see who, watch it read-only, or relay STOP through it.
 import { realpathSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { resolve } from 'node:path';
@@ -9,6 +9,7 @@ import { PenDevice } from '../../hal/device.ts';
 import { connectPort } from './connect-port.ts';
 import { defaultEepromPath, EepromFile } from './eeprom-file.ts';
 import { UsageError } from './format.ts';
+import { PartsFile, partsFilePath } from './parts-file.ts';
 import { commandLine, PenOwnership } from './status-socket.ts';
 
 export interface Target {
@@ -25,7 +26,10 @@ export interface Target {
 export interface TargetOptions {
   readonly port?: string | undefined;
   readonly firmware?: string | undefined;
-  /** The in-process pen's EEPROM file (default: virtual-pen.eeprom in the data directory); null: blank, and not kept. */
+  /**
+   * The in-process pen's EEPROM file (default: virtual-pen.eeprom in the data directory), its part chips kept next to it
+   * (parts-file.ts); null: blank EEPROM and the pen's own parts, nothing kept.
+   */
   readonly eeprom?: string | null | undefined;
   /** 'real' paces the in-process pen to the wall clock (for live displays); 'virtual' runs it flat out. */
   readonly timeMode?: 'virtual' | 'real';
@@ -121,6 +125,13 @@ async function openNamed(name: TargetName, options: TargetOptions, owner: PenOwn
     ...(options.firmware === undefined ? {} : { firmwarePath: options.firmware }),
   });
   const eeprom = name.eepromPath === null ? null : EepromFile.attach(virtualPen, name.eepromPath);
+  let parts: PartsFile | null;
+  try {
+    parts = name.eepromPath === null ? null : PartsFile.attach(virtualPen, partsFilePath(name.eepromPath));
+  } catch (error) {
+    eeprom?.close();
+    throw error;
+  }
   // Switched off as a person would: the link closed, then the pen left to finish an EEPROM write it acknowledged.
   const switchOff = async (): Promise<void> => {
     try {
@@ -128,6 +139,7 @@ async function openNamed(name: TargetName, options: TargetOptions, owner: PenOwn
       eeprom?.settle();
     } finally {
       eeprom?.close();
+      parts?.close();
       await owner?.close();
     }
   };

@@ -1,13 +1,18 @@
-// The treatment session: connect → self-test → home → ready → treatment (pause/resume, rate-limited depth) → end,
-// driven by the supervisory loop, with every state-changing command audited and every fault stored; a client's session
-// spacing is checked as the session is recorded (spacing.ts).
+// The treatment session: connect → self-test → home → ready (fitted parts checked against the registry) → treatment
+// (pause/resume, rate-limited depth) → end, driven by the supervisory loop, with every state-changing command audited
+// and every fault stored; a client's session spacing is checked as the session is recorded (spacing.ts).
 import type { Clock } from '../../hardware/clock.ts';
 import { pen } from '../../hardware/description.ts';
 import { PROTOCOL_VERSION } from '../../hardware/generated/protocol.ts';
 import type { PenDevice, Telemetry } from '../../hal/device.ts';
 import { checkDepthMm, checkStrokesPerSecond, HostRefusedError } from '../../hal/limits.ts';
+import { dayDate, dayNumber, type PartChip, type PartName } from '../../hal/parts.ts';
 import type { PenStore } from '../store/store.ts';
-import { auditActor, penRecordIdentity } from '../store/actor.ts';
+import type { RecordActor } from '../store/parts.ts';
+import { auditActor, operatorName, penRecordIdentity } from '../store/actor.ts';
+import {
+  cartridgeReport, noseconeReport, normalizePartId, RegistryRefusedError, SterilizationRegistry, type FittedPart, type PartCondition,
+} from '../sterilization/registry.ts';
 import { PlausibilityMonitor } from '../safety/plausibility.ts';
 import { SpacingRefusedError, spacingFromStore, spacingRefusal } from './spacing.ts';
 import { SupervisoryLoop, type LatenessStats } from './loop.ts';
@@ -38,15 +43,18 @@ export interface TreatmentPlan {
   readonly durationS: number | null;
 }
 
-/** What a treatment is recorded with beyond its plan: the client and the parts fitted. */
+/** What a treatment is recorded with beyond its plan and the parts prepare() checked: the client. */
 export interface SessionRecordContext {
   /** The client's pseudonymous reference (spacing.ts); null or absent: not given, and spacing is not checked. */
   readonly clientRef?: string | null;
   /** A clinician's reason to treat the client sooner than the spacing allows; audited with the session when it is used. */
   readonly spacingOverride?: string | null;
-  /** The parts fitted, by their chips' ROM ids (src/sterilization/registry.ts). */
-  readonly cartridgePartId?: string | null;
-  readonly noseconePartId?: string | null;
+}
+
+/** The parts prepare() found fitted and usable, by their chips' ROM ids, with the registry's word on each. */
+export interface PreparedParts {
+  readonly cartridge: FittedPart;
+  readonly nosecone: FittedPart;
 }
 
 export interface SelfTestCheck {
@@ -73,6 +81,8 @@ export type SessionEvent =
   | { readonly kind: 'tick'; readonly telemetry: Telemetry; readonly needleSeconds: number };
 
 export const maxTreatmentSeconds = 3600;
+/** Conditions a nosecone leaves through reprocessing, with the command that records it. */
+const reprocessable: readonly PartCondition[] = ['never_sterilized', 'used_since_sterilized', 'indicator_failed', 'load_recalled', 'shelf_life_expired'];
 const heartbeatPeriodMs = pen.timing.heartbeatTimeoutMs / 5;
 const depthCommandStepMm = 0.01;
 
@@ -101,6 +111,8 @@ export class TreatmentSession {
   private treatment: Treatment | null = null;
   private starting = false;
   private lastHeartbeatMs = -Infinity;
+  /** Set by prepare(): the parts the next treatment is recorded with. */
+  private prepared: PreparedParts | null = null;
 
   /**
    * Starts the supervisory loop at once: from here on the loop, not a timer of its own, sends the heartbeats,
@@ -193,14 +205,22 @@ export class TreatmentSession {
     }
   }
 
-  /** Clears the fitted cartridge for use (its identity and sterilization checked by the caller) and arms nothing yet. */
-  async prepare(cartridgeId: number): Promise<void> {
+  /**
+   * Checks the fitted parts against the registry (checkFittedParts: a part that may not be used is refused here, before
+   * the pen is asked, with what to do) and clears the cartridge for use by its ROM id; arms nothing yet.
+   */
+  async prepare(expectedCartridgeId: string | null = null): Promise<PreparedParts> {
     const t = await this.device.status();
     if (t.state === 'fault') throw new SessionRefusedError(`fault latched: ${t.fault} (${t.faultText}); clear it first`);
     if (!t.homed) throw new SessionRefusedError('not homed');
     if (!t.cartridgePresent) throw new SessionRefusedError('cartridge missing');
-    await this.audited('clear_cartridge', { cartridgeId }, () => this.device.clearCartridge(cartridgeId));
+    this.prepared = null;
+    const prepared = await checkFittedParts(this.device, this.options.store, expectedCartridgeId);
+    const cartridgeRom = prepared.cartridge.status.id;
+    await this.audited('clear_cartridge', { cartridgeRom, noseconeRom: prepared.nosecone.status.id }, () => this.device.clearCartridge(cartridgeRom));
+    this.prepared = prepared;
     this.setPhase('ready');
+    return prepared;
   }
 
   /**
@@ -223,14 +243,17 @@ export class TreatmentSession {
     if (t.state === 'fault') throw new SessionRefusedError(`fault latched: ${t.fault} (${t.faultText}); clear it first`);
     if (!t.homed) throw new SessionRefusedError('not homed');
     if (!t.cartridgePresent) throw new SessionRefusedError('cartridge missing');
-    if (!t.cartridgeCleared || this.currentPhase !== 'ready') throw new SessionRefusedError('cartridge not cleared for use: prepare the session first');
+    const parts = this.prepared;
+    if (!t.cartridgeCleared || this.currentPhase !== 'ready' || parts === null) throw new SessionRefusedError('cartridge not cleared for use: prepare the session first');
 
-    const sessionId = this.recordStart(plan, context);
+    const sessionId = this.recordStart(plan, context, parts);
     const treatment = this.newTreatment(plan, sessionId);
     this.treatment = treatment;
     try {
       await this.audited('move_to', { depthMm: plan.depthMm }, () => this.device.depth.moveTo(plan.depthMm), sessionId);
-      await this.audited('arm', {}, () => this.device.arm(), sessionId);
+      // The pen has no clock: it checks the cartridge's expiry against the store's date, the records' time.
+      const dateMs = this.options.store.epochMs();
+      await this.audited('arm', { hostDate: dayDate(dayNumber(dateMs)) }, () => this.device.arm(dateMs), sessionId);
       if (this.options.footswitchControl === true && !(this.device.telemetry?.footswitchPressed ?? false)) {
         this.setPhase('paused');
       } else {
@@ -250,7 +273,7 @@ export class TreatmentSession {
    * refused unless the context overrides it, and an override used is audited with the session, its reason and the
    * treatment it overrides.
    */
-  private recordStart(plan: TreatmentPlan, context: SessionRecordContext): number {
+  private recordStart(plan: TreatmentPlan, context: SessionRecordContext, parts: PreparedParts): number {
     const { store } = this.options;
     const { identity } = this.device;
     const clientRef = context.clientRef ?? null;
@@ -262,7 +285,7 @@ export class TreatmentSession {
         target: this.options.target, board: identity.boardName, firmware: identity.firmwareVersion,
         buildId: identity.buildId, serial: penRecordIdentity(identity).serial,
         depthMm: plan.depthMm, strokesPerSecond: plan.strokesPerSecond, plannedSeconds: plan.durationS,
-        clientRef, cartridgePartId: context.cartridgePartId ?? null, noseconePartId: context.noseconePartId ?? null,
+        clientRef, cartridgePartId: parts.cartridge.status.id, noseconePartId: parts.nosecone.status.id,
       });
       if (verdict !== null && !verdict.allowed) {
         store.audit(sessionId, 'override_spacing', {
@@ -444,6 +467,7 @@ export class TreatmentSession {
     };
     this.options.store.endSession(treatment.sessionId, outcome, { ...summary });
     this.treatment = null;
+    this.prepared = null;  // the parts' standing changed: the next treatment is prepared afresh
     this.setPhase(outcome === 'faulted' ? 'faulted' : 'ended');
     return summary;
   }
@@ -477,4 +501,52 @@ export class TreatmentSession {
     this.currentPhase = phase;
     this.listeners.forEach((listener) => listener({ kind: 'phase', phase }));
   }
+}
+
+/**
+ * The fitted parts, read once the pen has settled, each cross-checked against the parts registry (a part first seen is
+ * registered); a SessionRefusedError naming each part that may not be used now (unreadable, used, expired, not sterile,
+ * possibly cloned), its id, why and what to do. expectedCartridgeId: refuse unless this ROM id is the cartridge fitted.
+ */
+export async function checkFittedParts(device: PenDevice, store: PenStore, expectedCartridgeId: string | null = null): Promise<PreparedParts> {
+  let expected: string | null = null;
+  try {
+    expected = expectedCartridgeId === null ? null : normalizePartId(expectedCartridgeId);
+  } catch (error) {
+    if (error instanceof RegistryRefusedError) throw new SessionRefusedError(error.message);
+    throw error;
+  }
+  const parts = await device.settledParts();
+  const unread = [chipProblem('cartridge', parts.cartridge), chipProblem('nosecone', parts.nosecone)].filter((problem) => problem !== null);
+  if (unread.length > 0) throw new SessionRefusedError(unread.join('; '));
+  if (expected !== null && parts.cartridge.rom !== expected) {
+    throw new SessionRefusedError(`the fitted cartridge is ${parts.cartridge.rom}, not ${expected}: fit cartridge ${expected}, or leave out --cartridge to use the one fitted`);
+  }
+  const actor: RecordActor = { pen: penRecordIdentity(device.identity), operator: operatorName() };
+  const registry = new SterilizationRegistry(store);
+  // Both checked before either refusal, so that both parts are on record and both problems are named at once.
+  const prepared = {
+    cartridge: registry.checkFitted(cartridgeReport(parts.cartridge), actor),
+    nosecone: registry.checkFitted(noseconeReport(parts.nosecone), actor),
+  };
+  const refusals = (['cartridge', 'nosecone'] as const).filter((part) => !prepared[part].usable).map((part) => partRefusal(part, prepared[part]));
+  if (refusals.length > 0) throw new SessionRefusedError(refusals.join('; '));
+  return prepared;
+}
+
+/** Why a part's chip gives nothing to check, or null when it read good. */
+function chipProblem(part: PartName, chip: PartChip): string | null {
+  if (chip.status === 'ok') return null;
+  const what = part === 'cartridge' ? 'refit the cartridge, or fit another' : 'check the nosecone is seated and its contacts clean, or fit another';
+  return `the ${part}'s ID chip does not read good: ${chip.statusText} (${chip.status}): ${what}`;
+}
+
+/** A part the registry does not accept, or not now: which, its id, why, and what to do. */
+function partRefusal(part: PartName, fitted: FittedPart): string {
+  const { id, condition, text } = fitted.status;
+  if (!fitted.check.accepted) return `${part} ${id} refused: ${fitted.check.problems.join('; ')}: take it out of use and report it (pen parts show ${id})`;
+  if (part === 'nosecone' && reprocessable.includes(condition)) {
+    return `${part} ${id}: ${text} (pen sterilize --part ${id} --cycle NAME --sterilizer ID --load N --indicator pass --operator NAME)`;
+  }
+  return `${part} ${id}: ${text}`;
 }

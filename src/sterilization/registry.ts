@@ -3,6 +3,7 @@
 // a used cartridge that reads fresh: possibly cloned), and the writes that change a part's standing, each in one
 // transaction. The rules are pure functions of the records, the chip's report, the policy and the time.
 import { HostRefusedError } from '../../hal/limits.ts';
+import { dayDate, type CartridgeChip, type NoseconeChip } from '../../hal/parts.ts';
 import type { PenStore } from '../store/store.ts';
 import type {
   BiologicalIndicator, BiologicalResult, ChemicalIndicator, CycleRecord, PartHistory, PartKind, PartState, PartUse, RecordActor,
@@ -112,6 +113,16 @@ function cycleWarnings(used: number, limit: number, rules: Policy): string[] {
   const percent = Math.floor((used * 100) / limit);
   if (used >= limit || percent < rules.cycleLimitWarningPercent) return [];
   return [`${used} of ${limit} sterilization cycles used (${percent} %): ${limit - used} left; order a replacement nosecone`];
+}
+
+/** The cartridge's chip as the registry takes it: its chip date is its expiry. */
+export function cartridgeReport(chip: CartridgeChip): ChipReport {
+  return { kind: 'cartridge', id: chip.rom, lot: String(chip.lot), expiry: dayDate(chip.expiryDay), used: chip.used };
+}
+
+/** The nosecone's chip as the registry takes it: a nosecone's chip date is its manufacture, not an expiry. */
+export function noseconeReport(chip: NoseconeChip): ChipReport {
+  return { kind: 'nosecone', id: chip.rom, lot: String(chip.lot), expiry: null, sterilizationTally: chip.sterilizations, useTally: chip.uses };
 }
 
 /** Whether the part may be used at nowMs, and why not; the rules of items 3–5 of the sterilization design. */

@@ -103,6 +103,7 @@ static void take(struct fake_chip *chip, uint8_t byte) {
         else if (++chip->count == 3) {
           uint8_t valid = !(chip->es & 0x20) && (chip->es & 7) == 7 && (chip->ta1 & 7) == 0 && chip->ta2 == 0 &&
                           chip->ta1 < FAKE_CHIP_MEMORY_BYTES;
+          if (chip->copy_refused) valid = 0;  // as a DS2431 that did not take the authorization
           if (valid && !chip->copy_fails) memcpy(chip->memory + chip->ta1, chip->scratchpad, 8);
           if (valid) chip->es |= 0x80, chip->copies++;
           chip->state = valid ? STATE_COPY_DONE : STATE_ONES;

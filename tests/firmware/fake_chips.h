@@ -15,6 +15,7 @@ struct fake_chip {
   uint8_t lose_contact_after;  // reads of memory bytes until the contact goes (0: never)
   uint8_t flip_memory_read;    // a read of memory returns this byte's bit 0 flipped once (0: never; address + 1)
   uint8_t copy_fails;          // a copy is acknowledged but nothing is programmed
+  uint8_t copy_refused;        // a copy is refused: nothing programmed, and the chip answers 1s, not the done pattern
   uint32_t copies, resets;
   // Protocol state (the fake's own).
   uint8_t state, command, count, address;

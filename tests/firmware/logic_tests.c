@@ -6,6 +6,8 @@
 #include "check.h"       // CHECK, CHECK_EQ, REQUIRE, case_name, passed, failed
 #include "fake_board.h"  // fake, fake_complete_move
 #include "fake_pen.h"    // fake_pen_boot, fake_host_command
+#include "fake_chips.h"  // fake_chips, fake_chips_fit_parts
+#include "parts.h"       // parts_activity, PART_CARTRIDGE
 #include "safety.h"      // safety_enter, safety_state
 #include "calibration.h" // calibration_steps_for_um
 #include "link.h"        // link_encode, LINK_WIRE_MAX_BYTES
@@ -36,9 +38,17 @@ static void send_start_needle(uint16_t strokes_per_second) {
   send_bytes(&message, sizeof message);
 }
 static void send_clear_cartridge(void) {
-  msg_clear_cartridge_t message = { MSG_CLEAR_CARTRIDGE, 0x1234 };
+  msg_clear_cartridge_t message = { .msg_id = MSG_CLEAR_CARTRIDGE };
+  memcpy(message.cartridge_rom, fake_chips[PART_CARTRIDGE].rom, sizeof message.cartridge_rom);
   send_bytes(&message, sizeof message);
 }
+// The host's date when arming: before the fake cartridge's expiry (day 10000).
+#define TEST_TODAY (ID_CHIP_EARLIEST_HOST_DAY + 300)
+static void send_arm_on(uint16_t today_day) {
+  msg_arm_t message = { MSG_ARM, today_day };
+  send_bytes(&message, sizeof message);
+}
+static void send_arm(void) { send_arm_on(TEST_TODAY); }
 static void send_depth_calibration(uint32_t steps_per_mm_x100, int16_t zero_offset_um) {
   msg_set_depth_calibration_t message = { MSG_SET_DEPTH_CALIBRATION, steps_per_mm_x100, zero_offset_um };
   send_bytes(&message, sizeof message);
@@ -54,6 +64,11 @@ static void describe_reply(char *out, size_t size) {
     msg_error_t error;
     memcpy(&error, reply, sizeof error);
     snprintf(out, size, "error code %u detail %ld to 0x%02x", error.code, (long)error.detail, error.request_id);
+  } else if (reply_length == (int)sizeof(msg_part_refused_t) && reply[0] == MSG_PART_REFUSED) {
+    msg_part_refused_t refused;
+    memcpy(&refused, reply, sizeof refused);
+    snprintf(out, size, "part_refused code %u part %u rom %02x%02x..%02x detail %ld to 0x%02x", refused.code, refused.part,
+             refused.rom[0], refused.rom[1], refused.rom[7], (long)refused.detail, refused.request_id);
   } else if (reply_length == (int)sizeof(msg_ok_t) && reply[0] == MSG_OK) {
     snprintf(out, size, "ok to 0x%02x", reply[1]);
   } else {
@@ -81,7 +96,28 @@ static void expect_error(const char *file, int line, uint8_t request_id, uint8_t
   fail_at(file, line, "expected error code %u detail %ld to 0x%02x, got %s", code, (long)detail, request_id, got);
 }
 
+// A refusal about a part: its code, which part, the ROM id the pen read from it (rom 0: none read, all zeros), detail
+// (ANY_DETAIL: not looked at, for a detail that is the pen's internal progress).
+#define ANY_DETAIL INT32_MIN
+static void expect_part_refused(const char *file, int line, uint8_t request_id, uint8_t code, uint8_t part, const uint8_t *rom,
+                                int32_t detail) {
+  static const uint8_t no_rom[8];
+  msg_part_refused_t refused;
+  memset(&refused, 0, sizeof refused);
+  if (reply_length == (int)sizeof refused) memcpy(&refused, reply, sizeof refused);
+  if (refused.msg_id == MSG_PART_REFUSED && refused.request_id == request_id && refused.code == code && refused.part == part &&
+      memcmp(refused.rom, rom ? rom : no_rom, sizeof refused.rom) == 0 && (detail == ANY_DETAIL || refused.detail == detail)) {
+    return;
+  }
+  char got[128];
+  describe_reply(got, sizeof got);
+  fail_at(file, line, "expected part_refused code %u part %u detail %ld to 0x%02x%s, got %s", code, part, (long)detail, request_id,
+          rom ? " with the chip's rom" : " with no rom", got);
+}
+
 #define EXPECT_OK(request_id) expect_ok(__FILE__, __LINE__, request_id)
+#define EXPECT_PART_REFUSED(request_id, code, part, rom, detail) \
+  expect_part_refused(__FILE__, __LINE__, request_id, code, part, rom, detail)
 #define EXPECT_ERROR(request_id, code, detail) expect_error(__FILE__, __LINE__, request_id, code, detail)
 #define REQUIRE_OK(request_id)                                                                   \
   do {                                                                                           \
@@ -202,12 +238,25 @@ static msg_auth_status_t auth_status_now(void) {
 
 // ---- getting the pen somewhere, through the wire ----
 
-static void pen_start(void) {
+// Until the ID chips are read (at start-up, after a fitting, on request).
+static void parts_read(void) {
+  for (int ms = 0; ms < 2000 && parts_activity() != 0; ms++) fake_pen_advance_ms(1);
+  REQUIRE(parts_activity() == 0);
+}
+
+// Booted and identified, before the ID chips are read (about 0.2 s in).
+static void pen_start_at_once(void) {
   if (!start_unprovisioned) store_identity(TEST_SERIAL, test_keys);
+  fake_chips_fit_parts();  // a fresh cartridge and a nosecone sterilized since its last use
   fake_pen_boot();
   REQUIRE(fake_host_sync());
   send_identify(PROTOCOL_VERSION);
   REQUIRE(reply_length == (int)sizeof(msg_identify_reply_t) && reply[0] == MSG_IDENTIFY_REPLY);
+}
+
+static void pen_start(void) {
+  pen_start_at_once();
+  parts_read();
 }
 
 static void pen_homing(void) {
@@ -243,14 +292,25 @@ static void pen_ready_to_arm(uint16_t depth_um) {
 
 static void pen_armed(void) {
   pen_ready_to_arm(1000);
-  send_id(MSG_ARM);
+  send_arm();
   REQUIRE_OK(MSG_ARM);
   REQUIRE_STATE(PEN_STATE_ARMED);
 }
 
+// start_needle, repeated while the session's first start burns the parts' marks (parts_busy).
+static void start_needle_after_marks(uint16_t strokes_per_second) {
+  for (int ms = 0; ms < 2000; ms++) {
+    fake.tx_length = 0;  // the pen's output since the last command is not looked at: keep the fake's buffer from wrapping
+    send_start_needle(strokes_per_second);
+    if (!(reply_length == (int)sizeof(msg_part_refused_t) && reply[0] == MSG_PART_REFUSED && reply[2] == ERROR_CODE_PARTS_BUSY)) return;
+    send_id(MSG_HEARTBEAT);
+    fake_pen_advance_ms(1);
+  }
+}
+
 static void pen_running(void) {
   pen_armed();
-  send_start_needle(100);
+  start_needle_after_marks(100);
   REQUIRE_OK(MSG_START_NEEDLE);
   REQUIRE_STATE(PEN_STATE_RUNNING);
   REQUIRE(fake.motor_running);
@@ -337,7 +397,7 @@ static int32_t put_needle_outside(int where) {
 static void arm_refused_outside_window(int where) {
   pen_ready_to_arm(where % 2 ? DEPTH_MAX_UM : DEPTH_MIN_UM);
   int32_t depth_um = put_needle_outside(where);
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_DEPTH_OUTSIDE_WINDOW, depth_um);
   CHECK_EQ(safety_state(), PEN_STATE_IDLE);
 }
@@ -356,7 +416,7 @@ static void arm_refused_at_home(int unused) {
   pen_idle();  // homed: the needle is at 0 mm
   send_clear_cartridge();
   send_id(MSG_HEARTBEAT);
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_DEPTH_OUTSIDE_WINDOW, 0);
 }
 
@@ -364,7 +424,7 @@ static void arm_refused_at_home(int unused) {
 static void arm_accepted_sensor_at_band_edge(int high) {
   pen_ready_to_arm(high ? DEPTH_MAX_UM : DEPTH_MIN_UM);
   sensor_reads(high ? DEPTH_MAX_UM + DEPTH_AXIS_MISMATCH_TOLERANCE_UM : DEPTH_MIN_UM - DEPTH_AXIS_MISMATCH_TOLERANCE_UM);
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_OK(MSG_ARM);
 }
 
@@ -402,14 +462,14 @@ static void window_at_calibration_corner(int corner) {
 static void arm_refused_not_homed(int unused) {
   (void)unused;
   pen_start();
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_NOT_HOMED, PEN_STATE_HOMING_REQUIRED);
 }
 
 static void arm_refused_while_homing(int unused) {
   (void)unused;
   pen_homing();
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_NOT_ALLOWED_IN_STATE, PEN_STATE_HOMING);
   CHECK_EQ(safety_state(), PEN_STATE_HOMING);
 }
@@ -417,7 +477,7 @@ static void arm_refused_while_homing(int unused) {
 static void arm_refused_in_fault(int unused) {
   (void)unused;
   pen_fault_supply();
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_NOT_ALLOWED_IN_FAULT, FAULT_SUPPLY_OUT_OF_RANGE);
 }
 
@@ -431,7 +491,7 @@ static void arm_refused_calibration_invalid(int unused) {
   msg_calibration_t calibration;
   memcpy(&calibration, reply, sizeof calibration);
   CHECK_EQ(calibration.source, CALIBRATION_SOURCE_INVALID);
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_CALIBRATION_INVALID, PEN_STATE_IDLE);
 }
 
@@ -452,7 +512,7 @@ static uint8_t trip(int interlock) {
 static void arm_refused_interlock(int interlock) {
   pen_ready_to_arm(1000);
   uint8_t code = trip(interlock);  // no main-loop pass between: the command itself must see it
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_INTERLOCK_ACTIVE, code);
   CHECK_EQ(safety_state(), PEN_STATE_IDLE);
 }
@@ -471,7 +531,7 @@ static void arm_accepted_at_limits(int which) {
   if (which == 0) fake.temperature_deci_c = LIMITS_TEMPERATURE_LIMIT_DECI_C;
   if (which == 1) fake.supply_mv = LIMITS_SUPPLY_MIN_MV;
   if (which == 2) fake.supply_mv = LIMITS_SUPPLY_MAX_MV;
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_OK(MSG_ARM);
 }
 
@@ -479,7 +539,7 @@ static void arm_refused_cartridge_missing(int unused) {
   (void)unused;
   pen_ready_to_arm(1000);
   fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 0);
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_CARTRIDGE_MISSING, PEN_STATE_IDLE);
   CHECK_EQ(safety_state(), PEN_STATE_IDLE);  // out while nothing could move: not a fault
 }
@@ -488,7 +548,7 @@ static void arm_refused_cartridge_not_cleared(int unused) {
   (void)unused;
   pen_at_depth(1000);
   send_id(MSG_HEARTBEAT);
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_CARTRIDGE_NOT_CLEARED, PEN_STATE_IDLE);
 }
 
@@ -499,7 +559,7 @@ static void arm_refused_cartridge_reinserted(int unused) {
   fake_pen_advance_ms(1);
   fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 1);
   send_id(MSG_HEARTBEAT);
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_CARTRIDGE_NOT_CLEARED, PEN_STATE_IDLE);
 }
 
@@ -507,7 +567,7 @@ static void arm_refused_no_heartbeat_yet(int unused) {
   (void)unused;
   pen_at_depth(1000);
   send_clear_cartridge();
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_HEARTBEAT_STALE, PEN_STATE_IDLE);
 }
 
@@ -515,7 +575,7 @@ static void arm_refused_no_heartbeat_yet(int unused) {
 static void arm_after_silence(int silent_ms) {
   pen_ready_to_arm(1000);
   fake_pen_advance_ms((uint32_t)silent_ms);
-  send_id(MSG_ARM);
+  send_arm();
   if (silent_ms <= HEARTBEAT_TIMEOUT_MS) EXPECT_OK(MSG_ARM);
   else EXPECT_ERROR(MSG_ARM, ERROR_CODE_HEARTBEAT_STALE, PEN_STATE_IDLE);
 }
@@ -523,9 +583,312 @@ static void arm_after_silence(int silent_ms) {
 static void arm_when_armed_or_running(int running) {
   if (running) pen_running();
   else pen_armed();
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_OK(MSG_ARM);
   CHECK_EQ(safety_state(), running ? PEN_STATE_RUNNING : PEN_STATE_ARMED);
+}
+
+// ---- the parts' ID chips: arming, clearing, the session's marks ----
+
+#define CARTRIDGE_ROM (fake_chips[PART_CARTRIDGE].rom)
+#define NOSECONE_ROM (fake_chips[PART_NOSECONE].rom)
+#define FAKE_EXPIRY_DAY 10000  // fake_chips_fit_parts: the fresh cartridge's expiry
+
+static void send_get_parts(uint8_t reread_bits) {
+  msg_get_parts_t message = { MSG_GET_PARTS, reread_bits };
+  send_bytes(&message, sizeof message);
+}
+
+static msg_parts_t parts_now(void) {
+  msg_parts_t parts;
+  send_get_parts(0);
+  REQUIRE(reply_length == (int)sizeof parts && reply[0] == MSG_PARTS);
+  memcpy(&parts, reply, sizeof parts);
+  return parts;
+}
+
+// Both chips read again on the host's request (after a test changed them), then a heartbeat: arming stays possible.
+static void reread_parts(void) {
+  send_get_parts(PARTS_ALL_BITS);
+  REQUIRE(reply_length == (int)sizeof(msg_parts_t) && reply[0] == MSG_PARTS);
+  parts_read();
+  send_id(MSG_HEARTBEAT);
+  REQUIRE_OK(MSG_HEARTBEAT);
+}
+
+static void send_clear_cartridge_rom(const uint8_t rom[8]) {
+  msg_clear_cartridge_t message = { .msg_id = MSG_CLEAR_CARTRIDGE };
+  memcpy(message.cartridge_rom, rom, sizeof message.cartridge_rom);
+  send_bytes(&message, sizeof message);
+}
+
+static void send_record_sterilization(const uint8_t rom[8]) {
+  msg_record_sterilization_t message = { .msg_id = MSG_RECORD_STERILIZATION };
+  memcpy(message.nosecone_rom, rom, sizeof message.nosecone_rom);
+  send_bytes(&message, sizeof message);
+}
+
+// The nosecone's tally with this many sterilizations (bits from 0 cleared), and its use marks page as given.
+static void nosecone_tally(int sterilizations, uint8_t first_use_byte) {
+  uint8_t *memory = fake_chips[PART_NOSECONE].memory;
+  memset(memory + PART_LAYOUT_MARK_PAGE_ADDRESS, 0xFF, 32);
+  for (int bit = 0; bit < sterilizations; bit++) memory[PART_LAYOUT_MARK_PAGE_ADDRESS + bit / 8] &= (uint8_t)~(1 << (bit % 8));
+  memset(memory + PART_LAYOUT_USE_MARK_PAGE_ADDRESS, 0xFF, 32);
+  memory[PART_LAYOUT_USE_MARK_PAGE_ADDRESS] = first_use_byte;
+}
+
+enum {
+  UNFIT_CARTRIDGE_ABSENT, UNFIT_CARTRIDGE_USED, UNFIT_NOSECONE_ABSENT, UNFIT_NOSECONE_NEVER_STERILIZED,
+  UNFIT_NOSECONE_USED_SINCE, UNFIT_NOSECONE_AT_LIMIT, FIT_NOSECONE_UNDER_LIMIT, UNFIT_COUNT
+};
+
+// Ready to arm with good parts (cleared), then a chip changes and both are read again: arm names the part and why.
+static void arm_refused_part(int unfit) {
+  pen_ready_to_arm(1000);
+  switch (unfit) {
+    case UNFIT_CARTRIDGE_ABSENT: fake_chips[PART_CARTRIDGE].present = 0; break;
+    case UNFIT_CARTRIDGE_USED: fake_chips[PART_CARTRIDGE].memory[PART_LAYOUT_MARK_PAGE_ADDRESS] = 0xFE; break;
+    case UNFIT_NOSECONE_ABSENT: fake_chips[PART_NOSECONE].present = 0; break;
+    case UNFIT_NOSECONE_NEVER_STERILIZED: nosecone_tally(0, 0xFF); break;
+    case UNFIT_NOSECONE_USED_SINCE: nosecone_tally(3, 0xF8); break;  // each of its 3 sterilizations used
+    case UNFIT_NOSECONE_AT_LIMIT: nosecone_tally(ID_CHIP_NOSECONE_CYCLE_LIMIT, 0xFF); break;
+    default: nosecone_tally(ID_CHIP_NOSECONE_CYCLE_LIMIT - 1, 0xFF); break;
+  }
+  reread_parts();
+  send_arm();
+  switch (unfit) {
+    case UNFIT_CARTRIDGE_ABSENT:  // no id read: none to name
+      EXPECT_PART_REFUSED(MSG_ARM, ERROR_CODE_CARTRIDGE_UNREADABLE, PART_CARTRIDGE, 0, PART_STATUS_ABSENT);
+      break;
+    case UNFIT_CARTRIDGE_USED:
+      EXPECT_PART_REFUSED(MSG_ARM, ERROR_CODE_CARTRIDGE_USED, PART_CARTRIDGE, CARTRIDGE_ROM, 1);
+      break;
+    case UNFIT_NOSECONE_ABSENT:
+      EXPECT_PART_REFUSED(MSG_ARM, ERROR_CODE_NOSECONE_UNREADABLE, PART_NOSECONE, 0, PART_STATUS_ABSENT);
+      break;
+    case UNFIT_NOSECONE_NEVER_STERILIZED:
+      EXPECT_PART_REFUSED(MSG_ARM, ERROR_CODE_NOSECONE_NOT_STERILIZED, PART_NOSECONE, NOSECONE_ROM, 0);
+      break;
+    case UNFIT_NOSECONE_USED_SINCE:
+      EXPECT_PART_REFUSED(MSG_ARM, ERROR_CODE_NOSECONE_NOT_STERILIZED, PART_NOSECONE, NOSECONE_ROM, 3);
+      break;
+    case UNFIT_NOSECONE_AT_LIMIT:
+      EXPECT_PART_REFUSED(MSG_ARM, ERROR_CODE_NOSECONE_AT_LIMIT, PART_NOSECONE, NOSECONE_ROM, ID_CHIP_NOSECONE_CYCLE_LIMIT);
+      break;
+    default:
+      EXPECT_OK(MSG_ARM);
+      break;
+  }
+  CHECK_EQ(safety_state(), unfit == FIT_NOSECONE_UNDER_LIMIT ? PEN_STATE_ARMED : PEN_STATE_IDLE);
+}
+
+// The host's date against the earliest plausible day and the cartridge's expiry (the last day it may be used).
+static const struct { uint16_t day; uint8_t code; int32_t detail; } arm_days[] = {
+  { 0, ERROR_CODE_OUT_OF_RANGE, 0 },
+  { ID_CHIP_EARLIEST_HOST_DAY - 1, ERROR_CODE_OUT_OF_RANGE, ID_CHIP_EARLIEST_HOST_DAY - 1 },
+  { ID_CHIP_EARLIEST_HOST_DAY, 0, 0 },
+  { FAKE_EXPIRY_DAY, 0, 0 },
+  { FAKE_EXPIRY_DAY + 1, ERROR_CODE_CARTRIDGE_EXPIRED, FAKE_EXPIRY_DAY },
+  { 65535, ERROR_CODE_CARTRIDGE_EXPIRED, FAKE_EXPIRY_DAY },
+};
+
+static void arm_on_day(int index) {
+  pen_ready_to_arm(1000);
+  send_arm_on(arm_days[index].day);
+  // A date the host's clock cannot show is the host's error; past the expiry, the cartridge is named.
+  if (arm_days[index].code == 0) EXPECT_OK(MSG_ARM);
+  else if (arm_days[index].code == ERROR_CODE_OUT_OF_RANGE) EXPECT_ERROR(MSG_ARM, ERROR_CODE_OUT_OF_RANGE, arm_days[index].detail);
+  else EXPECT_PART_REFUSED(MSG_ARM, arm_days[index].code, PART_CARTRIDGE, CARTRIDGE_ROM, arm_days[index].detail);
+  CHECK_EQ(safety_state(), arm_days[index].code == 0 ? PEN_STATE_ARMED : PEN_STATE_IDLE);
+}
+
+// clear_cartridge names the fitted cartridge by its ROM id: another id, or a chip not read good, is refused.
+static void clear_cartridge_refused(int unused) {
+  (void)unused;
+  pen_at_depth(1000);
+  send_clear_cartridge_rom(NOSECONE_ROM);
+  EXPECT_PART_REFUSED(MSG_CLEAR_CARTRIDGE, ERROR_CODE_PART_MISMATCH, PART_CARTRIDGE, CARTRIDGE_ROM, 0);
+  uint8_t one_bit_off[8];
+  memcpy(one_bit_off, CARTRIDGE_ROM, sizeof one_bit_off);
+  one_bit_off[3] ^= 0x10;
+  send_clear_cartridge_rom(one_bit_off);
+  EXPECT_PART_REFUSED(MSG_CLEAR_CARTRIDGE, ERROR_CODE_PART_MISMATCH, PART_CARTRIDGE, CARTRIDGE_ROM, 0);
+  send_id(MSG_HEARTBEAT);
+  send_arm();
+  EXPECT_ERROR(MSG_ARM, ERROR_CODE_CARTRIDGE_NOT_CLEARED, PEN_STATE_IDLE);  // neither cleared it
+  // The chip gone (a bad contact): nothing read good to clear, even by its right id.
+  fake_chips[PART_CARTRIDGE].present = 0;
+  reread_parts();
+  send_clear_cartridge();
+  EXPECT_PART_REFUSED(MSG_CLEAR_CARTRIDGE, ERROR_CODE_CARTRIDGE_UNREADABLE, PART_CARTRIDGE, 0, PART_STATUS_ABSENT);
+  // Back and read good: cleared.
+  fake_chips[PART_CARTRIDGE].present = 1;
+  reread_parts();
+  send_clear_cartridge();
+  EXPECT_OK(MSG_CLEAR_CARTRIDGE);
+}
+
+// Before the chips' first read (0.1 s after start-up) there is nothing read good to clear.
+static void clear_cartridge_before_read(int unused) {
+  (void)unused;
+  pen_start_at_once();
+  send_clear_cartridge();
+  EXPECT_PART_REFUSED(MSG_CLEAR_CARTRIDGE, ERROR_CODE_CARTRIDGE_UNREADABLE, PART_CARTRIDGE, 0, PART_STATUS_UNKNOWN);
+}
+
+// The bytes of the marks: the cartridge's used mark (its first byte), the nosecone's use marks (its 3rd sterilization's).
+static uint8_t cartridge_used_byte(void) { return fake_chips[PART_CARTRIDGE].memory[PART_LAYOUT_MARK_PAGE_ADDRESS]; }
+static uint8_t nosecone_use_byte(void) { return fake_chips[PART_NOSECONE].memory[PART_LAYOUT_USE_MARK_PAGE_ADDRESS]; }
+
+// The session's first start burns both marks (parts_busy until then), and nothing else on the chips changes.
+static void start_burns_marks(int unused) {
+  (void)unused;
+  pen_armed();
+  uint8_t cartridge_before[FAKE_CHIP_MEMORY_BYTES], nosecone_before[FAKE_CHIP_MEMORY_BYTES];
+  memcpy(cartridge_before, fake_chips[PART_CARTRIDGE].memory, sizeof cartridge_before);
+  memcpy(nosecone_before, fake_chips[PART_NOSECONE].memory, sizeof nosecone_before);
+  send_start_needle(100);  // detail: the burn's step when asked (0: none claimed yet)
+  EXPECT_PART_REFUSED(MSG_START_NEEDLE, ERROR_CODE_PARTS_BUSY, PART_CARTRIDGE, CARTRIDGE_ROM, 0);
+  CHECK(!fake.motor_running);
+  start_needle_after_marks(100);
+  EXPECT_OK(MSG_START_NEEDLE);
+  CHECK(fake.motor_running);
+  CHECK_EQ(cartridge_used_byte(), 0xFE);  // bit 0: the used mark
+  CHECK_EQ(nosecone_use_byte(), 0xF8);    // bit 2: the use of its latest (3rd) sterilization
+  CHECK_EQ(fake_chips[PART_CARTRIDGE].copies, 1);
+  CHECK_EQ(fake_chips[PART_NOSECONE].copies, 1);
+  cartridge_before[PART_LAYOUT_MARK_PAGE_ADDRESS] = 0xFE;
+  nosecone_before[PART_LAYOUT_USE_MARK_PAGE_ADDRESS] = 0xF8;
+  CHECK(memcmp(cartridge_before, fake_chips[PART_CARTRIDGE].memory, sizeof cartridge_before) == 0);
+  CHECK(memcmp(nosecone_before, fake_chips[PART_NOSECONE].memory, sizeof nosecone_before) == 0);
+  // What the pen read back afterwards says so too.
+  msg_parts_t parts = parts_now();
+  CHECK_EQ(parts.cartridge_used_bits, 1);
+  CHECK_EQ(parts.nosecone_uses, 3);
+  CHECK_EQ(parts.nosecone_unused_since_sterilization, 0);
+  CHECK_EQ(parts.last_write, WRITE_RESULT_OK);
+}
+
+// In the same fitting the session's parts arm and start again (their marks are its own), burning nothing more; once
+// the cartridge has been out and back, it is a used cartridge.
+static void marks_hold_for_the_fitting(int unused) {
+  (void)unused;
+  pen_running();
+  send_id(MSG_STOP_NEEDLE);
+  EXPECT_OK(MSG_STOP_NEEDLE);
+  send_id(MSG_DISARM);
+  EXPECT_OK(MSG_DISARM);
+  send_id(MSG_HEARTBEAT);
+  send_arm();
+  EXPECT_OK(MSG_ARM);
+  send_start_needle(100);
+  EXPECT_OK(MSG_START_NEEDLE);  // at once: no second burn
+  CHECK_EQ(fake_chips[PART_CARTRIDGE].copies, 1);
+  CHECK_EQ(fake_chips[PART_NOSECONE].copies, 1);
+  send_id(MSG_DISARM);
+  EXPECT_OK(MSG_DISARM);
+  fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 0);
+  fake_pen_advance_ms(1);
+  fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 1);
+  fake_pen_advance_ms(1);  // the main loop sees the fitting
+  parts_read();
+  send_clear_cartridge();
+  EXPECT_OK(MSG_CLEAR_CARTRIDGE);  // the host may clear it; the chip's mark still refuses it
+  send_id(MSG_HEARTBEAT);
+  send_arm();
+  EXPECT_PART_REFUSED(MSG_ARM, ERROR_CODE_CARTRIDGE_USED, PART_CARTRIDGE, CARTRIDGE_ROM, 1);
+  CHECK_EQ(safety_state(), PEN_STATE_IDLE);
+}
+
+// A burn that fails is reported once (mark_failed, the write's result), the next start burns again, and with the
+// fault gone it succeeds. copy_refused: the chip does not acknowledge the copy; copy_fails: it does, programming nothing.
+static void mark_failure_reported_once(int acknowledged) {
+  pen_armed();
+  uint8_t *fault = acknowledged ? &fake_chips[PART_CARTRIDGE].copy_fails : &fake_chips[PART_CARTRIDGE].copy_refused;
+  uint8_t result = acknowledged ? WRITE_RESULT_VERIFY_FAILED : WRITE_RESULT_COPY_FAILED;
+  *fault = 1;
+  start_needle_after_marks(100);
+  EXPECT_PART_REFUSED(MSG_START_NEEDLE, ERROR_CODE_MARK_FAILED, PART_CARTRIDGE, CARTRIDGE_ROM, result);
+  CHECK(!fake.motor_running);
+  CHECK_EQ(cartridge_used_byte(), 0xFF);
+  CHECK_EQ(nosecone_use_byte(), 0xFC);  // the nosecone's mark waits for the cartridge's
+  send_start_needle(100);  // reported once: this start burns again
+  EXPECT_PART_REFUSED(MSG_START_NEEDLE, ERROR_CODE_PARTS_BUSY, PART_CARTRIDGE, CARTRIDGE_ROM, 1);  // 1: claimed, not burning
+  *fault = 0;
+  start_needle_after_marks(100);
+  EXPECT_OK(MSG_START_NEEDLE);
+  CHECK(fake.motor_running);
+  CHECK_EQ(cartridge_used_byte(), 0xFE);
+  CHECK_EQ(nosecone_use_byte(), 0xF8);
+}
+
+// record_sterilization (reprocessing's grant) on a nosecone at its cycle limit: refused, naming it; under it, burnt.
+static void sterilization_at_limit(int below) {
+  pen_start();
+  nosecone_tally(ID_CHIP_NOSECONE_CYCLE_LIMIT - below, 0xFF);
+  send_get_parts(PART_BIT(PART_NOSECONE));
+  parts_read();
+  grant(ROLE_REPROCESSING, MSG_RECORD_STERILIZATION);
+  send_record_sterilization(NOSECONE_ROM);
+  if (below) {
+    EXPECT_OK(MSG_RECORD_STERILIZATION);
+    parts_read();
+    CHECK_EQ(parts_now().nosecone_sterilizations, ID_CHIP_NOSECONE_CYCLE_LIMIT);
+    CHECK_EQ(fake_chips[PART_NOSECONE].memory[PART_LAYOUT_MARK_PAGE_ADDRESS + (ID_CHIP_NOSECONE_CYCLE_LIMIT - 1) / 8], 0x00);
+  } else {
+    EXPECT_PART_REFUSED(MSG_RECORD_STERILIZATION, ERROR_CODE_NOSECONE_AT_LIMIT, PART_NOSECONE, NOSECONE_ROM,
+                        ID_CHIP_NOSECONE_CYCLE_LIMIT);
+    CHECK_EQ(fake_chips[PART_NOSECONE].copies, 0);
+  }
+}
+
+// A nosecone is sterilized off the pen: once a session has claimed it (its first start), no sterilization is recorded
+// until the cartridge has been out, else the session's later starts would use the new sterilization unmarked.
+static void sterilization_refused_in_session(int unused) {
+  (void)unused;
+  pen_running();
+  send_id(MSG_DISARM);
+  EXPECT_OK(MSG_DISARM);
+  grant(ROLE_REPROCESSING, MSG_RECORD_STERILIZATION);
+  send_record_sterilization(NOSECONE_ROM);
+  EXPECT_PART_REFUSED(MSG_RECORD_STERILIZATION, ERROR_CODE_NOT_ALLOWED_IN_STATE, PART_NOSECONE, NOSECONE_ROM, ANY_DETAIL);
+  CHECK_EQ(fake_chips[PART_NOSECONE].copies, 1);  // the session's use mark only
+  // A new fitting ends the session: then it is recorded.
+  fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 0);
+  fake_pen_advance_ms(1);
+  fake_set_input(INPUT_BIT_CARTRIDGE_PRESENT, 1);
+  fake_pen_advance_ms(1);
+  parts_read();
+  grant(ROLE_REPROCESSING, MSG_RECORD_STERILIZATION);
+  send_record_sterilization(NOSECONE_ROM);
+  EXPECT_OK(MSG_RECORD_STERILIZATION);
+  parts_read();
+  CHECK_EQ(parts_now().nosecone_sterilizations, 4);
+  CHECK_EQ(parts_now().nosecone_unused_since_sterilization, 1);
+}
+
+// Armed with good parts, then a read finds the nosecone used (another one fitted meanwhile, say): the first start
+// checks the parts again before claiming them, and burns nothing.
+static void start_checks_parts_again(int unused) {
+  (void)unused;
+  pen_armed();
+  nosecone_tally(3, 0xF8);
+  reread_parts();
+  send_start_needle(100);
+  EXPECT_PART_REFUSED(MSG_START_NEEDLE, ERROR_CODE_NOSECONE_NOT_STERILIZED, PART_NOSECONE, NOSECONE_ROM, 3);
+  CHECK(!fake.motor_running);
+  CHECK_EQ(fake_chips[PART_CARTRIDGE].copies, 0);
+  CHECK_EQ(cartridge_used_byte(), 0xFF);
+}
+
+// record_sterilization naming another part than the fitted nosecone: refused as a mismatch, naming the one fitted.
+static void sterilization_wrong_nosecone(int unused) {
+  (void)unused;
+  pen_start();
+  grant(ROLE_REPROCESSING, MSG_RECORD_STERILIZATION);
+  send_record_sterilization(CARTRIDGE_ROM);
+  EXPECT_PART_REFUSED(MSG_RECORD_STERILIZATION, ERROR_CODE_PART_MISMATCH, PART_NOSECONE, NOSECONE_ROM, 0);
+  CHECK_EQ(fake_chips[PART_NOSECONE].copies, 0);
 }
 
 // ---- faults and their clear rules ----
@@ -634,7 +997,7 @@ static void fault_and_clear(int code_int) {
   CHECK_EQ((telemetry.flags >> TELEMETRY_FLAG_HOMED) & 1, homed_before && !needs_home(code));
   if (code == FAULT_HOME_SWITCH_STUCK) CHECK_EQ(fake.retract_trusts_switch, 0);
   // The one-way door: outside the whitelist everything is refused with the fault as detail.
-  send_id(MSG_ARM);
+  send_arm();
   EXPECT_ERROR(MSG_ARM, ERROR_CODE_NOT_ALLOWED_IN_FAULT, code);
   send_move_to(1000);
   EXPECT_ERROR(MSG_MOVE_TO, ERROR_CODE_NOT_ALLOWED_IN_FAULT, code);
@@ -806,10 +1169,10 @@ static void transition_reachable(int edge) {
     case EDGE_HOMING_HOMING_REQUIRED_STOP_FRAME: pen_homing(); stop_frame(); to = PEN_STATE_HOMING_REQUIRED; break;
     case EDGE_HOMING_HOMING_REQUIRED_STOP_BYTE: pen_homing(); stop_byte(); to = PEN_STATE_HOMING_REQUIRED; break;
     case EDGE_IDLE_HOMING: pen_idle(); send_id(MSG_HOME); EXPECT_OK(MSG_HOME); to = PEN_STATE_HOMING; break;
-    case EDGE_IDLE_ARMED: pen_ready_to_arm(1000); send_id(MSG_ARM); EXPECT_OK(MSG_ARM); to = PEN_STATE_ARMED; break;
+    case EDGE_IDLE_ARMED: pen_ready_to_arm(1000); send_arm(); EXPECT_OK(MSG_ARM); to = PEN_STATE_ARMED; break;
     case EDGE_ARMED_IDLE_DISARM: pen_armed(); send_id(MSG_DISARM); EXPECT_OK(MSG_DISARM); to = PEN_STATE_IDLE; break;
     case EDGE_ARMED_IDLE_STOP: pen_armed(); stop_byte(); to = PEN_STATE_IDLE; break;
-    case EDGE_ARMED_RUNNING: pen_armed(); send_start_needle(100); EXPECT_OK(MSG_START_NEEDLE); to = PEN_STATE_RUNNING; break;
+    case EDGE_ARMED_RUNNING: pen_armed(); start_needle_after_marks(100); EXPECT_OK(MSG_START_NEEDLE); to = PEN_STATE_RUNNING; break;
     case EDGE_RUNNING_IDLE_DISARM: pen_running(); send_id(MSG_DISARM); EXPECT_OK(MSG_DISARM); to = PEN_STATE_IDLE; break;
     case EDGE_RUNNING_IDLE_STOP: pen_running(); stop_frame(); to = PEN_STATE_IDLE; break;
     case EDGE_RUNNING_ARMED: pen_running(); send_id(MSG_STOP_NEEDLE); EXPECT_OK(MSG_STOP_NEEDLE); to = PEN_STATE_ARMED; break;
@@ -843,7 +1206,10 @@ static void fault_from_state(int state) {
 enum { VETO_ESTOP_EDGE, VETO_CARTRIDGE_EDGE, VETO_HEARTBEAT_TICK, VETO_NONE };
 
 static void start_with_veto(int cause) {
-  pen_armed();
+  pen_running();  // the session's marks burnt, so this start goes straight to the motor
+  send_id(MSG_STOP_NEEDLE);
+  REQUIRE_OK(MSG_STOP_NEEDLE);
+  fake.motor_starts = 0;
   uint8_t expected_code = 0;
   if (cause == VETO_ESTOP_EDGE) {
     fake_set_input(INPUT_BIT_ESTOP, 1);  // the interrupt flags it; no main-loop pass has run since
@@ -1747,7 +2113,7 @@ static void counters_saturate(int unused) {
   struct auth_counters extreme = { UINT32_MAX - 1, UINT16_MAX, UINT16_MAX, UINT8_MAX };
   storage_save_record(STORAGE_AUTH_COUNTERS, &extreme);
   while (storage_busy()) storage_poll();
-  pen_start();
+  pen_start_at_once();
   drain_writes();
   send_request_challenge(ROLE_TECHNICIAN, MSG_SET_DEPTH_CALIBRATION);
   EXPECT_ERROR(MSG_REQUEST_CHALLENGE, ERROR_CODE_LOCKED_OUT, AUTH_LOCKOUT_MAX_MS);
@@ -1774,7 +2140,7 @@ static void counters_corrupt(int unused) {
   while (storage_busy()) storage_poll();
   fake.eeprom[0x040 + 5] ^= 0x01;
   fake.eeprom[0x060 + 5] ^= 0x01;
-  pen_start();
+  pen_start_at_once();
   msg_auth_status_t status = auth_status_now();
   CHECK(status.boot_count > 700);
   CHECK_EQ(status.lockout_ms, AUTH_LOCKOUT_MAX_MS);
@@ -1960,6 +2326,34 @@ int main(void) {
   run_case("arm after %d ms of host silence", arm_after_silence, HEARTBEAT_TIMEOUT_MS + 1);
   run_case("arm accepted again (running=%d)", arm_when_armed_or_running, 0);
   run_case("arm accepted again (running=%d)", arm_when_armed_or_running, 1);
+
+  // The parts' ID chips.
+  static const char *unfit_names[UNFIT_COUNT] = {
+    "cartridge chip absent: cartridge_unreadable", "cartridge used: cartridge_used", "nosecone chip absent: nosecone_unreadable",
+    "nosecone never sterilized: nosecone_not_sterilized", "nosecone used since its sterilization: nosecone_not_sterilized",
+    "nosecone at its cycle limit: nosecone_at_limit", "nosecone one under its cycle limit: armed",
+  };
+  for (int i = 0; i < UNFIT_COUNT; i++) {
+    char name[128];
+    snprintf(name, sizeof name, "arm with %s", unfit_names[i]);
+    run_case(name, arm_refused_part, i);
+  }
+  for (int i = 0; i < (int)(sizeof arm_days / sizeof arm_days[0]); i++) {
+    char name[96];
+    snprintf(name, sizeof name, "arm on day %u (code %u)", arm_days[i].day, arm_days[i].code);
+    run_case(name, arm_on_day, i);
+  }
+  run_case("clear_cartridge refused for another id or an unreadable chip", clear_cartridge_refused, 0);
+  run_case("clear_cartridge refused before the chips are read", clear_cartridge_before_read, 0);
+  run_case("the session's first start burns both marks (parts_busy until then)", start_burns_marks, 0);
+  run_case("the marks hold for the fitting; refitted, the cartridge is used", marks_hold_for_the_fitting, 0);
+  run_case("a failed burn is reported once, then burnt again (copy acknowledged=%d)", mark_failure_reported_once, 0);
+  run_case("a failed burn is reported once, then burnt again (copy acknowledged=%d)", mark_failure_reported_once, 1);
+  run_case("record_sterilization at the cycle limit: nosecone_at_limit", sterilization_at_limit, 0);
+  run_case("record_sterilization one under the cycle limit: burnt", sterilization_at_limit, 1);
+  run_case("record_sterilization naming another part: part_mismatch", sterilization_wrong_nosecone, 0);
+  run_case("record_sterilization refused while a session holds the nosecone", sterilization_refused_in_session, 0);
+  run_case("the first start checks the parts again before burning", start_checks_parts_again, 0);
 
   // Every fault and its clear rule.
   run_case("fault catalogue matches faults.h", fault_catalogue_matches, 0);

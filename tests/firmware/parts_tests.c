@@ -175,11 +175,26 @@ static void sterilization_refusals(int unused) {
   CHECK_EQ(parts_record_sterilization(rom, &detail), ERROR_CODE_PART_UNREADABLE);
   CHECK_EQ(detail, PART_STATUS_ABSENT);
   fake_chips[1].present = 1;
-  memset(fake_chips[1].memory + PART_LAYOUT_MARK_PAGE_ADDRESS, 0, 32);  // every bit of the tally used
+  // At the cycle limit (200 of the tally's 256 bits): refused; one below it, the next cycle is burnt.
+  uint8_t *tally = fake_chips[1].memory + PART_LAYOUT_MARK_PAGE_ADDRESS;
+  memset(tally, 0, ID_CHIP_NOSECONE_CYCLE_LIMIT / 8);
   reread(PART_BIT(PART_NOSECONE));
-  CHECK_EQ(parts_record_sterilization(rom, &detail), ERROR_CODE_OUT_OF_RANGE);
+  CHECK_EQ(parts_record_sterilization(rom, &detail), ERROR_CODE_NOSECONE_AT_LIMIT);
+  CHECK_EQ(detail, ID_CHIP_NOSECONE_CYCLE_LIMIT);
+  memset(tally, 0, 32);  // every bit of the tally used
+  reread(PART_BIT(PART_NOSECONE));
+  CHECK_EQ(parts_record_sterilization(rom, &detail), ERROR_CODE_NOSECONE_AT_LIMIT);
   CHECK_EQ(detail, 256);
   CHECK_EQ(fake_chips[1].copies, 0);
+  memset(tally, 0xFF, 32);
+  memset(tally, 0, ID_CHIP_NOSECONE_CYCLE_LIMIT / 8 - 1);
+  tally[ID_CHIP_NOSECONE_CYCLE_LIMIT / 8 - 1] = 0x80;  // 199 cycles
+  reread(PART_BIT(PART_NOSECONE));
+  CHECK_EQ(nosecone()->marks, ID_CHIP_NOSECONE_CYCLE_LIMIT - 1);
+  CHECK_EQ(parts_record_sterilization(rom, &detail), 0);
+  settle(1000);
+  CHECK_EQ(parts_last_write(), WRITE_RESULT_OK);
+  CHECK_EQ(nosecone()->marks, ID_CHIP_NOSECONE_CYCLE_LIMIT);
 }
 
 static void copy_that_programs_nothing_fails(int unused) {

@@ -1,7 +1,8 @@
 // libFuzzer harness for the firmware's link and dispatcher with the real logic behind them (commands, safety,
 // calibration, storage) over the fake board, built for this machine with ASan and UBSan. Each input starts at power-on,
-// after a valid handshake (sync frame, identify with PROTOCOL_VERSION), and is read as a script of chunks; the first
-// byte of a chunk picks what happens (low 3 bits) and a parameter (high 5 bits):
+// after a valid handshake (sync frame, identify with PROTOCOL_VERSION), with a good cartridge and nosecone fitted (the
+// fake ID chips of fake_chips_fit_parts, read from 0.1 s after start-up, by 0.2 s), and is read as a script of chunks;
+// the first byte of a chunk picks what happens (low 3 bits) and a parameter (high 5 bits):
 //   0 raw: param+1 bytes straight onto the wire (garbage, STOP bytes, escapes, partial frames), then a main-loop pass
 //   1 command: a length byte and that many payload bytes, framed as data with the sequence number the pen expects
 //   2 frame: a seq byte (kind | seq), a length byte and the payload, framed with a good CRC (sync, NAK, replays...)
@@ -11,11 +12,17 @@
 //   6 stepper: the move ends, homing ends (done, switch not found, stuck), motion by steps per ms, lost steps, slip
 //   7 sensor: the next byte sets temperature, supply, depth sensor offset, plausibility, settling, motor fault,
 //     motor current, or stalls the main loop for that many ticks; or (param 11) the host answers the last challenge
-//     the pen issued rightly, with the key the pen holds, as a host with the keys would
+//     the pen issued rightly, with the key the pen holds, as a host with the keys would; or (param 12) an ID chip
+//     fault: the next byte's bit 0 picks the chip, bits 1-2 toggle its presence, a shorted bus, a copy that programs
+//     nothing, a copy refused, and bits 3-7 flip one read of a marks byte (0x20 + 2 * those bits)
 
 // Invariants, checked all along (abort() on a breach, so libFuzzer keeps the input):
 //   - the motor never runs outside RUNNING, nor with the e-stop open, the cartridge out or the host silent past
 //     HEARTBEAT_TIMEOUT_MS; a STOP byte turns it off at once
+//   - the motor never runs on parts that still read fresh: the fake cartridge's used mark byte is burnt, and so is the
+//     use mark of the fake nosecone's latest sterilization (as the chips' memory holds them, not as the pen says)
+//   - the ID chips are one-way: no bit of a marks page (EPROM mode) ever goes from 0 back to 1, and nothing outside
+//     the marks pages ever changes (the identity page is write-protected; the pen writes marks only)
 //   - every stepper_move_to target lies in [calibration_steps_for_um(DEPTH_MIN_UM), calibration_steps_for_um(
 //     DEPTH_MAX_UM)] and at or under DEPTH_LIMIT_STEPS, with the calibration in force at that moment, from a homed pen
 //     in IDLE, ARMED or RUNNING. Homing and the safe path's retracts are not moves: they only ever aim at or past
@@ -46,6 +53,7 @@
 #include "auth.h"        // auth_provisioned, auth_serial
 #include "storage.h"     // storage_payload_address
 #include "sha256.h"      // hmac_sha256, struct hmac_sha256_context
+#include "fake_chips.h"  // fake_chips, fake_chips_fit_parts
 
 #define MAX_MS_PER_INPUT 3000  // keeps every input quick: the heartbeat timeout fits ten times over
 #define AUTO_STEPS_PER_MS 16   // DEPTH_AXIS_MAX_STEPS_PER_SECOND / 1000
@@ -63,6 +71,11 @@ static uint8_t granted_next;  // the last execution was an accepted answer_chall
 static uint32_t service_runs;   // service commands accepted
 static msg_challenge_t last_challenge;
 static uint8_t challenge_seen;
+// The fake ID chips' memory as last checked: the one-way check compares against it. Only a copy changes a chip's
+// memory, so the memory is looked at only when a chip's copy count moved; parts_marked says what it showed then.
+static uint8_t chip_memory[2][FAKE_CHIP_MEMORY_BYTES];
+static uint32_t chip_copies[2];
+static uint8_t parts_marked;  // bit 0: the cartridge's used mark burnt; bit 1: the nosecone's latest use mark burnt
 
 // The role each host message needs (ROLE_OPERATOR: none), from the protocol description.
 struct host_message { uint8_t id, role; };
@@ -148,7 +161,45 @@ static void check_retract(int32_t target_steps, uint8_t trust_switch) {
   }
 }
 
+#define MARKS_FIRST PART_LAYOUT_MARK_PAGE_ADDRESS
+#define MARKS_END (PART_LAYOUT_USE_MARK_PAGE_ADDRESS + 32)  // the tally (or used mark) page, then the use marks page
+
+// The use mark of the nosecone's latest sterilization is burnt (none sterilized: not ready, so not burnt either).
+static uint8_t nosecone_use_burnt(const uint8_t *memory) {
+  for (int offset = 31; offset >= 0; offset--) {
+    uint8_t tally = memory[PART_LAYOUT_MARK_PAGE_ADDRESS + offset];
+    if (tally == 0xFF) continue;
+    int bit = 7;
+    while ((tally >> bit) & 1) bit--;  // the highest cleared bit: the latest sterilization
+    return !((memory[PART_LAYOUT_USE_MARK_PAGE_ADDRESS + offset] >> bit) & 1);
+  }
+  return 0;
+}
+
+static void note_chips(void) {
+  for (uint8_t bus = 0; bus < 2; bus++) {
+    memcpy(chip_memory[bus], fake_chips[bus].memory, FAKE_CHIP_MEMORY_BYTES);
+    chip_copies[bus] = fake_chips[bus].copies;
+  }
+  parts_marked = (uint8_t)((chip_memory[0][PART_LAYOUT_MARK_PAGE_ADDRESS] != 0xFF) | (nosecone_use_burnt(chip_memory[1]) << 1));
+}
+
+// EPROM marks only go from 1 to 0; everything else on the chips stays as laid out.
+static void check_chips(void) {
+  if (fake_chips[0].copies == chip_copies[0] && fake_chips[1].copies == chip_copies[1]) return;  // nothing written
+  for (uint8_t bus = 0; bus < 2; bus++) {
+    const uint8_t *now = fake_chips[bus].memory, *before = chip_memory[bus];
+    for (int address = 0; address < FAKE_CHIP_MEMORY_BYTES; address++) {
+      uint8_t marks = address >= MARKS_FIRST && address < MARKS_END;
+      if (marks && (now[address] & ~before[address])) breach("a chip's mark went back from 0 to 1", bus, address);
+      if (!marks && now[address] != before[address]) breach("a chip changed outside its marks pages", bus, address);
+    }
+  }
+  note_chips();
+}
+
 static void check_always(void) {
+  check_chips();
   uint8_t state = safety_state(), fault = safety_fault();
   if (state > PEN_STATE_FAULT) breach("state out of range", state, 0);
   if ((state == PEN_STATE_FAULT) != (fault != FAULT_NONE)) breach("FAULT without a fault code, or a code outside FAULT", state, fault);
@@ -158,6 +209,8 @@ static void check_always(void) {
   if (fake.inputs & (1 << INPUT_BIT_ESTOP)) breach("motor on with the e-stop open", fake.inputs, 0);
   if (!(fake.inputs & (1 << INPUT_BIT_CARTRIDGE_PRESENT))) breach("motor on with the cartridge out", fake.inputs, 0);
   if (fake.now_ms - last_heartbeat_ms > HEARTBEAT_TIMEOUT_MS) breach("motor on with the host silent", (long)(fake.now_ms - last_heartbeat_ms), HEARTBEAT_TIMEOUT_MS);
+  if (!(parts_marked & 1)) breach("motor on with the cartridge's used mark unburnt", 0, 0);
+  if (!(parts_marked & 2)) breach("motor on with the nosecone's use mark unburnt", 1, 0);
 }
 
 // After a millisecond's pass the supervisor has looked at everything.
@@ -276,6 +329,17 @@ static void sensor_event(uint8_t which, uint8_t value) {
     case 9: fake.eeprom_busy = value & 1; break;
     case 10: stall(value); break;
     case 11: answer_last_challenge(); break;
+    case 12: {
+      struct fake_chip *chip = &fake_chips[value & 1];
+      switch ((value >> 1) & 3) {
+        case 0: chip->present = !chip->present; break;
+        case 1: chip->shorted = !chip->shorted; break;
+        case 2: chip->copy_fails = !chip->copy_fails; break;
+        default: chip->copy_refused = !chip->copy_refused; break;
+      }
+      chip->flip_memory_read = (uint8_t)(value >> 3 ? MARKS_FIRST + 2 * (value >> 3) + 1 : 0);  // address + 1
+      break;
+    }
     default: break;
   }
   check_always();
@@ -309,6 +373,8 @@ static void power_on(void) {
   copy_bytes(__start_pen_logic_data, power_on_data, (size_t)(__stop_pen_logic_data - __start_pen_logic_data));
   zero_bytes(__start_pen_logic_bss, (size_t)(__stop_pen_logic_bss - __start_pen_logic_bss));
   fake_board_reset();
+  fake_chips_fit_parts();  // a few hundred bytes laid out: small beside a run
+  note_chips();
   fake.on_move = check_move;
   fake.on_retract = check_retract;
   expected_exec_seq = 0;
@@ -365,8 +431,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (trace) {
     fprintf(stderr, "link_fuzz: %zu bytes, %lu ms, %lu executions, %lu moves, %lu motor starts, %lu vetoed, %lu service commands "
-            "accepted; state %u, fault %u\n", size, (unsigned long)fake.now_ms, (unsigned long)executions, (unsigned long)fake.moves,
-            (unsigned long)fake.motor_starts, (unsigned long)fake.motor_vetoes, (unsigned long)service_runs, safety_state(), safety_fault());
+            "accepted; state %u, fault %u; cartridge used mark 0x%02x, nosecone tally 0x%02x uses 0x%02x\n", size,
+            (unsigned long)fake.now_ms, (unsigned long)executions, (unsigned long)fake.moves, (unsigned long)fake.motor_starts,
+            (unsigned long)fake.motor_vetoes, (unsigned long)service_runs, safety_state(), safety_fault(),
+            fake_chips[0].memory[PART_LAYOUT_MARK_PAGE_ADDRESS], fake_chips[1].memory[PART_LAYOUT_MARK_PAGE_ADDRESS],
+            fake_chips[1].memory[PART_LAYOUT_USE_MARK_PAGE_ADDRESS]);
   }
   return 0;
 }

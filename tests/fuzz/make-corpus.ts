@@ -5,8 +5,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { encodeMessage } from '../../hal/link/codec.ts';
 import { encodeFrame } from '../../hal/link/frame.ts';
+import { pen } from '../../hardware/description.ts';
 import { FRAME_STOP, FrameKind } from '../../hardware/generated/protocol.ts';
 import type { MessageFields, MessageName } from '../../hardware/generated/protocol.ts';
+import { romId } from '../../hardware/sim/id-chip.ts';
 
 const corpusDir = fileURLToPath(new URL('corpus/', import.meta.url));
 
@@ -45,14 +47,26 @@ const replay = [op(3)];
 const sensor = (which: number, value: number): number[] => [op(7, which), value];
 /** The harness answers the pen's last challenge rightly, with the key the pen holds. */
 const answerChallenge = sensor(11, 0);
+/** An ID chip fault toggled (0 presence, 1 shorted bus, 2 copy programs nothing, 3 copy refused) on a bus (0 cartridge). */
+const chipFault = (bus: number, which: number): number[] => sensor(12, bus | (which << 1));
+
+// The harness's fake parts (tests/firmware/fake_chips.c, fake_chips_fit_parts): serial bytes 0-3 are 0x1000 + bus, bytes
+// 4-5 are 0x10 + bus; read from 0.1 s after start-up, a chip transaction per main-loop pass: both read by 0.2 s.
+const fakeRom = (bus: number): Uint8Array =>
+  romId(BigInt(0x1000 + bus) | (BigInt(0x10 + bus) << 32n) | (BigInt(0x10 + bus) << 40n));
+const cartridgeRom = fakeRom(0);
+const noseconeRom = fakeRom(1);
+const today = pen.idChips.earliestHostDay + 300;  // before the fake cartridge's expiry (day 10000)
+const partsRead = [...time(200, false)];
 
 const homed = [...command('home', {}), ...homingDone, ...time(1, false)];
 const atDepth = [...homed, ...command('move_to', { depthUm: 1000 }), ...moveEnds, ...time(1, false)];
-const armed = [
-  ...atDepth, ...command('clear_cartridge', { cartridgeId: 0x1234 }), ...command('heartbeat', {}), ...command('arm', {}),
-  ...time(10, true),
-];
-const running = [...armed, ...command('start_needle', { strokesPerSecond: 100 }), ...time(200, true)];
+const cleared = [...partsRead, ...atDepth, ...command('clear_cartridge', { cartridgeRom }), ...command('heartbeat', {})];
+const armed = [...cleared, ...command('arm', { todayDay: today }), ...time(10, true)];
+/** start_needle every 50 ms while the session's first start burns the marks (parts_busy): running by the fourth. */
+const startAfterMarks = (strokesPerSecond: number): number[] =>
+  Array.from({ length: 4 }, () => [...command('start_needle', { strokesPerSecond }), ...time(50, true)]).flat();
+const running = [...armed, ...startAfterMarks(100), ...time(200, true)];
 
 // The pen starts blank: provisioned here with keys the harness reads back from its EEPROM, then written out.
 const key = (fill: number): Uint8Array => Uint8Array.from({ length: 32 }, (_, i) => (fill + 37 * i) & 0xff);
@@ -81,7 +95,7 @@ const corpus: Record<string, number[]> = {
   'move-outside-window': [...homed, ...command('move_to', { depthUm: 2001 }), ...command('move_to', { depthUm: 499 })],
   'arm': armed,
   'start': [...running, ...command('move_to', { depthUm: 2000 }), ...moveEnds, ...command('stop_needle', {}), ...command('disarm', {})],
-  'heartbeat-lost': [...armed, ...command('start_needle', { strokesPerSecond: 120 }), ...time(251, false), ...command('clear_fault', {})],
+  'heartbeat-lost': [...armed, ...startAfterMarks(120), ...time(251, false), ...command('clear_fault', {})],
   'estop-and-clear': [
     ...running, ...input('estop on'), ...time(1, true), ...command('clear_fault', {}), ...input('estop off'),
     ...command('clear_fault', {}), ...command('home', {}), ...homingDone, ...time(5, true),
@@ -114,6 +128,41 @@ const corpus: Record<string, number[]> = {
     ...provisioned, ...command('provision_key', { role: 1, key: key(4) }), ...command('provision_key', { role: 2, key: key(5) }),
     ...command('provision_key', { role: 3, key: key(6) }), ...granted(3, 'provision', { serial: 'SIM-FUZZ-0002' }, 19),
     ...time(300, false), ...command('identify', { hostProtocolVersion: 3 }), ...granted(2, 'set_depth_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: 0 }, 13),
+  ],
+  'arm-days': [
+    ...cleared, ...command('arm', { todayDay: 0 }), ...command('arm', { todayDay: pen.idChips.earliestHostDay - 1 }),
+    ...command('arm', { todayDay: 10001 }), ...command('arm', { todayDay: 0xffff }), ...command('arm', { todayDay: 10000 }),
+  ],
+  'clear-wrong-cartridge': [
+    ...atDepth, ...command('clear_cartridge', { cartridgeRom }), ...partsRead,
+    ...command('clear_cartridge', { cartridgeRom: noseconeRom }), ...command('get_parts', { reread: 3 }), ...time(100, false),
+    ...command('get_parts', { reread: 0 }),
+  ],
+  'cartridge-used-after-refit': [
+    ...running, ...command('stop_needle', {}), ...command('disarm', {}), ...input('cartridge out'), ...time(5, true),
+    ...input('cartridge in'), ...partsRead, ...command('clear_cartridge', { cartridgeRom }), ...command('heartbeat', {}),
+    ...command('arm', { todayDay: today }),
+  ],
+  'rearm-same-fitting': [
+    ...running, ...command('disarm', {}), ...command('heartbeat', {}), ...command('arm', { todayDay: today }),
+    ...command('start_needle', { strokesPerSecond: 100 }), ...time(50, true),
+  ],
+  // Fails, reported once (mark_failed), burnt again on the next start: fault cleared, running after a few more starts.
+  'mark-copy-fails': [
+    ...armed, ...chipFault(0, 2), ...startAfterMarks(100), ...chipFault(0, 2), ...startAfterMarks(100), ...startAfterMarks(100),
+  ],
+  'mark-copy-refused': [...armed, ...chipFault(1, 3), ...startAfterMarks(100), ...chipFault(1, 3), ...startAfterMarks(100)],
+  'chip-gone': [...chipFault(0, 0), ...chipFault(1, 1), ...armed, ...chipFault(0, 0), ...command('get_parts', { reread: 3 })],
+  'record-sterilization': [
+    ...provisioned, ...partsRead, ...granted(1, 'record_sterilization', { noseconeRom }, 22), ...time(100, false),
+    ...command('get_parts', { reread: 0 }), ...atDepth, ...command('clear_cartridge', { cartridgeRom }),
+    ...command('heartbeat', {}), ...command('arm', { todayDay: today }), ...startAfterMarks(100),
+  ],
+  // A sterilization recorded between two starts of one fitting would leave the second start's use unmarked: refused.
+  'sterilize-mid-session': [
+    ...provisioned, ...running, ...command('stop_needle', {}), ...command('disarm', {}),
+    ...granted(1, 'record_sterilization', { noseconeRom }, 22), ...time(100, true), ...command('heartbeat', {}),
+    ...command('arm', { todayDay: today }), ...startAfterMarks(100),
   ],
   'grant-then-move': [
     ...provisioned, ...homed, ...command('request_challenge', { role: 2, commandId: 13 }), ...answerChallenge,

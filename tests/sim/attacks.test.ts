@@ -12,7 +12,9 @@ import {
   ErrorCode, Fault, FRAME_STOP, FRAME_SYNC, FrameKind, PROTOCOL_VERSION, Role, messageSpecs, type HostMessageName, type MessageFields,
 } from '../../hardware/generated/protocol.ts';
 import { challengeAnswer, keyedRoleOf, testKeys } from '../../hal/auth.ts';
+import { dayNumber } from '../../hal/parts.ts';
 import { RawClient } from './raw-client.ts';
+import { armingDateMs } from './virtual-session.ts';
 import { provisionedVirtualPen, testSerial } from './provisioned.ts';
 
 let pen: VirtualPen;
@@ -23,6 +25,7 @@ afterEach(async () => {
 const accuracyMm = description.tolerances.depthAccuracyUm / 1000;
 const window = description.depthWindowMm;
 const byteMs = 10 / (description.board.uartBaud / 1000);  // 8N1: ten bit times a byte
+const armingDay = dayNumber(armingDateMs);
 
 /** A raw client after a valid handshake, with its own sequence numbers and a heartbeat it must send itself. */
 class Attacker {
@@ -53,11 +56,37 @@ class Attacker {
     throw new Error(`no reply to message ${String(payload[0])} within 50 ms`);
   }
 
-  /** The error code name of a reply, or 'ok' for an ok (or data) reply. */
+  /** The error code name of a reply (error or part_refused), or 'ok' for an ok (or data) reply. */
   async code<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<string> {
     const reply = await this.send(name, fields);
-    if (reply.name !== 'error') return 'ok';
+    if (reply.name !== 'error' && reply.name !== 'part_refused') return 'ok';
     return Object.entries(ErrorCode).find(([, value]) => value === reply.fields.code)?.[0] ?? `code ${reply.fields.code}`;
+  }
+
+  /** clear_cartridge with the fitted cartridge's ROM id, once the pen has read its chips. */
+  async clearCartridge(): Promise<string> {
+    for (let ms = 0; ms < 3000; ms += 20) {
+      const parts = await this.send('get_parts', { reread: 0 });
+      if (parts.name !== 'parts') throw new Error(`get_parts answered ${parts.name}`);
+      if (parts.fields.activity === 0) return this.code('clear_cartridge', { cartridgeRom: parts.fields.cartridgeRom });
+      await this.wait(20);
+    }
+    throw new Error('the pen was still reading its parts after 3 s');
+  }
+
+  /** arm on the tests' date. */
+  async arm(): Promise<string> {
+    return this.code('arm', { todayDay: armingDay });
+  }
+
+  /** start_needle, repeated while the session's first start burns the parts' marks. */
+  async start(strokesPerSecond = 100): Promise<string> {
+    for (let ms = 0; ms < 3000; ms += 20) {
+      const code = await this.code('start_needle', { strokesPerSecond });
+      if (code !== 'parts_busy') return code;
+      await this.wait(20);
+    }
+    throw new Error('the parts\' marks were still burning after 3 s');
   }
 
   /**
@@ -114,9 +143,9 @@ async function homedAttacker(seed = 1, provisioned = false): Promise<Attacker> {
 async function runningAttacker(depthUm = 1500): Promise<Attacker> {
   const attacker = await homedAttacker();
   expect(await attacker.moveAndSettle(depthUm)).toBe('ok');
-  expect(await attacker.code('clear_cartridge', { cartridgeId: 1 })).toBe('ok');
-  expect(await attacker.code('arm', {})).toBe('ok');
-  expect(await attacker.code('start_needle', { strokesPerSecond: 100 })).toBe('ok');
+  expect(await attacker.clearCartridge()).toBe('ok');
+  expect(await attacker.arm()).toBe('ok');
+  expect(await attacker.start()).toBe('ok');
   await attacker.wait(500);
   expect(pen.plant.motorDrive()).toBeGreaterThan(0);
   return attacker;
@@ -125,8 +154,8 @@ async function runningAttacker(depthUm = 1500): Promise<Attacker> {
 describe('the needle runs only inside the depth window', () => {
   it('refuses arm and start_needle at home (0 mm), with the depth, and the motor never turns', async () => {
     const attacker = await homedAttacker();
-    expect(await attacker.code('clear_cartridge', { cartridgeId: 1 })).toBe('ok');
-    const arm = await attacker.send('arm', {});
+    expect(await attacker.clearCartridge()).toBe('ok');
+    const arm = await attacker.send('arm', { todayDay: armingDay });
     expect(arm).toMatchObject({ name: 'error', fields: { code: ErrorCode.depth_outside_window, detail: 0 } });
     expect(await attacker.code('start_needle', { strokesPerSecond: 100 })).toBe('not_allowed_in_state');
     await attacker.wait(100);
@@ -134,8 +163,8 @@ describe('the needle runs only inside the depth window', () => {
     expect((await attacker.telemetry()).state).toBe(3);  // still idle
     // Inside the window the same sequence is accepted: the refusal was the depth, nothing else.
     expect(await attacker.moveAndSettle(500)).toBe('ok');
-    expect(await attacker.code('arm', {})).toBe('ok');
-    expect(await attacker.code('start_needle', { strokesPerSecond: 100 })).toBe('ok');
+    expect(await attacker.arm()).toBe('ok');
+    expect(await attacker.start()).toBe('ok');
     await attacker.wait(300);
     expect(pen.plant.motorDrive()).toBeGreaterThan(0);
     expect(pen.plant.trueDepthMm).toBeGreaterThanOrEqual(window.min - 1 / stepsPerMm);
@@ -158,9 +187,9 @@ describe('the needle runs only inside the depth window', () => {
 
   it('refuses arming while the needle is still on its way into the window', async () => {
     const attacker = await homedAttacker();
-    expect(await attacker.code('clear_cartridge', { cartridgeId: 1 })).toBe('ok');
+    expect(await attacker.clearCartridge()).toBe('ok');
     expect(await attacker.code('move_to', { depthUm: 2000 })).toBe('ok');
-    expect(await attacker.code('arm', {})).toBe('depth_outside_window');
+    expect(await attacker.arm()).toBe('depth_outside_window');
     expect(pen.plant.motorDrive()).toBe(0);
   });
 });
@@ -246,7 +275,7 @@ describe('calibration bounds derived from the tolerances', () => {
       const attacker = await homedAttacker(1, true);
       pen.plant.offsetMm = corner.offsetMm;
       pen.plant.scaleError = corner.scaleError;
-      expect(await attacker.code('clear_cartridge', { cartridgeId: 1 })).toBe('ok');
+      expect(await attacker.clearCartridge()).toBe('ok');
       let deepestTrueMm = 0;
       let shallowestRunningMm = Infinity;
       for (const calibration of extremeCalibrations) {
@@ -256,8 +285,8 @@ describe('calibration bounds derived from the tolerances', () => {
         expect(await attacker.moveAndSettle(2000)).toBe('ok');
         deepestTrueMm = Math.max(deepestTrueMm, pen.plant.deepestCarriageMm * (1 + corner.scaleError) + corner.offsetMm);
         expect(await attacker.moveAndSettle(500)).toBe('ok');
-        expect(await attacker.code('arm', {})).toBe('ok');
-        expect(await attacker.code('start_needle', { strokesPerSecond: 100 })).toBe('ok');
+        expect(await attacker.arm()).toBe('ok');
+        expect(await attacker.start()).toBe('ok');
         await attacker.wait(200);
         expect(pen.plant.motorDrive()).toBeGreaterThan(0);
         shallowestRunningMm = Math.min(shallowestRunningMm, pen.plant.trueDepthMm);
@@ -406,8 +435,8 @@ describe('fault rules the firmware holds alone', () => {
     await attacker.wait(400);
     expect(await attacker.moveAndSettle(1000)).toBe('ok');
     expect((await attacker.telemetry()).flags & 2).toBe(0);  // cartridge_cleared
-    expect(await attacker.code('arm', {})).toBe('cartridge_not_cleared');
-    expect(await attacker.code('clear_cartridge', { cartridgeId: 1 })).toBe('ok');
-    expect(await attacker.code('arm', {})).toBe('ok');
+    expect(await attacker.arm()).toBe('cartridge_not_cleared');
+    expect(await attacker.clearCartridge()).toBe('ok');
+    expect(await attacker.arm()).toBe('ok');
   });
 });

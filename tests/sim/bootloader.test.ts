@@ -109,7 +109,7 @@ describe('Optiboot rewriting the application in the virtual pen', () => {
     pen.runFor(1);  // bytes that arrive before Optiboot enables the receiver are lost, as on the chip
     expect(exchange([STK.getSync], 2)).toEqual([STK.insync, STK.ok]);
     expect(exchange([STK.readSign], 5)).toEqual([STK.insync, 0x1e, 0x95, 0x0f, STK.ok]);
-    const pageByte = 0x6000;  // beyond the application's end: it still runs afterwards
+    const pageByte = 0x7c00;  // beyond the application's end, below the bootloader: the application still runs afterwards
     const page = Array.from({ length: 128 }, (_, i) => (i * 7 + 3) & 0xff);
     expect(exchange([STK.loadAddress, (pageByte / 2) & 0xff, pageByte / 2 >> 8], 2)).toEqual([STK.insync, STK.ok]);
     expect(exchange([STK.progPage, 0, page.length, 0x46, ...page], 2)).toEqual([STK.insync, STK.ok]);

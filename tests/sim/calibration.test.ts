@@ -6,6 +6,7 @@ import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { HostRefusedError, PenDevice } from '../../hal/device.ts';
 import { refusal } from '../refusal.ts';
 import { provisionedVirtualPen } from './provisioned.ts';
+import { clearFittedCartridge, armingDateMs } from './virtual-session.ts';
 
 let pen: VirtualPen;
 let device: PenDevice;
@@ -107,8 +108,8 @@ describe('depth calibration', () => {
     const broken = await reconnectAfterReset();
     expect((await broken.calibration()).source).toBe('invalid');
     await broken.depth.home();
-    await broken.clearCartridge(1);
-    expect(await refusal(broken.arm())).toBe('calibration_invalid');
+    await clearFittedCartridge(broken);
+    expect(await refusal(broken.arm(armingDateMs))).toBe('calibration_invalid');
   });
 
   it('refuses values outside the tolerances on the host and in the firmware, and while armed', async () => {
@@ -126,8 +127,8 @@ describe('depth calibration', () => {
     expect(await refusal(device.serviceCommand('set_sensor_calibration', { sensorZeroMv: 500, sensorMvPerMm: 2000 }))).toBe('out_of_range');
     await device.depth.home();
     await device.depth.moveTo(1.0);
-    await device.clearCartridge(1);
-    await device.arm();
+    await clearFittedCartridge(device);
+    await device.arm(armingDateMs);
     expect(await refusal(device.serviceCommand('set_depth_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: 0 }))).toBe('not_allowed_in_state');
     expect(await refusal(device.serviceCommand('set_sensor_calibration', { sensorZeroMv: 500, sensorMvPerMm: 1600 }))).toBe('not_allowed_in_state');
   });

@@ -6,8 +6,12 @@ import { defaultFirmwarePath, VirtualPen } from '../../hardware/sim/virtual-pen.
 import { elfPathFor, elfSymbols } from '../../hardware/sim/elf-symbols.ts';
 import { pen as description, stepsPerMm } from '../../hardware/description.ts';
 import { PenDevice, PenRefusedError, type Telemetry } from '../../hal/device.ts';
-import { faultInfo, messageSpecs, type ErrorCodeName, type FaultName, type HostMessageName } from '../../hardware/generated/protocol.ts';
+import { faultInfo, messageSpecs, type ErrorCodeName, type FaultName, type HostMessageName, type MessageFields } from '../../hardware/generated/protocol.ts';
 import { refusal } from '../refusal.ts';
+import { dayNumber } from '../../hal/parts.ts';
+import { clearFittedCartridge, armingDateMs } from './virtual-session.ts';
+
+const armingDay = dayNumber(armingDateMs);
 
 let pen: VirtualPen;
 let device: PenDevice;
@@ -28,7 +32,7 @@ async function readyPen(depthMm = 1.0): Promise<void> {
   await connectedPen();
   await device.depth.home();
   await device.depth.moveTo(depthMm);
-  await device.clearCartridge(7);
+  await clearFittedCartridge(device);
 }
 
 /** Home: within one microstep of where the home switch opens (0 mm), or behind it against the mechanical stop. */
@@ -56,10 +60,10 @@ describe('firmware faults', () => {
     await device.command('home', {});
     // The seek covers the homing travel (3 mm at 3200 steps/s: 1.5 s) before it gives up.
     await expectWentSafe('homing_failed', 3000);
-    expect(await refusal(device.arm())).toBe('not_allowed_in_fault');
+    expect(await refusal(device.arm(armingDateMs))).toBe('not_allowed_in_fault');
     await device.clearFault();
     expect((await device.status()).state).toBe('homing_required');
-    expect(await refusal(device.arm())).toBe('not_homed');
+    expect(await refusal(device.arm(armingDateMs))).toBe('not_homed');
     pen.plant.setHomeSwitchBroken(false);  // the switch repaired, homing succeeds
     await device.depth.home();
     expect(await device.status()).toMatchObject({ state: 'idle', homed: true, fault: 'none' });
@@ -70,7 +74,7 @@ describe('firmware faults', () => {
     pen.plant.setLoad('heavy');
     pen.plant.supplyVolts = 10.6;  // the supply interlock allows 10.5–13.5 V
     await pen.clock.sleep(20);
-    await device.arm();
+    await device.arm(armingDateMs);
     const running: Telemetry[] = [];
     device.onTelemetry((t) => { if (t.state === 'running') running.push(t); });
     await device.needle.start(150);
@@ -130,13 +134,13 @@ describe('firmware faults', () => {
 describe('interlock refusals', () => {
   const elf = elfPathFor(defaultFirmwarePath);
 
-  async function commandAsEstopTrips(name: HostMessageName): Promise<unknown> {
+  async function commandAsEstopTrips<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<unknown> {
     const linkExecute = elfSymbols(elf).find((symbol) => symbol.name === 'link_execute' && /^[tT]$/.test(symbol.type));
     if (linkExecute === undefined) throw new Error(`no link_execute in ${elf}`);
     const entryWord = linkExecute.address / 2;
     const id = messageSpecs[name].id;
     await pen.stop();
-    const reply = device.command(name, {}).then(() => 'accepted', (e: unknown) => e);
+    const reply = device.command(name, fields).then(() => 'accepted', (e: unknown) => e);
     // At link_execute's first instruction its first argument (r25:r24) points at the request: its first byte is the id.
     const cpu = pen.mcu;
     const atDispatch = (): boolean => cpu.pc === entryWord && cpu.data[(cpu.data[24] ?? 0) | ((cpu.data[25] ?? 0) << 8)] === id;
@@ -157,7 +161,7 @@ describe('interlock refusals', () => {
     await readyPen(1.0);
     const states: string[] = [];
     device.onTelemetry((t) => states.push(t.state));
-    expectInterlockRefusal(await commandAsEstopTrips('arm'), 'estop');
+    expectInterlockRefusal(await commandAsEstopTrips('arm', { todayDay: armingDay }), 'estop');
     await pen.clock.sleep(20);
     expect(pen.plant.motorDrive()).toBe(0);
     expect(await device.status()).toMatchObject({ state: 'fault', fault: 'estop', needleOn: false });
@@ -168,7 +172,7 @@ describe('interlock refusals', () => {
     await readyPen(1.0);
     const states: string[] = [];
     device.onTelemetry((t) => states.push(t.state));
-    expectInterlockRefusal(await commandAsEstopTrips('home'), 'estop');
+    expectInterlockRefusal(await commandAsEstopTrips('home', {}), 'estop');
     await pen.clock.sleep(20);
     expect(pen.plant.motorDrive()).toBe(0);
     expect(await device.status()).toMatchObject({ state: 'fault', fault: 'estop', needleOn: false });
@@ -179,8 +183,8 @@ describe('interlock refusals', () => {
     await readyPen(1.0);
     pen.setInput('estop', true);
     await device.waitFor((t) => t.state === 'fault', 100, 'e-stop fault').catch(() => {});
-    for (const name of ['arm', 'home'] as const) {
-      const error = await device.command(name, {}).then(() => null, (e: unknown) => e);
+    for (const command of [device.arm(armingDateMs), device.depth.home()]) {
+      const error = await command.then(() => null, (e: unknown) => e);
       expect(error).toMatchObject({ code: 'not_allowed_in_fault', detail: 2 });
       expect(faultInfo[(error as PenRefusedError).detail]?.name).toBe('estop');
     }
@@ -193,7 +197,7 @@ describe('every refusal of arm', () => {
   /** arm refused with `code`; the state is what it was, the motor stays off and cannot be started. */
   async function expectArmRefused(code: ErrorCodeName): Promise<PenRefusedError> {
     const before = await device.status();
-    const error = await device.arm().then(() => null, (e: unknown) => e);
+    const error = await device.arm(armingDateMs).then(() => null, (e: unknown) => e);
     expect(error).toBeInstanceOf(PenRefusedError);
     expect((error as PenRefusedError).code).toBe(code);
     const after = await device.status();
@@ -209,7 +213,7 @@ describe('every refusal of arm', () => {
   it('not_homed: before the first homing (cartridge cleared)', async () => {
     pen = new VirtualPen({ seed: 1 });
     await connectedPen();
-    await device.clearCartridge(7);
+    await clearFittedCartridge(device);
     await expectArmRefused('not_homed');
     expect(device.telemetry?.state).toBe('homing_required');
   });
@@ -225,7 +229,7 @@ describe('every refusal of arm', () => {
   it('not_allowed_in_fault: with a fault latched, naming it', async () => {
     await readyPen(1.0);
     pen.plant.setLoad('jam');
-    await device.arm();
+    await device.arm(armingDateMs);
     await device.needle.start(100);
     await device.waitFor((t) => t.state === 'fault', 1000, 'jam').catch(() => {});
     await waitForNeedleHome();
@@ -240,7 +244,7 @@ describe('every refusal of arm', () => {
     expect((await device.calibration()).source).toBe('invalid');
     await device.depth.home();
     await device.depth.moveTo(1.0);
-    await device.clearCartridge(7);
+    await clearFittedCartridge(device);
     await expectArmRefused('calibration_invalid');
   });
 
@@ -266,7 +270,7 @@ describe('every refusal of arm', () => {
     await expectArmRefused('heartbeat_stale');
     device.setHeartbeat(true);
     await pen.clock.sleep(10);
-    await device.arm();
+    await device.arm(armingDateMs);
     expect(device.telemetry?.state).toBe('armed');
   });
 
@@ -274,7 +278,7 @@ describe('every refusal of arm', () => {
     pen = new VirtualPen({ seed: 1 });
     await connectedPen();
     await device.depth.home();
-    await device.clearCartridge(7);
+    await clearFittedCartridge(device);
     await expectArmRefused('depth_outside_window');
   });
 });

@@ -2,12 +2,14 @@
 // silent TCP server given with --probe), and `pen doctor` passes a healthy virtual pen and names the check a miswired one
 // fails (`pen sim --fault …`), each within a time bound, leaving the pen stopped.
 import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pen as description } from '../../hardware/description.ts';
 import { PROTOCOL_VERSION } from '../../hardware/generated/protocol.ts';
 import type { CheckResult, DoctorReport } from '../../src/cli/doctor.ts';
 import type { PortEntry } from '../../src/cli/ports.ts';
 import { PenProcesses } from '../pen-process.ts';
+import { sterileNoseconeStore } from './registered-parts.ts';
 
 const pen = new PenProcesses();
 const servers: Server[] = [];
@@ -77,22 +79,29 @@ const statuses = (checks: readonly CheckResult[], status: CheckResult['status'])
   checks.filter((check) => check.status === status).map((check) => check.id);
 
 describe('pen doctor', () => {
-  it('passes every check of a healthy virtual pen, --spin included, and leaves it stopped', async () => {
+  it('passes every check of a healthy virtual pen, --spin included, and leaves it stopped; the spin uses the fitted parts', async () => {
     const sim = await pen.startSim();
-    const text = await pen.run(['doctor', '--port', sim.address, '--spin'], { timeoutMs: boundMs });
-    expect(text.code, text.stdout + text.stderr).toBe(0);
-    expect(text.stdout).toMatch(/all 14 checks passed/);
-    expect(text.stdout).not.toMatch(/FAIL|SKIP/);
-    expect(text.stdout).toMatch(/LOOK {2}status LED +look: the status LED blinks slowly \(1 Hz\)/);
+    await sterileNoseconeStore(join(pen.dataDir, 'pen.db'));  // the store the doctor checks the sim's parts against
     const { code, report } = await doctor(sim.address, '--spin');
     expect(code).toBe(0);
     expect(statuses(report.checks, 'fail')).toEqual([]);
     expect(statuses(report.checks, 'skip')).toEqual([]);
     expect(statuses(report.checks, 'pass')).toEqual([
       'identity', 'calibration', 'estop', 'cartridge', 'footswitch', 'home-switch', 'supply', 'temperature', 'depth-sensor',
-      'homing', 'jog-switch', 'jog-depth', 'needle-tach', 'needle-current',
+      'homing', 'jog-switch', 'jog-depth', 'parts', 'needle-tach', 'needle-current',
     ]);
+    expect(report.checks.find((check) => check.id === 'parts')?.detail).toMatch(/^cartridge 2d[0-9a-f]{14} \(unused, .*\), nosecone 2d[0-9a-f]{14} \(sterile until .*\); the spin uses them$/);
+    expect(report.notes).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^the spin used cartridge 2d[0-9a-f]{14} and nosecone 2d[0-9a-f]{14} \(session 1\): fit a new cartridge and reprocess the nosecone before a treatment$/),
+    ]));
     expect(report.final).toMatchObject({ state: 'idle', needleOn: false, moving: false, fault: 'none' });
+    // The spin used both parts, so a second one is refused on the host, naming each, and the needle stays still.
+    const text = await pen.run(['doctor', '--port', sim.address, '--spin'], { timeoutMs: boundMs });
+    expect(text.code, text.stdout + text.stderr).toBe(1);
+    expect(text.stdout).toMatch(/FAIL {2}fitted parts for the spin +cartridge 2d[0-9a-f]{14}: used in session 1 .*: cartridges are single-use; fit a new one; nosecone 2d[0-9a-f]{14}: used in session 1 .* reprocess it \(pen sterilize --part/);
+    expect(text.stdout).toMatch(/SKIP {2}needle spin-up: tach +not run: the fitted parts may not be used \(see the parts check\)/);
+    expect(text.stdout).toMatch(/LOOK {2}status LED +look: the status LED blinks slowly \(1 Hz\)/);
+    expect(text.stdout).toMatch(/1 check failed: fitted parts for the spin/);
   });
 
   it('without --spin skips the needle checks and still exits 0', async () => {
@@ -110,6 +119,7 @@ describe('pen doctor', () => {
   ] as const;
   it.each(miswired)('names the check a board with $fault fails, exits 1 in bounded time and leaves the pen stopped', async ({ fault, failed, latched, detail }) => {
     const sim = await pen.startSim(['--fault', fault]);
+    await sterileNoseconeStore(join(pen.dataDir, 'pen.db'));
     const { code, report, ms } = await doctor(sim.address, '--spin');
     expect(code).toBe(1);
     expect(ms).toBeLessThan(12_000);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pen as description } from '../../hardware/description.ts';
 import { writeProvisionedEepromFile } from './provisioned.ts';
+import { sterileNoseconeStore } from './registered-parts.ts';
 import { PenProcesses, type PenResult, type RunningPen } from '../pen-process.ts';
 
 /** Each test's processes share a data directory of their own (store, EEPROM, status sockets), and no PEN_PORT from the caller. */
@@ -15,8 +16,12 @@ afterEach(() => pens.killAll());
 /** Runs `pen ARGS` to its end (killed after 20 s): exit code and output. */
 const penCli = (args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<PenResult> => pens.run(args, { env });
 
-/** `pen sim` on a free port with an EEPROM file in the data directory; resolves with its tcp:// address. */
+/**
+ * `pen sim` on a free port with an EEPROM file in the data directory, and the store there holding its nosecone
+ * sterilized (a `pen run` checks the parts first); resolves with its tcp:// address.
+ */
 async function startSim(extra: readonly string[] = []): Promise<string> {
+  await sterileNoseconeStore(join(pens.dataDir, 'pen.db'));
   const sim = pens.start(['sim', '--listen', 'tcp://127.0.0.1:0', '--eeprom', join(pens.dataDir, 'sim.eeprom'), ...extra]);
   return sim.waitFor(/listening on (tcp:\/\/\S+)/, 15_000);
 }

@@ -10,7 +10,7 @@ import { PenDevice, type Telemetry } from '../../hal/device.ts';
 import { TcpTransport } from '../../hal/link/transport.ts';
 import { PenStore, type AuditRecord, type FaultRecord } from '../../src/store/store.ts';
 import { PenProcesses } from '../pen-process.ts';
-import { servedVirtualPen } from './virtual-session.ts';
+import { armingDateMs, clearFittedCartridge, servedVirtualPen } from './virtual-session.ts';
 import { testSerial, writeProvisionedEepromFile } from './provisioned.ts';
 
 const clock = new RealClock();
@@ -51,9 +51,9 @@ async function latchHeartbeatLost(address: string): Promise<void> {
   const device = await PenDevice.connect(await TcpTransport.open('127.0.0.1', port), { clock, heartbeat: true });
   try {
     await device.depth.home();
-    await device.clearCartridge(1);
+    await clearFittedCartridge(device);
     await device.depth.moveTo(1.0);
-    await device.arm();
+    await device.arm(armingDateMs);
     await device.needle.start(100);
     const faulted = waitForTelemetry(device, (t) => t.state === 'fault', 2000);
     device.setHeartbeat(false);

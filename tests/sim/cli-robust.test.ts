@@ -13,6 +13,7 @@ import { PROTOCOL_VERSION } from '../../hardware/generated/protocol.ts';
 import type { Telemetry } from '../../hal/device.ts';
 import { buildProgram } from '../../src/cli/pen.ts';
 import { PenProcesses, type PenResult, type RunningPen, type StartOptions } from '../pen-process.ts';
+import { sterileNoseconeStore } from './registered-parts.ts';
 
 /** Every process here gets a fresh data directory of its own (records, EEPROM file), so nothing touches the user's. */
 const pens = new PenProcesses();
@@ -183,8 +184,8 @@ describe('against `pen sim` in its own process', () => {
     await sim.finished;
   });
 
-  async function status(): Promise<Telemetry> {
-    const result = await penCli(['status', '--port', address, '--json']);
+  async function status(at = address): Promise<Telemetry> {
+    const result = await penCli(['status', '--port', at, '--json']);
     expect(result.code, result.stderr).toBe(0);
     return JSON.parse(result.stdout) as Telemetry;
   }
@@ -224,7 +225,7 @@ describe('against `pen sim` in its own process', () => {
       [['--depth', '1', '--speed', 'Infinity'], 2, /--speed must be a plain decimal number/],
       [['--depth', '1', '--speed', '100', '--duration', '0'], 5, /duration 0 s is outside 1–3600 s/],
       [['--depth', '1', '--speed', '100', '--duration', '3601'], 5, /duration 3601 s is outside 1–3600 s/],
-      [['--depth', '1', '--speed', '100', '--cartridge', '1.5'], 5, /cartridge id 1\.5 is outside 0–4294967295/],
+      [['--depth', '1', '--speed', '100', '--cartridge', '1.5'], 2, /--cartridge: part id "1\.5" is not 16 hex digits, the chip's ROM id/],
       [['--depth', '1', '--speed', '100', '--rate', '0'], 2, /--rate 0 Hz is outside 1–\d+ Hz/],
     ];
     // Four at a time: none of them may connect (if one did, the others would find the pen busy, and fail too).
@@ -242,9 +243,20 @@ describe('against `pen sim` in its own process', () => {
     expect(after.depthMm).toBeCloseTo(before.depthMm, 3);
   });
 
-  it.each(['SIGTERM', 'SIGHUP'] as const)('%s ends pen run as Ctrl-C does: the pen stopped, the session closed as stopped, exit 130', async (signal) => {
+  /**
+   * A `pen sim` of its own for a `pen run`, which uses up the sim's cartridge (a sim fits a new one as it starts), in a
+   * data directory whose store has the sim's nosecone sterilized.
+   */
+  async function simForRun(): Promise<{ readonly dataDir: string; readonly at: string }> {
     const dataDir = pens.freshDataDir();
-    const run = spawnPen(['run', '--port', address, '--depth', '1.5', '--speed', '100'], { dataDir, timeoutMs: 20_000 });
+    await sterileNoseconeStore(join(dataDir, 'pen.db'));
+    const own = spawnPen(['sim', '--listen', 'tcp://127.0.0.1:0'], { dataDir, timeoutMs: 60_000 });
+    return { dataDir, at: await own.waitFor(/listening on (tcp:\/\/\S+)/, 60_000) };
+  }
+
+  it.each(['SIGTERM', 'SIGHUP'] as const)('%s ends pen run as Ctrl-C does: the pen stopped, the session closed as stopped, exit 130', async (signal) => {
+    const { dataDir, at } = await simForRun();
+    const run = spawnPen(['run', '--port', at, '--depth', '1.5', '--speed', '100'], { dataDir, timeoutMs: 20_000 });
     await run.waitFor(/session: treating/, 20_000);
     await sleep(400);
     run.child.kill(signal);
@@ -253,7 +265,7 @@ describe('against `pen sim` in its own process', () => {
     expect(result.stdout).toContain(`${signal}: stopping the pen (motor off, needle home)`);
     expect(result.stdout).toMatch(new RegExp(`ended: stopped \\(interrupted: ${signal}\\)`));
     expect(result.stderr).not.toMatch(untidy);
-    const t = await status();
+    const t = await status(at);
     expect(t).toMatchObject({ state: 'idle', fault: 'none', needleOn: false, moving: false, motorDuty: 0 });
     expect(Math.abs(t.depthMm)).toBeLessThanOrEqual(0.002);
     const [session, ...others] = sessions(join(dataDir, 'pen.db'));
@@ -290,11 +302,11 @@ describe('against `pen sim` in its own process', () => {
   });
 
   it('pen run | head: when stdout closes mid-treatment the pen is stopped, as on Ctrl-C, before exit 130', async () => {
-    const dataDir = pens.freshDataDir();
-    const result = await headOf(['run', '--port', address, '--depth', '1.2', '--speed', '100'], /session: treating\n/, dataDir).finished;
+    const { dataDir, at } = await simForRun();
+    const result = await headOf(['run', '--port', at, '--depth', '1.2', '--speed', '100'], /session: treating\n/, dataDir).finished;
     expect(result.code, result.stderr).toBe(130);
     expect(result.stderr).not.toMatch(untidy);
-    const t = await status();
+    const t = await status(at);
     expect(t).toMatchObject({ state: 'idle', fault: 'none', needleOn: false, moving: false });
     const [session] = sessions(join(dataDir, 'pen.db'));
     expect(session).toMatchObject({ outcome: 'stopped', ended_at: expect.any(String) as unknown });

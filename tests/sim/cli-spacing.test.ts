@@ -8,6 +8,7 @@ import { RealClock, VirtualClock } from '../../hardware/clock.ts';
 import { pen as description } from '../../hardware/description.ts';
 import { PenStore } from '../../src/store/store.ts';
 import { PenProcesses, type PenResult } from '../pen-process.ts';
+import { sterileNoseconeStore } from './registered-parts.ts';
 
 const processes = new PenProcesses();
 afterEach(() => processes.killAll());
@@ -16,9 +17,13 @@ const dayMs = 86_400_000;
 const hourMs = 3_600_000;
 const clientFormat = /is not a client reference: 4–32 letters, digits, "-" or "_", with at least one digit \(e\.g\. C-1042\): a pseudonym from your client records, never a name/;
 
-/** A fresh data directory whose store holds one treatment of client C-1042 (session 1, pen PN-0007), agoMs before now. */
-function treatedAgo(agoMs: number): string {
+/**
+ * A fresh data directory whose store holds one treatment of client C-1042 (session 1, pen PN-0007), agoMs before now,
+ * and the in-process pen's nosecone sterilized since (a session checks its parts).
+ */
+async function treatedAgo(agoMs: number): Promise<string> {
   const dataDir = processes.freshDataDir();
+  await sterileNoseconeStore(join(dataDir, 'pen.db'));
   const store = PenStore.open(join(dataDir, 'pen.db'), new VirtualClock(new RealClock().epochMs() - agoMs));
   const id = store.startSession({
     target: 'earlier', board: 'pen-r1a', firmware: '0.1.0', serial: 'PN-0007', depthMm: 1, strokesPerSecond: 100, plannedSeconds: 30, clientRef: 'C-1042',
@@ -44,7 +49,7 @@ function withStore<T>(dataDir: string, fn: (store: PenStore) => T): T {
 
 describe('pen run --client', () => {
   it('refuses a client treated 41 days 23 h ago before touching the pen (exit 5), and malformed references naming the format (exit 2)', async () => {
-    const early = treatedAgo(41 * dayMs + 23 * hourMs);
+    const early = await treatedAgo(41 * dayMs + 23 * hourMs);
     const other = processes.freshDataDir();
     const [refused, name, short, noReason, noClient, anonymous] = await Promise.all([
       penRun(['--client', 'C-1042'], early),
@@ -77,8 +82,8 @@ describe('pen run --client', () => {
   });
 
   it('treats a client last treated 42 days ago; sooner only with --override-spacing, audited with the reason, operator and pen', async () => {
-    const due = treatedAgo(42 * dayMs);
-    const soon = treatedAgo(10 * dayMs);
+    const due = await treatedAgo(42 * dayMs);
+    const soon = await treatedAgo(10 * dayMs);
     const reason = 'finishing the session cut short by a needle jam';
     const [accepted, overridden] = await Promise.all([
       penRun(['--client', 'C-1042'], due),

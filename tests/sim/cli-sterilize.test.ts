@@ -1,24 +1,28 @@
 // `pen sterilize` (src/cli/sterilize.ts): the fitted nosecone's chip tally burnt through the reprocessing role and the
 // cycle recorded, chip and `pen parts` agreeing; a failed chemical indicator recorded, burning nothing and not sterile;
 // a biological indicator failure recalling the load; a wrong key or no grant refused by the firmware with nothing
-// recorded; options refused before any pen is contacted. In process on virtual time, but one spawned run on a served pen.
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+// recorded; options refused before any pen is contacted; a chip write that fails recording nothing. The in-process
+// pen's chips kept between processes: two cycles in a row count on, and each start fits a new cartridge. In process on
+// virtual time, but the spawned runs (on a served pen, or each on its own in-process pen).
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RealClock } from '../../hardware/clock.ts';
 import { pen as description } from '../../hardware/description.ts';
-import type { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
+import { romId } from '../../hardware/sim/id-chip.ts';
+import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { PenDevice, PenRefusedError } from '../../hal/device.ts';
 import type { Parts } from '../../hal/parts.ts';
+import { partsFilePath, readPartsFile } from '../../src/cli/parts-file.ts';
 import { main } from '../../src/cli/pen.ts';
 import { sterilizeCommand, type SterilizedPart, type SterilizeFlags } from '../../src/cli/sterilize.ts';
 import type { Target } from '../../src/cli/target.ts';
 import { UsageError } from '../../src/cli/format.ts';
 import { PenStore } from '../../src/store/store.ts';
 import { SterilizationRegistry, type PartStatus, type RecordedLoadResult } from '../../src/sterilization/registry.ts';
-import { PenProcesses } from '../pen-process.ts';
-import { provisionedVirtualPen } from './provisioned.ts';
+import { PenProcesses, type PenResult } from '../pen-process.ts';
+import { provisionedVirtualPen, writeProvisionedEepromFile } from './provisioned.ts';
 import { servedVirtualPen } from './virtual-session.ts';
 
 const processes = new PenProcesses();
@@ -193,5 +197,79 @@ describe('pen sterilize', () => {
     } finally {
       await served.close();
     }
+  });
+
+  it('a chip write that fails (copy_failed) exits 1 saying what to do; no cycle is recorded and the chip is as it was', async () => {
+    const served = await servedVirtualPen();
+    try {
+      const db = join(processes.dataDir, 'pen.db');
+      const nosecone = served.pen.idChips.nosecone.chip;
+      if (nosecone === null) throw new Error('the served pen has no nosecone chip');
+      nosecone.failCopies = true;
+      const rom = Buffer.from(nosecone.rom).toString('hex');
+      const result = await processes.run(['sterilize', '--port', served.address, '--part', rom, '--cycle', '134C-3min-prevac', '--sterilizer', 'AC-1',
+        '--load', '8', '--indicator', 'pass', '--operator', 'R. Ortiz', '--db', db], { env: { PEN_KEYS_DIR: freshDir() } });
+      expect(result.code, result.stderr).toBe(1);
+      expect(result.stderr).toMatch(new RegExp(`could not burn the sterilization mark on nosecone ${rom}: the chip did not report a completed copy ` +
+        'after its programming time \\(copy_failed\\); no cycle was recorded\\. Check that the nosecone is seated .*run the command again; ' +
+        `if the write fails again, its chip is faulty: take the nosecone out of use \\(pen parts retire ${rom} `));
+      expect(nosecone.stats.copiesFailed).toBeGreaterThan(0);
+      expect(nosecone.stats.copies).toBe(0);
+      expect(nosecone.memory[description.idChips.layout.markPageAddress]).toBe(0xfe);  // the one tally bit it came with
+      withStore(db, (store) => {
+        expect(store.parts.cycles()).toEqual([]);
+        expect(store.queryAudit({ command: 'sterilize' })[0]?.result).toMatch(/^refused: the pen could not burn the sterilization mark .*\(copy_failed\)/);
+      });
+    } finally {
+      await served.close();
+    }
+  });
+
+  it('in-process, the nosecone\'s chip is kept between processes (two cycles in a row: tally 1 → 2 → 3) and each start fits a new cartridge', async () => {
+    const eeprom = join(processes.dataDir, 'pen', 'virtual-pen.eeprom');
+    mkdirSync(dirname(eeprom), { recursive: true });
+    writeProvisionedEepromFile(eeprom);
+    const rom = Buffer.from(new VirtualPen().idChips.nosecone.chip?.rom ?? []).toString('hex');  // the in-process pen's own (seed 1)
+    const env = { PEN_KEYS_DIR: freshDir() };
+    const sterilize = (partIds: readonly string[], load: string): Promise<PenResult> => processes.run(['sterilize', ...partIds.flatMap((id) => ['--part', id]),
+      '--cycle', '134C-3min-prevac', '--sterilizer', 'AC-1', '--load', load, '--indicator', 'pass', '--operator', 'R. Ortiz', '--json'], { env });
+    for (const [load, tallies] of [['1', [1, 2]], ['2', [2, 3]]] as const) {
+      const result = await sterilize([rom], load);
+      expect(result.code, result.stderr).toBe(0);
+      const { target, chip, status } = JSON.parse(result.stdout) as SterilizedPart & { target: string };
+      expect(target).toBe(`in-process virtual pen (EEPROM ${eeprom})`);
+      expect([chip.tallyBefore, chip.tallyAfter]).toEqual(tallies);
+      expect(status).toMatchObject({ id: rom, condition: 'ready', cyclesUsed: tallies[1] });
+      expect(result.stdout + result.stderr).not.toMatch(/possibly cloned/);
+    }
+    expect(readPartsFile(partsFilePath(eeprom))?.nosecone.memory[description.idChips.layout.markPageAddress]).toBe(0xf8);  // three tally bits
+    const list = await processes.run(['parts', '--json'], { env });
+    expect((JSON.parse(list.stdout) as PartStatus[]).map((part) => [part.id, part.condition, part.cyclesUsed])).toEqual([[rom, 'ready', 3]]);
+    withStore(join(processes.dataDir, 'pen.db'), (store) => {
+      expect(store.parts.cycles().map((cycle) => cycle.loadNumber)).toEqual([1, 2]);
+      expect(store.parts.part(rom)?.state).not.toBe('flagged');
+    });
+
+    // The next start's pen reads the cartridge under the file's next serial, not the one the start before took: offered
+    // both as parts to sterilize, the first is not fitted and the second is refused as the fitted cartridge.
+    const cartridge = (serial: number): string => Buffer.from(romId(BigInt(serial))).toString('hex');
+    const next = readPartsFile(partsFilePath(eeprom))?.nextCartridgeSerial ?? -1;
+    const third = await sterilize([cartridge(next - 1), cartridge(next)], '3');
+    expect(third.code, third.stderr).toBe(2);
+    expect(third.stderr).toMatch(`part ${cartridge(next)} is a cartridge`);
+    expect(readPartsFile(partsFilePath(eeprom))?.nextCartridgeSerial).toBe(next + 1);
+  }, 60_000);  // four processes, each booting its own pen
+
+  it('refuses an in-process pen whose parts file is not one (exit 2), naming the file and what to do, and leaves it as it was', async () => {
+    const eeprom = join(freshDir(), 'pen.eeprom');
+    const foreign = '{"kind": "something else"}\n';
+    writeFileSync(partsFilePath(eeprom), foreign);
+    const result = await processes.run(['sterilize', '--part', '2d00000000000a01', '--cycle', '134C-3min-prevac', '--sterilizer', 'AC-1', '--load', '3',
+      '--indicator', 'pass', '--operator', 'R. Ortiz', '--eeprom', eeprom], { env: { PEN_KEYS_DIR: freshDir() } });
+    expect(result.code, result.stderr).toBe(2);
+    expect(result.stderr).toContain(`${partsFilePath(eeprom)} is not a parts file of the virtual pen (it does not say kind "pen virtual pen parts", ` +
+      'version 1): move it away to start with new parts (the parts registry may then flag the nosecone, whose tally starts over), or give another --eeprom file');
+    expect(readFileSync(partsFilePath(eeprom), 'utf8')).toBe(foreign);
+    expect(existsSync(eeprom)).toBe(false);
   });
 });

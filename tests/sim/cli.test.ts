@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { pen as description } from '../../hardware/description.ts';
 import { PenProcesses, type PenResult } from '../pen-process.ts';
 import { writeProvisionedEepromFile } from './provisioned.ts';
+import { sterileNoseconeStore } from './registered-parts.ts';
 
 const pen = new PenProcesses();
 afterEach(() => pen.killAll());
@@ -58,5 +59,32 @@ describe('pen CLI', () => {
     const { code, stderr } = await penCli(['frobnicate']);
     expect(code).toBe(2);
     expect(stderr).toMatch(/unknown command 'frobnicate'/);
+  });
+
+  it('pen run checks the fitted parts first: prints their ids and status, refuses another cartridge than --cartridge names, then a used nosecone', async () => {
+    await sterileNoseconeStore(join(pen.dataDir, 'pen.db'));  // the in-process pen's nosecone, sterilized on record
+    const wrong = await penCli(['run', '--depth', '1.0', '--speed', '100', '--duration', '1', '--cartridge', '2d-00-00-00-00-00-be-ef']);
+    expect(wrong.code, wrong.stderr).toBe(5);
+    expect(wrong.stderr).toMatch(/^pen: the fitted cartridge is 2d[0-9a-f]{14}, not 2d0000000000beef: fit cartridge 2d0000000000beef, or leave out --cartridge/m);
+    const run = await penCli(['run', '--depth', '1.0', '--speed', '100', '--duration', '1']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^fitted parts:\n2d[0-9a-f]{14} {2}cartridge {2}ready .*\n.*\n(2d[0-9a-f]{14}) {2}nosecone {3}ready /m);
+    expect(run.stdout).toMatch(/^cartridge 2d[0-9a-f]{14} cleared; treating at 1\.00 mm, 100 strokes\/s for 1 s$/m);
+    // The next process fits a new cartridge (the pen's parts file), but the nosecone was used: reprocess it first.
+    const again = await penCli(['run', '--depth', '1.0', '--speed', '100', '--duration', '1']);
+    expect(again.code, again.stderr).toBe(5);
+    expect(again.stderr).toMatch(/^pen: nosecone 2d[0-9a-f]{14}: used in session \d+ .* since its last cycle .*: reprocess it \(pen sterilize --part 2d[0-9a-f]{14} /m);
+    expect(again.stderr).not.toMatch(/cartridge 2d/);
+  });
+
+  it('pen demo (npm start) runs twice on one store: sterilizes the nosecone before each session, fitting parts new to the store', async () => {
+    for (const run of [1, 2]) {
+      const demo = await pen.run(['demo'], { timeoutMs: 60_000 });
+      expect(demo.code, `run ${run}: ${demo.stderr}`).toBe(0);
+      expect(demo.stdout).toMatch(/nosecone 2d[0-9a-f]{14} is not ready \(no sterilization cycle on record: sterilize it before use\): sterilizing it first/);
+      expect(demo.stdout).toMatch(/the technician fits a new cartridge, 2d[0-9a-f]{14}, and reprocesses the nosecone:\n {3}sterilized nosecone 2d[0-9a-f]{14} on the virtual pen: /);
+      expect(demo.stdout).toMatch(/^7\. completed: 2 s of needle time done/m);
+      if (run === 2) expect(demo.stdout).toMatch(/the technician fits a new nosecone, 2d[0-9a-f]{14}/);
+    }
   });
 });

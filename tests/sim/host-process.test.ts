@@ -10,10 +10,17 @@ import { PenStore } from '../../src/store/store.ts';
 import { TreatmentSession } from '../../src/control/session.ts';
 import { PenProcesses, type RunningPen } from '../pen-process.ts';
 import { servedVirtualPen } from './virtual-session.ts';
+import { recordSterileNosecone, sterileNoseconeStore } from './registered-parts.ts';
 
 const processes = new PenProcesses();
 const cleanups: (() => Promise<void>)[] = [];
 const dbPath = (): string => join(mkdtempSync(join(tmpdir(), 'pen-host-')), 'pen.db');
+/** A new store whose records have the virtual pen's nosecone sterilized, so that `pen run` may use it. */
+const sterileDbPath = async (): Promise<string> => {
+  const db = dbPath();
+  await sterileNoseconeStore(db);
+  return db;
+};
 const clock = new RealClock();
 
 afterEach(async () => {
@@ -33,7 +40,7 @@ describe('the host process', () => {
     const served = await servedVirtualPen();
     cleanups.push(() => served.close());
     const { pen, address: port } = served;
-    const run = spawnPen(['run', '--port', port, '--depth', '1.5', '--speed', '100', '--db', dbPath()]);
+    const run = spawnPen(['run', '--port', port, '--depth', '1.5', '--speed', '100', '--db', await sterileDbPath()]);
     await run.waitFor(/session: treating/);
     await clock.sleep(500);
     expect(pen.plant.motorDrive()).toBeGreaterThan(0);
@@ -49,7 +56,7 @@ describe('the host process', () => {
   it('killed -9 mid-run, with the pen in its own process: the pen goes safe on the heartbeat timeout', async () => {
     const sim = spawnPen(['sim', '--listen', 'tcp://127.0.0.1:0']);
     const port = await sim.waitFor(/listening on (tcp:\/\/\S+)/);
-    const run = spawnPen(['run', '--port', port, '--depth', '1.5', '--speed', '100', '--db', dbPath()]);
+    const run = spawnPen(['run', '--port', port, '--depth', '1.5', '--speed', '100', '--db', await sterileDbPath()]);
     await run.waitFor(/session: treating/);
     await clock.sleep(300);
     run.child.kill('SIGKILL');
@@ -69,9 +76,11 @@ describe('the host process', () => {
     cleanups.push(async () => { session.close(); store.close(); await device.close(); });
     await session.selfTest();
     await session.home();
-    await session.prepare(1);
+    await recordSterileNosecone(device, store);
+    await session.prepare();
     const done = session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 10 });
-    await clock.sleep(1000);
+    await device.waitFor((t) => t.needleOn, 3000, 'the needle running');  // after the pen has burnt the parts' marks
+    await clock.sleep(500);
     const blockUntil = performance.now() + 300;
     while (performance.now() < blockUntil) { /* the host's event loop is blocked */ }
     const summary = await done;

@@ -13,6 +13,7 @@ import { encodeMessage } from '../../hal/link/codec.ts';
 import { encodeFrame } from '../../hal/link/frame.ts';
 import { SerialTransport, TcpTransport } from '../../hal/link/transport.ts';
 import { PenProcesses, type PenResult } from '../pen-process.ts';
+import { clearFittedCartridge, armingDateMs } from './virtual-session.ts';
 
 const clock = new RealClock();
 const processes = new PenProcesses();
@@ -33,8 +34,8 @@ async function holdRunningPen(port: number): Promise<PenDevice> {
   cleanups.push(() => device.close());
   await device.depth.home();
   await device.depth.moveTo(1.5);
-  await device.clearCartridge(1);
-  await device.arm();
+  await clearFittedCartridge(device);
+  await device.arm(armingDateMs);
   await device.needle.start(100);
   await device.waitFor((t) => t.state === 'running' && t.needleOn, 2000, 'needle running');
   return device;

@@ -8,6 +8,7 @@ import { PenDevice, type Telemetry } from '../../hal/device.ts';
 import { PenStore } from '../../src/store/store.ts';
 import { TreatmentSession, type SessionSummary } from '../../src/control/session.ts';
 import { plausibilityLimits, type PlausibilityIssue } from '../../src/safety/plausibility.ts';
+import { recordSterileNosecone } from './registered-parts.ts';
 
 let pen: VirtualPen;
 let device: PenDevice;
@@ -30,7 +31,8 @@ async function readySession(): Promise<void> {
   session = new TreatmentSession(device, { clock: pen.clock, store, target: 'virtual pen' });
   await session.selfTest();
   await session.home();
-  await session.prepare(11);
+  await recordSterileNosecone(device, store);
+  await session.prepare();
 }
 
 /** Runs `change` every 10 ms of virtual time until the treatment ends. */

@@ -12,7 +12,9 @@ import {
 import { challengeAnswer, keyedRoles, testKeys, type KeyedRole } from '../../hal/auth.ts';
 import { decodeMessage, encodeMessage, type Message } from '../../hal/link/codec.ts';
 import { HostRefusedError, PenDevice } from '../../hal/device.ts';
+import { dayNumber } from '../../hal/parts.ts';
 import { RawClient } from './raw-client.ts';
+import { armingDateMs } from './virtual-session.ts';
 import { identityRecord, provisionedVirtualPen, testSerial } from './provisioned.ts';
 import { refusal } from '../refusal.ts';
 
@@ -27,7 +29,8 @@ const timing = description.timing;
 const cyclesPerMs = description.board.cpuHz / 1000;
 const maxPayload = FRAME_MAX_BYTES - FRAME_MIN_BYTES;
 const idOf = (name: HostMessageName): number => messageSpecs[name].id;
-const codeName = (reply: Message): string => (reply.name === 'error' ? errorCodeInfo[reply.fields.code]?.name ?? `code ${reply.fields.code}` : 'ok');
+const codeName = (reply: Message): string =>
+  (reply.name === 'error' || reply.name === 'part_refused' ? errorCodeInfo[reply.fields.code]?.name ?? `code ${reply.fields.code}` : 'ok');
 const otherKeys: Record<KeyedRole, Uint8Array> = { reprocessing: randomBytes(32), technician: randomBytes(32), engineer: randomBytes(32) };
 
 /** A host on raw frames: its own sequence numbers, the keys it is given (or none), nothing of the HAL's. */
@@ -205,11 +208,18 @@ describe('a grant', () => {
       await host.code('heartbeat', {});
       await pen.clock.sleep(100);
     }
-    expect(await host.code('clear_cartridge', { cartridgeId: 1 })).toBe('ok');
+    expect(await host.code('clear_cartridge', { cartridgeRom: pen.idChips.cartridge.chip?.rom ?? new Uint8Array(8) })).toBe('ok');
     expect(await host.code('heartbeat', {})).toBe('ok');
-    expect(await host.code('arm', {})).toBe('ok');
+    expect(await host.code('arm', { todayDay: dayNumber(armingDateMs) })).toBe('ok');
     expect(await refusedWhile()).toBe('not_allowed_in_state');  // armed
-    expect(await host.code('start_needle', { strokesPerSecond: 100 })).toBe('ok');
+    let start = await host.code('start_needle', { strokesPerSecond: 100 });
+    for (let ms = 0; start === 'parts_busy' && ms < 3000; ms += 20) {  // the session's marks burning
+      expect(await refusedWhile()).toBe('not_allowed_in_state');  // armed, burning
+      await host.code('heartbeat', {});
+      await pen.clock.sleep(20);
+      start = await host.code('start_needle', { strokesPerSecond: 100 });
+    }
+    expect(start).toBe('ok');
     expect(await refusedWhile()).toBe('not_allowed_in_state');  // running
     expect(await host.code('disarm', {})).toBe('ok');
     const challenge = await host.challenge('technician', 'set_depth_calibration');  // idle and still: issued

@@ -4,7 +4,7 @@ import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { pen as description, stepsPerMm } from '../../hardware/description.ts';
 import { HostRefusedError, PenDevice } from '../../hal/device.ts';
 import { refusal } from '../refusal.ts';
-import { runningVirtualPen } from './virtual-session.ts';
+import { runningVirtualPen, clearFittedCartridge, armingDateMs } from './virtual-session.ts';
 import { FRAME_STOP, type FaultName } from '../../hardware/generated/protocol.ts';
 
 let pen: VirtualPen;
@@ -64,7 +64,7 @@ describe('every interlock and plant fault, injected while the needle runs', () =
       expect(pen.plant.motorDrive()).toBe(0);
       await waitForNeedleHome();
       expect(device.telemetry?.fault).toBe(hazard.fault);
-      expect(await refusal(device.arm())).toBe('not_allowed_in_fault');
+      expect(await refusal(device.arm(armingDateMs))).toBe('not_allowed_in_fault');
       await expect(device.needle.start(100)).rejects.toThrow(HostRefusedError);
       expect(await refusal(device.command('start_needle', { strokesPerSecond: 100 }))).toBe('not_allowed_in_fault');
       if (hazard.remove !== undefined) {
@@ -105,12 +105,12 @@ describe('host silence', () => {
     device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
     await device.depth.home();
     await device.depth.moveTo(1.0);
-    await device.clearCartridge(7);
+    await clearFittedCartridge(device);
     device.setHeartbeat(false);
     await pen.clock.sleep(description.timing.heartbeatTimeoutMs + 20);
-    expect(await refusal(device.arm())).toBe('heartbeat_stale');
+    expect(await refusal(device.arm(armingDateMs))).toBe('heartbeat_stale');
     device.setHeartbeat(true);
-    await device.arm();
+    await device.arm(armingDateMs);
     expect(device.telemetry?.state).toBe('armed');
   });
 });
@@ -130,18 +130,19 @@ describe('arming preconditions', () => {
     pen = new VirtualPen();
     pen.start();
     device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
-    expect(await refusal(device.arm())).toBe('not_homed');
+    expect(await refusal(device.arm(armingDateMs))).toBe('not_homed');
     await device.depth.home();
-    expect(await refusal(device.arm())).toBe('cartridge_not_cleared');
+    expect(await refusal(device.arm(armingDateMs))).toBe('cartridge_not_cleared');
+    const { rom } = (await device.settledParts()).cartridge;
     pen.setInput('cartridgePresent', false);
     await pen.clock.sleep(5);
-    expect(await refusal(device.arm())).toBe('cartridge_missing');
-    expect(await refusal(device.clearCartridge(7))).toBe('cartridge_missing');
+    expect(await refusal(device.arm(armingDateMs))).toBe('cartridge_missing');
+    expect(await refusal(device.clearCartridge(rom))).toBe('cartridge_missing');
     pen.setInput('cartridgePresent', true);
-    await device.clearCartridge(7);
-    expect(await refusal(device.arm())).toBe('depth_outside_window');
+    await clearFittedCartridge(device);
+    expect(await refusal(device.arm(armingDateMs))).toBe('depth_outside_window');
     await device.depth.moveTo(1.0);
-    await device.arm();
+    await device.arm(armingDateMs);
     // Pulling the cartridge while armed is a fault; refitting it needs a new clearance.
     pen.setInput('cartridgePresent', false);
     await device.waitFor((t) => t.state === 'fault', 100, 'cartridge fault').catch(() => {});
@@ -149,7 +150,7 @@ describe('arming preconditions', () => {
     await pen.clock.sleep(5);
     await device.clearFault();
     expect((await device.status()).cartridgeCleared).toBe(false);
-    expect(await refusal(device.arm())).toBe('cartridge_not_cleared');
+    expect(await refusal(device.arm(armingDateMs))).toBe('cartridge_not_cleared');
   });
 });
 

@@ -6,6 +6,11 @@ import { PenDevice } from '../../hal/device.ts';
 import { PenStore } from '../../src/store/store.ts';
 import { SessionRefusedError, TreatmentSession, type SessionOptions } from '../../src/control/session.ts';
 import { confirmPenSafe, runDemo } from '../../src/cli/demo.ts';
+import { sterilizeFitted } from '../../src/cli/sterilize.ts';
+import { SterilizationRegistry } from '../../src/sterilization/registry.ts';
+import { testKeys } from '../../hal/auth.ts';
+import { recordSterileNosecone } from './registered-parts.ts';
+import { armingDateMs } from './virtual-session.ts';
 import { pen as description } from '../../hardware/description.ts';
 import { PROTOCOL_VERSION } from '../../hardware/generated/protocol.ts';
 
@@ -28,8 +33,19 @@ async function readySession(options: Partial<SessionOptions> = {}): Promise<Trea
   const session = await connectedSession(options);
   await session.selfTest();
   await session.home();
-  await session.prepare(11);
+  await recordSterileNosecone(device, store);
+  await session.prepare();
   return session;
+}
+
+/** Reprocesses the fitted nosecone as `pen sterilize` does: its tally burnt through the reprocessing role (the pen given a SIM- serial for the test keys), the cycle recorded. */
+async function recordSterilization(): Promise<void> {
+  await device.waitFor((t) => !t.moving, 2000, 'the stepper still');  // the pen answers service commands only then
+  if (device.identity.serial === '') await device.provision('SIM-SESSION', testKeys);
+  const { nosecone } = await device.settledParts();
+  await sterilizeFitted(device, store, {
+    partIds: [nosecone.rom], cycle: '134C-3min-prevac', sterilizerId: 'TEST-AC', loadNumber: 2, chemicalIndicator: 'pass', biologicalIndicator: 'pending', operator: 'test',
+  });
 }
 
 afterEach(async () => {
@@ -101,15 +117,16 @@ describe('every refusal names its cause', () => {
     const session = await connectedSession();
     const plan = { depthMm: 1.0, strokesPerSecond: 100, durationS: 1 };
     await expect(session.treat(plan)).rejects.toThrow(new SessionRefusedError('not homed'));
-    await expect(session.prepare(1)).rejects.toThrow('not homed');
+    await expect(session.prepare()).rejects.toThrow('not homed');
     await session.home();
+    await recordSterileNosecone(device, store);
     await expect(session.treat(plan)).rejects.toThrow('cartridge not cleared for use: prepare the session first');
     pen.setInput('cartridgePresent', false);
     await pen.clock.sleep(5);
-    await expect(session.prepare(1)).rejects.toThrow('cartridge missing');
+    await expect(session.prepare()).rejects.toThrow('cartridge missing');
     await expect(session.treat(plan)).rejects.toThrow('cartridge missing');
     pen.setInput('cartridgePresent', true);
-    await session.prepare(1);
+    await session.prepare();
     await expect(session.treat({ ...plan, depthMm: 2.3 })).rejects.toThrow('depth 2.30 mm is outside 0.50–2.00 mm');
     await expect(session.treat({ ...plan, depthMm: 0.4 })).rejects.toThrow('depth 0.40 mm is outside 0.50–2.00 mm');
     await expect(session.treat({ ...plan, strokesPerSecond: 170 })).rejects.toThrow('speed 170 strokes/s is outside 50–150 strokes/s');
@@ -132,6 +149,63 @@ describe('every refusal names its cause', () => {
   });
 });
 
+describe('the fitted parts', () => {
+  const plan = { depthMm: 1.0, strokesPerSecond: 100, durationS: 0.5 };
+
+  it('records both part ids with the session, and the registry counts it as a use of each', async () => {
+    const session = await readySession();
+    const { cartridge, nosecone } = await device.settledParts();
+    const summary = await session.treat(plan);
+    expect(summary.outcome).toBe('completed');
+    const registry = new SterilizationRegistry(store);
+    for (const id of [cartridge.rom, nosecone.rom]) expect(store.parts.uses(id).map((use) => use.sessionId)).toEqual([summary.sessionId]);
+    expect(registry.status(cartridge.rom)).toMatchObject({ condition: 'used', ready: false });
+    expect(registry.status(nosecone.rom)).toMatchObject({ condition: 'used_since_sterilized', ready: false });
+    const cleared = store.auditLog().find((entry) => entry.command === 'clear_cartridge');
+    expect(cleared?.arguments).toMatchObject({ cartridgeRom: cartridge.rom, noseconeRom: nosecone.rom });
+    // The pen burnt both marks as the needle first started.
+    expect(await device.settledParts()).toMatchObject({ cartridge: { used: true }, nosecone: { uses: 1, unusedSinceSterilization: false } });
+  });
+
+  it('refuses on the host, naming each part, its id, why and what to do: a used cartridge, then a used nosecone', async () => {
+    const session = await readySession();
+    const { cartridge, nosecone } = await device.settledParts();
+    const { sessionId } = await session.treat(plan);
+    const auditedBefore = store.auditLog().length;
+    const usedNosecone = new RegExp(`nosecone ${nosecone.rom}: used in session ${sessionId} \\(.*\\) since its last cycle .*: reprocess it ` +
+      `\\(pen sterilize --part ${nosecone.rom} --cycle NAME --sterilizer ID --load N --indicator pass --operator NAME\\)`);
+    const refusal = session.prepare();
+    await expect(refusal).rejects.toThrow(SessionRefusedError);
+    await expect(refusal).rejects.toThrow(new RegExp(`^cartridge ${cartridge.rom}: used in session ${sessionId} \\(.*\\): cartridges are single-use; fit a new one; `));
+    await expect(refusal).rejects.toThrow(usedNosecone);
+    await pen.fitNewCartridge();
+    await session.recover();  // the pen latched cartridge_removed as the old one came out
+    const onlyNosecone = session.prepare();
+    await expect(onlyNosecone).rejects.toThrow(new RegExp(`^${usedNosecone.source}$`));
+    // Nothing reached the pen: no clearance asked, none given.
+    expect(store.auditLog().slice(0, store.auditLog().length - auditedBefore).map((entry) => entry.command)).not.toContain('clear_cartridge');
+    expect(device.telemetry?.cartridgeCleared).toBe(false);
+    await expect(session.treat(plan)).rejects.toThrow('cartridge not cleared for use: prepare the session first');
+    await recordSterilization();
+    const again = await session.prepare();
+    expect(again.nosecone.status).toMatchObject({ id: nosecone.rom, condition: 'ready' });
+    expect(again.cartridge.status.id).not.toBe(cartridge.rom);
+    expect((await session.treat(plan)).outcome).toBe('completed');
+  });
+
+  it('refuses a cartridge other than the one asked for, and a chip that does not read', async () => {
+    const session = await connectedSession();
+    await session.home();
+    await recordSterileNosecone(device, store);
+    const { cartridge } = await device.settledParts();
+    await expect(session.prepare('2d0000000000beef')).rejects.toThrow(`the fitted cartridge is ${cartridge.rom}, not 2d0000000000beef`);
+    await expect(session.prepare('12345')).rejects.toThrow('part id "12345" is not 16 hex digits');
+    pen.idChips.nosecone.fit(null);
+    await device.parts(['nosecone']);
+    await expect(session.prepare()).rejects.toThrow(/^the nosecone's ID chip does not read good: .* \(absent\): check the nosecone is seated/);
+  });
+});
+
 describe('faults during treatment', () => {
   it('a pen fault ends the treatment safely and is stored with its context', async () => {
     const session = await readySession();
@@ -150,7 +224,11 @@ describe('faults during treatment', () => {
     pen.plant.setLoad('nominal');
     await session.recover();
     expect(session.phase).toBe('homed');
-    await session.prepare(11);
+    // A new cartridge for the new treatment, and the nosecone reprocessed: the jammed session used both.
+    await pen.fitNewCartridge();
+    await session.recover();  // cartridge_removed, as the jammed one came out
+    await recordSterilization();
+    await session.prepare();
     expect((await session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 0.5 })).outcome).toBe('completed');
   });
 
@@ -171,6 +249,8 @@ describe('faults during treatment', () => {
     const session = await readySession();
     pen.plant.setLoad('heavy');
     const done = session.treat({ depthMm: 1.0, strokesPerSecond: 150, durationS: 5 });
+    // Counted from the needle's start, which waits while the pen burns the parts' marks.
+    await device.waitFor((t) => t.needleOn, 3000, 'the needle running');
     await pen.clock.sleep(2000);
     // A sagging supply, still inside its range: the motor cannot hold 150 strokes/s any more.
     pen.plant.supplyVolts = 10.6;
@@ -235,14 +315,22 @@ describe('the demo (npm start)', () => {
     const safe = /telemetry: needle off, motor \d+ mA, depth -?0\.00\d mm \(sensor -?0\.0\d\d mm\)/;
     expect(lines.find((line) => line.startsWith('4. '))).toMatch(/^4\. jam: the pen went safe \(faulted: pen fault motor_overcurrent/);
     expect(lines.find((line) => line.startsWith('4. '))).toMatch(safe);
-    expect(lines.find((line) => line.startsWith('6. '))).toMatch(safe);
+    expect(lines.find((line) => line.startsWith('7. '))).toMatch(/^7\. completed: /);
+    expect(lines.find((line) => line.startsWith('7. '))).toMatch(safe);
+    // Both sessions used fitted parts the registry accepted, and the nosecone was reprocessed between them.
+    const text = lines.join('\n');
+    expect(text).toMatch(/^3\. fitted parts:\n2d[0-9a-f]{14} {2}cartridge {2}ready .*\n.*\n2d[0-9a-f]{14} {2}nosecone {3}ready /m);
+    expect(text).toMatch(/nosecone 2d[0-9a-f]{14} is not ready \(no sterilization cycle on record: sterilize it before use\): sterilizing it first/);
+    expect(text).toMatch(/^5\. .*\n2d[0-9a-f]{14} {2}cartridge {2}used .*\n {4}NOT READY: used in session 1 .*\n2d[0-9a-f]{14} {2}nosecone {3}used since sterilized/m);
+    expect(text).toMatch(/the technician fits a new cartridge, 2d[0-9a-f]{14}, and reprocesses the nosecone:\n {3}sterilized nosecone 2d[0-9a-f]{14} on the virtual pen: cycle 2, 134C-3min-prevac .* by demo\n {5}chip: sterilization tally 2 → 3, burnt through the reprocessing role/);
+    expect(text).toMatch(/^6\. fitted parts:\n2d[0-9a-f]{14} {2}cartridge {2}ready .*\n.*\n2d[0-9a-f]{14} {2}nosecone {3}ready /m);
     expect(pen.plant.motorDrive()).toBe(0);
   });
 
   it('fails loudly when telemetry says the motor is on, or the needle is not home', async () => {
     await readySession();
     await device.depth.moveTo(1.0);
-    await device.arm();
+    await device.arm(armingDateMs);
     await device.needle.start(100);
     await pen.clock.sleep(300);
     await expect(confirmPenSafe(device, 'check')).rejects.toThrow(/^check: the needle motor is NOT off; telemetry: needle ON at \d+\.\d strokes\/s/);

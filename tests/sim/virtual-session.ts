@@ -20,13 +20,28 @@ export async function homedVirtualPen(seed = 1): Promise<VirtualSession> {
   return { pen, device };
 }
 
+/** The date tests arm on: before the virtual pen's default cartridge expiry (2030-01-01), after idChips.earliestHostDay. */
+export const armingDateMs = Date.UTC(2026, 10, 26);
+
+/** Clears the fitted cartridge by its ID chip's ROM id, once the pen has read its chips; returns that id. */
+export async function clearFittedCartridge(device: PenDevice): Promise<string> {
+  const { cartridge } = await device.settledParts();
+  await device.clearCartridge(cartridge.rom);
+  return cartridge.rom;
+}
+
+/** Clears the fitted cartridge and arms on armingDateMs. */
+export async function armFitted(device: PenDevice): Promise<void> {
+  await clearFittedCartridge(device);
+  await device.arm(armingDateMs);
+}
+
 /** Homed, at 1.5 mm, cartridge cleared, armed and running the needle at 100 strokes/s, checked to be running. */
 export async function runningVirtualPen(seed = 1): Promise<VirtualSession> {
   const session = await homedVirtualPen(seed);
   const { pen, device } = session;
   await device.depth.moveTo(1.5);
-  await device.clearCartridge(7);
-  await device.arm();
+  await armFitted(device);
   await device.needle.start(100);
   await pen.clock.sleep(800);
   expect(device.telemetry).toMatchObject({ state: 'running', fault: 'none' });

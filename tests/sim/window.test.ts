@@ -1,13 +1,15 @@
 // The depth window and the needle's speed range hold whoever sends the frames: the HAL, a raw client, or noise.
 import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
-import { pen as description, stepsPerMm } from '../../hardware/description.ts';
+import { pen as description, protocolDescription, stepsPerMm } from '../../hardware/description.ts';
 import { HostRefusedError, PenDevice } from '../../hal/device.ts';
 import { decodeMessage, encodeMessage } from '../../hal/link/codec.ts';
 import { encodeFrame } from '../../hal/link/frame.ts';
 import { depthLimitSteps } from '../../hardware/depth-bounds.ts';
 import { ErrorCode, FrameKind, messageSpecs, type MessageFields } from '../../hardware/generated/protocol.ts';
 import { RawClient } from './raw-client.ts';
+import { dayNumber } from '../../hal/parts.ts';
+import { clearFittedCartridge, armingDateMs } from './virtual-session.ts';
 
 let pen: VirtualPen;
 afterEach(async () => {
@@ -15,9 +17,42 @@ afterEach(async () => {
 });
 
 const windowMaxMm = description.depthWindowMm.max;
+const armingDay = dayNumber(armingDateMs);
+/** The fitted cartridge's ROM id, as its label (and the chip) says: what clear_cartridge names. */
+const fittedCartridgeRom = (): Uint8Array => pen.idChips.cartridge.chip?.rom ?? new Uint8Array(8);
 
 function errorOf(message: ReturnType<typeof decodeMessage>): MessageFields['error'] | null {
   return message.name === 'error' ? message.fields : null;
+}
+
+/** A session's first start, until the pen has burnt the parts' one-way marks and run the needle; then stopped, homed. */
+async function burnSessionMarks(raw: RawClient, next: () => number): Promise<void> {
+  const beatFor = async (ms: number): Promise<void> => {
+    for (let left = ms; left > 0; left -= 20) {
+      await raw.request(next(), 'heartbeat', {});
+      await pen.clock.sleep(20);
+    }
+  };
+  await raw.request(next(), 'heartbeat', {});
+  await raw.request(next(), 'move_to', { depthUm: 1000 });
+  await beatFor(300);
+  for (let ms = 0; ms < 3000; ms += 20) {  // until the pen has read its parts' chips
+    const parts = (await raw.request(next(), 'get_parts', { reread: 0 })).message;
+    if (parts.name === 'parts' && parts.fields.activity === 0) break;
+    await beatFor(20);
+  }
+  expect((await raw.request(next(), 'clear_cartridge', { cartridgeRom: fittedCartridgeRom() })).message.name).toBe('ok');
+  await raw.request(next(), 'heartbeat', {});
+  expect((await raw.request(next(), 'arm', { todayDay: armingDay })).message.name).toBe('ok');
+  let start = (await raw.request(next(), 'start_needle', { strokesPerSecond: 100 })).message;
+  for (let ms = 0; start.name === 'part_refused' && ms < 3000; ms += 20) {
+    await beatFor(20);
+    start = (await raw.request(next(), 'start_needle', { strokesPerSecond: 100 })).message;
+  }
+  expect(start.name).toBe('ok');
+  expect((await raw.request(next(), 'stop', {})).message.name).toBe('ok');
+  await beatFor(300);
+  pen.plant.resetDeepest();
 }
 
 /** A raw client with the pen homed: the firmware is the only thing between it and the needle. */
@@ -66,7 +101,7 @@ describe('a raw client bypassing the HAL', () => {
     expect(moveFirst?.code).toBe(ErrorCode.not_homed);
     const motor = errorOf((await raw.request(2, 'start_needle', { strokesPerSecond: 100 })).message);
     expect(motor?.code).toBe(ErrorCode.not_allowed_in_state);
-    const arm = errorOf((await raw.request(3, 'arm', {})).message);
+    const arm = errorOf((await raw.request(3, 'arm', { todayDay: armingDay })).message);
     expect(arm?.code).toBe(ErrorCode.not_homed);
     await pen.clock.sleep(50);
     expect(pen.plant.motorDrive()).toBe(0);
@@ -78,9 +113,9 @@ describe('a raw client bypassing the HAL', () => {
     await raw.request(next(), 'heartbeat', {});
     await raw.request(next(), 'move_to', { depthUm: 1000 });
     await pen.clock.sleep(150);
-    await raw.request(next(), 'clear_cartridge', { cartridgeId: 1 });
+    expect((await raw.request(next(), 'clear_cartridge', { cartridgeRom: fittedCartridgeRom() })).message.name).toBe('ok');
     await raw.request(next(), 'heartbeat', {});
-    expect((await raw.request(next(), 'arm', {})).message.name).toBe('ok');
+    expect((await raw.request(next(), 'arm', { todayDay: armingDay })).message.name).toBe('ok');
     for (const strokesPerSecond of [0, 49, 151, 1000]) {
       expect(errorOf((await raw.request(next(), 'start_needle', { strokesPerSecond })).message)).toMatchObject({
         code: ErrorCode.out_of_range, detail: strokesPerSecond,
@@ -91,6 +126,7 @@ describe('a raw client bypassing the HAL', () => {
 
   it('holds the window against 1500 random well-formed commands after a valid handshake, and many get through', async () => {
     const { raw, next } = await rawHomedPen();
+    await burnSessionMarks(raw, next);  // so that random starts can land (the first start of a session waits for the marks)
     let state = 99;
     const random = (): number => {
       state = (state * 1103515245 + 12345) & 0x7fffffff;
@@ -115,13 +151,15 @@ describe('a raw client bypassing the HAL', () => {
     let motorSamples = 0;
     for (let i = 0; i < 1500; i++) {
       const [name, spec] = pickCommand();
-      const bytes = 1 + spec.fields.reduce((n, [, type]) => n + (type === 'u8' ? 1 : type === 'u32' || type === 'i32' ? 4 : 2), 0);
+      const bytes = 1 + spec.fields.reduce((n, [, type]) => n + protocolDescription.types[type], 0);
       // Random field bytes; half the time a value near the allowed range instead, so that commands also succeed.
       const payload = Uint8Array.from({ length: bytes }, () => Math.floor(random() * 256));
       payload[0] = spec.id;
       const near = random() < 0.5;
       if (near && name === 'move_to') new DataView(payload.buffer).setUint16(1, pick(300, 2300), true);
       if (near && name === 'start_needle') new DataView(payload.buffer).setUint16(1, pick(40, 160), true);
+      if (near && name === 'arm') new DataView(payload.buffer).setUint16(1, armingDay + pick(-5, 5), true);
+      if (near && name === 'clear_cartridge') payload.set(fittedCartridgeRom(), 1);
       raw.sendFrame(FrameKind.data | next(), payload);
       if (i % 4 === 3) {
         raw.sendFrame(FrameKind.data | next(), encodeMessage('heartbeat', {}));
@@ -189,8 +227,8 @@ describe('closed-loop needle speed and depth accuracy', () => {
       pen.plant.setLoad(load);
       await device.depth.home();
       await device.depth.moveTo(1.0);
-      await device.clearCartridge(3);
-      await device.arm();
+      await clearFittedCartridge(device);
+      await device.arm(armingDateMs);
       await device.needle.start(speed);
       await pen.clock.sleep(1500);
       const samples: number[] = [];

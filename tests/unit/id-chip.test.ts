@@ -1,6 +1,7 @@
 // The virtual pen's DS2431 model a byte at a time, without the firmware: the 1-Wire CRCs against published vectors,
 // the ROM commands, Read Memory, Write/Read Scratchpad with their CRC-16, Copy Scratchpad's authorization, and the page
-// protections (EPROM mode: bits only go from 1 to 0; write-protected: the scratchpad gets the memory's bytes).
+// protections (EPROM mode: bits only go from 1 to 0; write-protected: the scratchpad gets the memory's bytes), the
+// change hook and the failing-copy fault.
 import { describe, expect, it } from 'vitest';
 import { IdChip, onewireCrc16, onewireCrc8, partMemory, romId } from '../../hardware/sim/id-chip.ts';
 import { pen } from '../../hardware/description.ts';
@@ -131,6 +132,31 @@ describe('the DS2431 model', () => {
     master.writeScratchpad(0x80, Array<number>(8).fill(0));
     master.copy(0x80, 0, 0x07);
     expect([...chip.memory.subarray(0x80, 0x83)]).toEqual([layout.writeProtect, layout.eprom, layout.eprom]);
+  });
+
+  it('calls its change hook after a programmed copy, not after a refused, interrupted or failed one', () => {
+    const chip = cartridge();
+    const master = new Master(chip);
+    const changes: number[] = [];
+    chip.onChange = (address) => changes.push(address);
+    const data = [1, 2, 3, 4, 5, 6, 7, 8];
+    master.writeScratchpad(0x60, data);
+    expect(master.copy(0x60, 0x00, 0x06)).toBe(0xff);  // refused: wrong E/S
+    master.reset().write(0xcc, 0x55, 0x60, 0x00, 0x07);
+    chip.finishProgramming(true);  // the bus pulled low while programming
+    expect(chip.stats.copiesInterrupted).toBe(1);
+    // failCopies: accepted, programmed for its time, then no copy-done answer and the memory as it was.
+    chip.failCopies = true;
+    master.writeScratchpad(0x60, data);
+    expect(master.copy(0x60, 0x00, 0x07)).toBe(0xff);
+    expect(chip.stats.copiesFailed).toBe(1);
+    expect([...chip.memory.subarray(0x60, 0x68)]).toEqual(Array<number>(8).fill(0xff));
+    expect(changes).toEqual([]);
+    chip.failCopies = false;
+    master.writeScratchpad(0x60, data);
+    expect(master.copy(0x60, 0x00, 0x07)).toBe(0xaa);
+    expect([...chip.memory.subarray(0x60, 0x68)]).toEqual(data);
+    expect(changes).toEqual([0x60]);
   });
 
   it('lays a part out as pen.json says, its identity CRC included', () => {
