@@ -215,6 +215,7 @@ export class TreatmentSession {
     if (!t.homed) throw new SessionRefusedError('not homed');
     if (!t.cartridgePresent) throw new SessionRefusedError('cartridge missing');
     this.prepared = null;
+    if (this.currentPhase === 'ready') this.setPhase('homed');  // a refusal below leaves nothing prepared
     const prepared = await checkFittedParts(this.device, this.options.store, expectedCartridgeId);
     const cartridgeRom = prepared.cartridge.status.id;
     await this.audited('clear_cartridge', { cartridgeRom, noseconeRom: prepared.nosecone.status.id }, () => this.device.clearCartridge(cartridgeRom));
