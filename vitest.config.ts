@@ -9,6 +9,7 @@ const wallClockFiles = [
   'tests/sim/cli*.test.ts',
   'tests/sim/host-process.test.ts',
   'tests/sim/one-host.test.ts',
+  'tests/sim/gauge.test.ts',
   'tests/sim/serial.test.ts',
   'tests/hil/**/*.test.ts',
   'tests/unit/store.test.ts',

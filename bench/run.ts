@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Figure } from './figure.ts';
 import * as auth from './auth.ts';
+import * as calibration from './calibration.ts';
 import * as chips from './chips.ts';
 import * as commandLatency from './command-latency.ts';
 import * as crypto from './crypto.ts';
@@ -31,6 +32,7 @@ const benchmarks: readonly { readonly name: string; readonly measure: () => Prom
   { name: 'crypto', measure: crypto.measure },
   { name: 'auth', measure: auth.measure },
   { name: 'chips', measure: chips.measure },
+  { name: 'calibration', measure: calibration.measure },
   { name: 'flash', measure: flash.measure },
   { name: 'command-latency', measure: commandLatency.measure },
   { name: 'loop-jitter', measure: loopJitter.measure },

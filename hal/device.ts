@@ -277,6 +277,13 @@ export class PenDevice {
     await this.serviceCommand('set_sensor_calibration', checkSensorCalibration(calibration));
   }
 
+  /** The needle time the pen has counted over its life (RUNNING with the motor on), as kept in its EEPROM. */
+  async usage(): Promise<{ needleSeconds: number }> {
+    const reply = await this.command('get_usage', {});
+    if (reply.name !== 'usage') throw new Error(`pen answered get_usage with ${reply.name}`);
+    return { needleSeconds: reply.fields.needleSeconds };
+  }
+
   /** Whether the pen is provisioned, and what its role checks have counted. */
   async authStatus(): Promise<AuthStatus> {
     const reply = await this.command('get_auth_status', {});

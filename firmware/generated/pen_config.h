@@ -144,6 +144,7 @@
 #define AUTH_LOCKOUT_BASE_MS 1000
 #define AUTH_LOCKOUT_MAX_MS 60000L
 #define AUTH_COUNTER_WRITE_PERIOD_MS 1000
+#define USAGE_WRITE_PERIOD_S 60
 
 /* ID chips (idChips): the 1-Wire master's timing (ONEWIRE_*), the DS2431 windows it keeps to, the memory layout */
 #define ID_CHIP_FAMILY_CODE 45

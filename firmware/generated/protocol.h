@@ -2,7 +2,7 @@
 #pragma once
 #include <stdint.h> // uint8_t
 
-#define PROTOCOL_VERSION 3
+#define PROTOCOL_VERSION 4
 #define FRAME_MAX_BYTES 64
 #define FRAME_MIN_BYTES 4
 #define FRAME_MAX_PAYLOAD (FRAME_MAX_BYTES - FRAME_MIN_BYTES)
@@ -280,6 +280,12 @@ typedef struct __attribute__((packed)) {
   uint8_t nosecone_rom[8];
 } msg_record_sterilization_t;
 
+/* Read the needle time the pen has counted: the seconds it has been RUNNING with the needle motor on, over its life. The pen keeps the count in EEPROM (0x380-0x3FF, a ring of 16 slots of sequence u16, seconds u32 and CRC-16 over them, written in turn to spread the wear), at most every usageWritePeriodS seconds of needle time and when the needle stops, so a reset loses at most that much. */
+#define MSG_GET_USAGE 0x17
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+} msg_get_usage_t;
+
 /* The command was accepted. */
 #define MSG_OK 0x80
 typedef struct __attribute__((packed)) {
@@ -388,6 +394,13 @@ typedef struct __attribute__((packed)) {
   int32_t detail;
 } msg_part_refused_t;
 
+/* The needle time counted (saturating at 4294967295 s); the host's calibration-due policy weighs it against the count recorded at the last calibration. */
+#define MSG_USAGE 0x88
+typedef struct __attribute__((packed)) {
+  uint8_t msg_id;
+  uint32_t needle_seconds;
+} msg_usage_t;
+
 /* The command was refused; code says why, detail carries the offending value or limit. */
 #define MSG_ERROR 0xFF
 typedef struct __attribute__((packed)) {
@@ -421,4 +434,5 @@ typedef struct __attribute__((packed)) {
   X(GET_AUTH_STATUS, sizeof(msg_get_auth_status_t), 1, ROLE_OPERATOR) \
   X(GET_PARTS, sizeof(msg_get_parts_t), 1, ROLE_OPERATOR) \
   X(RECORD_STERILIZATION, sizeof(msg_record_sterilization_t), 0, ROLE_REPROCESSING) \
+  X(GET_USAGE, sizeof(msg_get_usage_t), 1, ROLE_OPERATOR) \
   /* end of HOST_MESSAGES */

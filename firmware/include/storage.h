@@ -23,6 +23,9 @@ uint8_t storage_load(uint8_t record, void *payload);
 void storage_read_slot(uint8_t record, uint8_t slot, void *payload);
 // Queues a record for writing (both copies, older slot first); the caller checks storage_busy() first.
 void storage_save_record(uint8_t record, const void *payload);
+// Queues count bytes (at most 32) for writing once at address, as they are: for a caller that keeps its own record
+// format (the usage ring); the caller checks storage_busy() first.
+void storage_save_bytes(uint16_t address, const void *bytes, uint8_t count);
 // Writes the rest of the queued record's first copy now, waiting for the EEPROM (3.4 ms a byte written): from its
 // return on, a reset loads the new record. 0 if the EEPROM did not become ready in time.
 uint8_t storage_finish_first_copy(void);

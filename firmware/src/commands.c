@@ -12,6 +12,7 @@
 #include "storage.h"     // storage_save, storage_sequence
 #include "auth.h"        // auth_take_grant, auth_refusal, auth_request_challenge, auth_serial
 #include "parts.h"       // parts_report, parts_request_read, parts_record_sterilization
+#include "usage.h"       // usage_report
 #include "board.h"       // clock_ms, board_reset_cause, board_build_id
 #include "uart.h"        // uart_rx_overruns
 #include "protocol.h"    // msg_*_t, HOST_MESSAGES
@@ -25,6 +26,7 @@ _Static_assert(sizeof(msg_challenge_t) <= LINK_REPLY_MAX, "the challenge must fi
 _Static_assert(sizeof(msg_auth_status_t) <= LINK_REPLY_MAX, "the auth status must fit the replay buffer");
 _Static_assert(sizeof(msg_parts_t) <= LINK_REPLY_MAX, "the parts reply must fit the replay buffer");
 _Static_assert(sizeof(msg_part_refused_t) <= LINK_REPLY_MAX, "the part refusal must fit the replay buffer");
+_Static_assert(sizeof(msg_usage_t) <= LINK_REPLY_MAX, "the usage reply must fit the replay buffer");
 
 // Set by an identify carrying our protocol version; until then only identify and stop are served.
 static uint8_t host_compatible;
@@ -423,6 +425,7 @@ uint8_t link_execute(const uint8_t *request, uint8_t length, uint8_t *reply) {
       error = parts_record_sterilization(record.nosecone_rom, &detail);
       break;
     }
+    case MSG_GET_USAGE: return usage_report(reply);
     default: return reply_error(reply, id, ERROR_CODE_UNKNOWN_MESSAGE, id);
   }
   if (!error) return reply_ok(reply, id);

@@ -4,13 +4,14 @@
 #include "uart.h"        // uart_init, uart_read, uart_write, uart_tx_free
 #include "safety.h"      // safety_init, safety_poll, hooks
 #include "stepper.h"     // stepper_init
-#include "motor.h"       // motor_init
+#include "motor.h"       // motor_init, motor_on
 #include "sensors.h"     // sensors_init
 #include "storage.h"     // storage_init, storage_poll
 #include "auth.h"        // auth_init, auth_poll
 #include "parts.h"       // parts_init, parts_poll
+#include "usage.h"       // usage_init, usage_poll
 #include "commands.h"    // commands_init, commands_telemetry
-#include "protocol.h"    // PEN_STATE_FAULT, FRAME_IDLE_TIMEOUT_MS
+#include "protocol.h"    // PEN_STATE_FAULT, PEN_STATE_RUNNING, FRAME_IDLE_TIMEOUT_MS
 #include "pen_config.h"  // TELEMETRY_PERIOD_MS
 
 static struct link_parser parser;
@@ -32,6 +33,7 @@ void pen_init(void) {
   stepper_init();
   storage_init();
   auth_init();  // after storage_init: it queues the boot count's write
+  usage_init();
   motor_init();
   parts_init();  // after sensors_init: it reads the cartridge switch
   commands_init(&parser);
@@ -70,6 +72,7 @@ void pen_housekeeping(void) {
   safety_poll(now);
   auth_poll(now);
   storage_poll();
+  usage_poll(now, safety_state() == PEN_STATE_RUNNING && motor_on());
   parts_poll(now);
   send_telemetry_when_due(now);
   // Slow blink while healthy, fast blink with a fault latched.

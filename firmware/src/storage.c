@@ -13,7 +13,8 @@
 #define CRC_BYTES 2
 #define RECORD_BYTES(payload_bytes) (HEADER_BYTES + (payload_bytes) + CRC_BYTES)
 
-// Where each record's two slots are (slot 1 right after slot 0) and what version its layout is.
+// Where each record's two slots are (slot 1 right after slot 0) and what version its layout is. 0x380-0x3FF is the
+// needle-time ring (usage.c), which writes its own slots through storage_save_bytes.
 struct record_place { uint16_t address; uint8_t slot_bytes; uint8_t version; uint8_t payload_bytes; };
 static const struct record_place places[STORAGE_RECORDS] = {
   // 2: bounds derived from the tolerances; the sensor reads the carriage
@@ -26,6 +27,7 @@ _Static_assert(RECORD_BYTES(sizeof(struct auth_counters)) <= 32, "the counters r
 _Static_assert(RECORD_BYTES(sizeof(struct auth_identity)) <= 128, "the identity record must fit its slot");
 _Static_assert(0x040 >= 2 * 32 && 0x100 >= 0x040 + 2 * 32 && 0x100 + 2 * 128 <= 1024, "slots overlap or leave the EEPROM");
 #define RECORD_MAX_BYTES RECORD_BYTES(sizeof(struct auth_identity))
+_Static_assert(RECORD_MAX_BYTES >= 32, "storage_save_bytes promises 32 bytes");
 
 enum slot_state { SLOT_BLANK, SLOT_GOOD, SLOT_CORRUPT };
 
@@ -119,6 +121,13 @@ void storage_save_record(uint8_t record, const void *payload) {
   pending_total = (uint8_t)(2 * pending_bytes);
   pending_written = 0;
   current_slots[record] = first;
+}
+
+void storage_save_bytes(uint16_t address, const void *bytes, uint8_t count) {
+  memcpy(pending, bytes, count);
+  pending_addresses[0] = address;
+  pending_bytes = pending_total = count;
+  pending_written = 0;
 }
 
 void storage_save(const struct calibration *calibration) { storage_save_record(STORAGE_CALIBRATION, calibration); }

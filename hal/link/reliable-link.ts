@@ -225,9 +225,17 @@ export class PenLink {
   private armSilenceTimer(): void {
     if (this.lost !== null || this.syncAnswered !== null) return;
     this.silenceTimer?.cancel();
-    this.silenceTimer = this.clock.after(this.linkLossTimeoutMs, () =>
-      this.fail(`no frame from the pen on ${this.transport.description} for ${this.linkLossTimeoutMs} ms`),
-    );
+    const armedAtMs = this.clock.nowMs();
+    this.silenceTimer = this.clock.after(this.linkLossTimeoutMs, () => {
+      // Fired late: this process was stalled (a slow disk write, a pause), and bytes the pen sent meanwhile are still
+      // waiting to be read behind this timer. That is the host's silence, not the pen's: watch a full period again.
+      const lateMs = this.clock.nowMs() - armedAtMs - this.linkLossTimeoutMs;
+      if (lateMs > this.linkLossTimeoutMs / 2) {
+        this.armSilenceTimer();
+        return;
+      }
+      this.fail(`no frame from the pen on ${this.transport.description} for ${this.linkLossTimeoutMs} ms`);
+    });
   }
 
   private fail(reason: string): void {

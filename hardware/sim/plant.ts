@@ -9,6 +9,7 @@ const tickSeconds = tickCycles / cyclesPerSecond;
 const tachPulseCycles = Math.round(cyclesPerSecond * 100e-6);
 const adcReferenceVolts = pen.sensors.adcReferenceMv / 1000;
 const mechanicalStopMm = -0.05;  // the carriage cannot retract further than this past the switch
+const screwErrorPeriodMm = pen.mechanics.leadScrewPitchMm;  // a screw's periodic lead error repeats once a turn
 
 // Needle motor: a brushed DC motor on a cam, one stroke per revolution (units: V, A, ohm, rev/s).
 const motorModel = {
@@ -30,8 +31,20 @@ export interface PlantMachine {
   readonly ports: Readonly<Record<'B' | 'C' | 'D', AVRIOPort>>;
 }
 
+/** Small deterministic PRNG (mulberry32), so fault injection and noise replay exactly for a seed. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 /** Seeded normal noise (Box–Muller over the pen's PRNG), so sensor noise replays for a seed. */
-function gaussian(random: () => number): number {
+export function gaussian(random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 }
 
@@ -40,9 +53,23 @@ export class PenPlant {
   /** Carriage position in whole microsteps, plus any slip: 0 mm is where the home switch opens. */
   carriageSteps = 0;
   slippedMm = 0;
-  /** Mechanical error the calibration must find: true depth = carriage * (1 + scaleError) + offsetMm. */
+  /**
+   * Mechanical errors the calibration must find or reject. The home switch and the depth sensor see the carriage (the
+   * lead screw's nut, where the steps put it), so these errors are invisible to them: only a gauge on the needle sees
+   * them, and the sensor's own calibration stays independent of the step calibration. Between the nut and the needle:
+   *   needle (carriage mm) = carriage + screwNonlinearityMm · cos(2π · carriage / pitch) + slack
+   *   true depth           = needle × (1 + scaleError) + offsetMm
+   * The lead error repeats once a screw turn (pen.json mechanics.leadScrewPitchMm) and peaks at home, so that the fit
+   * points 0.5 mm apart see it (a sine would hide in its zeros there). The slack is the backlash: moving deeper, the
+   * carriage pushes the needle directly (slack 0, so a plant approached from below reads as one without backlash);
+   * moving back, the needle stays put until the carriage has taken up backlashMm, then trails it that far deeper.
+   */
   offsetMm = 0;
   scaleError = 0;
+  backlashMm = 0;
+  screwNonlinearityMm = 0;
+  /** How far the needle is deeper than the carriage puts it: 0 after a move deeper, up to backlashMm after one back. */
+  private slackMm = 0;
   /** The deepest the carriage has been since the last resetDeepest(): the window check for tests. */
   deepestCarriageMm = 0;
   stepsReceived = 0;
@@ -81,7 +108,10 @@ export class PenPlant {
 
   /** True needle depth past the cartridge tip, in mm. */
   get trueDepthMm(): number {
-    return this.carriageMm * (1 + this.scaleError) + this.offsetMm;
+    const carriageMm = this.carriageMm;
+    const leadErrorMm = this.screwNonlinearityMm * Math.cos((2 * Math.PI * carriageMm) / screwErrorPeriodMm);
+    const needleMm = carriageMm + leadErrorMm + Math.min(this.slackMm, this.backlashMm);
+    return needleMm * (1 + this.scaleError) + this.offsetMm;
   }
 
   get strokesPerSecond(): number {
@@ -100,6 +130,7 @@ export class PenPlant {
   slip(mm: number): void {
     const slipped = Math.min(pen.mechanics.travelMm, Math.max(mechanicalStopMm, this.carriageMm + mm)) - this.carriageMm;
     this.slippedMm += slipped;
+    this.takeUpSlack(slipped);
     this.updateHomeSwitch();
   }
 
@@ -168,8 +199,14 @@ export class PenPlant {
       return;
     }
     this.carriageSteps += direction;
+    this.takeUpSlack(direction / stepsPerMm);
     this.deepestCarriageMm = Math.max(this.deepestCarriageMm, this.carriageMm);
     this.updateHomeSwitch();
+  }
+
+  /** The carriage moved by movedMm: the needle keeps its place inside the dead band and is dragged along at its edges. */
+  private takeUpSlack(movedMm: number): void {
+    this.slackMm = Math.min(this.backlashMm, Math.max(0, this.slackMm - movedMm));
   }
 
   resetDeepest(): void {

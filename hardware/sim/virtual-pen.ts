@@ -10,7 +10,7 @@ import {
 import { pen, pins, type PinName } from '../description.ts';
 import { RealClock, VirtualClock, type Clock } from '../clock.ts';
 import { parseIntelHex } from './intel-hex.ts';
-import { PenPlant } from './plant.ts';
+import { PenPlant, seededRandom } from './plant.ts';
 import { SelfProgramming, bootSectionStartWord, type BootSectionBytes } from './self-programming.ts';
 import { FRAME_SYNC } from '../generated/protocol.ts';
 import { elfPathFor, ramSymbol, watchdogKicksReachedFrom } from './elf-symbols.ts';
@@ -78,18 +78,6 @@ export interface LinkFaults {
 
 type DataListener = (bytes: Uint8Array) => void;
 type CloseListener = (error?: Error) => void;
-
-/** Small deterministic PRNG (mulberry32), so fault injection replays exactly for a seed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Machine {
   readonly cpu: CPU;

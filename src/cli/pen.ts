@@ -10,7 +10,7 @@ import { runDemo } from './demo.ts';
 import { checkSpacingBeforeConnecting, consoleOutput, runTreatment } from './run.ts';
 import { addTargetOptions, openTarget, type Target } from './target.ts';
 import { relayStop, statusCommand, intervalRange, type StatusFlags } from './status.ts';
-import { createSimPen, simOptionHelp, type SimFlags } from './sim.ts';
+import { createSimPen, serveSimGauge, simOptionHelp, type SimFlags } from './sim.ts';
 import { waitForInterrupt as interruption } from './interrupt.ts';
 import { parseRunFlags } from './run-options.ts';
 import { serveOrExplain } from './listen.ts';
@@ -31,6 +31,8 @@ import { clientRefFormat } from '../control/spacing.ts';
 import { policy } from '../sterilization/config.ts';
 import { addPartsCommand } from './parts.ts';
 import { addSterilizeCommand } from './sterilize.ts';
+import { describeCalibrationDue, penCalibrationDue } from '../calibration/due.ts';
+import { addCalibrateCommand, calibrationHistory, restoreDefaultCalibration } from './calibrate.ts';
 
 const portOption = (): Option => new Option('-p, --port <port>', 'serial device path or tcp://HOST:PORT (default: $PEN_PORT, else an in-process virtual pen)').env('PEN_PORT');
 const firmwareOption = (): Option => new Option('--firmware <hex>', 'firmware image for the in-process virtual pen (default: firmware/build/pen.hex)');
@@ -134,7 +136,7 @@ export function buildProgram(): Command {
       'while another process holds the pen, attaches to it read-only')
     .option('--watch', 'keep printing, each line time-stamped, until Ctrl-C')
     .option('--interval <ms>', `with --watch, print at most every so many ms, ${intervalRange.minMs}–${intervalRange.maxMs}`, String(intervalRange.defaultMs))
-    .addOption(portOption()).addOption(firmwareOption()).addOption(jsonOption())
+    .addOption(portOption()).addOption(firmwareOption()).addOption(dbOption()).addOption(jsonOption())
     .action(async (flags: StatusFlags) => {
       exitCode = await statusCommand(flags);
     });
@@ -199,7 +201,7 @@ export function buildProgram(): Command {
     .addOption(dbOption()).addOption(jsonOption())
     .action((flags: AuditFlags) => auditCommand(flags));
 
-  program
+  const calibration = program
     .command('calibration')
     .description('show both depth calibrations in force; with one pair of --set-… options, store that calibration in the pen (EEPROM; the in-process virtual pen keeps its EEPROM in the --eeprom file)')
     .option('--set-steps-per-mm <n>', 'step calibration (technician): microsteps per mm of true needle depth (nominal 1600)')
@@ -249,6 +251,19 @@ export function buildProgram(): Command {
         details['new'] = await show(target);  // read back from the pen
       });
     });
+  // Their --port, --db, --json, --keys-dir and --eeprom are the calibration command's own, given before or after their name.
+  calibration
+    .command('history')
+    .description('the calibrations on record, oldest first: guided calibrations (accepted, rejected, aborted, with the reason) and ' +
+      'restorations of the default (--db, --json as for pen calibration)')
+    .option('--pen <serial>', "only this pen's")
+    .action((_flags: unknown, command: Command) => calibrationHistory(command.optsWithGlobals()));
+  calibration
+    .command('restore-default')
+    .description('store the nominal step calibration of hardware/pen.json in the pen (technician), recorded as a restoration of the default ' +
+      '(--port, --db, --json, --keys-dir, --eeprom as for pen calibration)')
+    .option('--technician <name>', 'who restores it, for the record (default: $PEN_OPERATOR, else the OS user)')
+    .action((_flags: unknown, command: Command) => restoreDefaultCalibration(command.optsWithGlobals()));
 
   program
     .command('info')
@@ -261,17 +276,20 @@ export function buildProgram(): Command {
         const status = await target.device.status();
         const auth = await target.device.authStatus();
         const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
+        let calibration;
         try {
           await auditAuthCounters(store, target.device, target.where, 'at info', auditActor(target.device.identity));
+          calibration = await penCalibrationDue(target.device, store, store.epochMs());
         } finally {
           store.close();
         }
         if (flags.json === true) {
-          console.log(JSON.stringify({ port: target.where, identity: target.device.identity, auth, status }, null, 2));
+          console.log(JSON.stringify({ port: target.where, identity: target.device.identity, auth, status, calibration }, null, 2));
         } else {
           console.log(describeIdentity(target.device.identity, target.where));
           console.log(describeAuthStatus(auth));
           console.log(describeTelemetry(status));
+          console.log(describeCalibrationDue(calibration));
         }
       } finally {
         await target.close();
@@ -285,6 +303,9 @@ export function buildProgram(): Command {
     .option('--seed <n>', simOptionHelp.seed)
     .option('--offset-mm <mm>', simOptionHelp.offsetMm)
     .option('--scale-error <fraction>', simOptionHelp.scaleError)
+    .option('--backlash-mm <mm>', simOptionHelp.backlashMm)
+    .option('--screw-error-mm <mm>', simOptionHelp.screwErrorMm)
+    .option('--gauge <address>', simOptionHelp.gauge)
     .option('--fault <name>', simOptionHelp.fault, (name: string, names: string[] | undefined) => [...(names ?? []), name])
     .option('--auto-reset', simOptionHelp.autoReset)
     .option('--blank', simOptionHelp.blank)
@@ -296,7 +317,8 @@ export function buildProgram(): Command {
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
-      const { pen, eeprom, parts } = createSimPen(flags);  // checks --seed, --offset-mm, --scale-error; loads --eeprom and its parts (src/cli/sim.ts)
+      // Checks --seed, the mechanical errors and --gauge; loads --eeprom and its parts (src/cli/sim.ts).
+      const { pen, eeprom, parts, gauge } = createSimPen(flags);
       const log = (line: string): void => {
         console.log(flags.json === true ? JSON.stringify({ event: line, simTimeMs: Math.round(pen.simTimeMs) }) : line);
       };
@@ -307,7 +329,13 @@ export function buildProgram(): Command {
       const port = typeof bound === 'object' && bound !== null ? bound.port : address.port;
       const board = `${flags.blank === true ? 'bootloader only, no application' : 'Optiboot + application'}${flags.autoReset === true ? ', reset on connect' : ''}`;
       log(`virtual pen listening on tcp://${address.host}:${port} (${board}; EEPROM ${eeprom.path}; Ctrl-C to stop)`);
+      const gaugeServer = gauge === null ? null : await serveSimGauge(gauge, log).catch(async (error: unknown) => {
+        server.close();
+        await pen.stop();
+        throw error;
+      });
       await waitForInterrupt();
+      gaugeServer?.close();
       server.close();
       await pen.stop();
       eeprom.close();
@@ -338,6 +366,7 @@ export function buildProgram(): Command {
   addProvisionCommand(program, { portOption, firmwareOption, dbOption, jsonOption });  // src/cli/provision.ts
   addPartsCommand(program, { dbOption, jsonOption });  // src/cli/parts.ts
   addSterilizeCommand(program, { portOption, firmwareOption, dbOption, jsonOption });  // src/cli/sterilize.ts
+  addCalibrateCommand(program, { portOption, firmwareOption, dbOption, jsonOption }, (code) => { exitCode = code; });  // src/cli/calibrate.ts
   addTargetOptions(program);  // --eeprom on every command that can open an in-process pen
   return program;
 }

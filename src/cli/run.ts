@@ -152,6 +152,7 @@ export async function runTreatment(
     await session.home();
     const parts = await session.prepare(options.cartridgeId);
     output.line(describePreparedParts(parts));
+    if (parts.calibration.state !== 'ok') output.line(`WARNING: ${parts.calibration.text}`);
     output.line(`cartridge ${parts.cartridge.status.id} cleared; treating at ${options.plan.depthMm.toFixed(2)} mm, ` +
       `${options.plan.strokesPerSecond} strokes/s${options.plan.durationS === null ? '' : ` for ${options.plan.durationS} s`}`);
     if (interrupted()) {

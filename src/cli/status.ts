@@ -7,11 +7,15 @@ import { BusyError, describeTelemetry, ExitCode, numberOption, UsageError } from
 import { onInterrupt } from './interrupt.ts';
 import { commandLine, connectToOwner, nextOfType, type OwnerConnection, type OwnerInfo } from './status-socket.ts';
 import { nameTarget, openTarget, type TargetName } from './target.ts';
+import { RealClock } from '../../hardware/clock.ts';
+import { defaultStorePath, PenStore } from '../store/store.ts';
+import { describeCalibrationDue, penCalibrationDue } from '../calibration/due.ts';
 
 export interface StatusFlags {
   readonly port?: string;
   readonly eeprom?: string;
   readonly firmware?: string;
+  readonly db?: string;
   readonly json?: boolean;
   readonly watch?: boolean;
   readonly interval?: string;
@@ -41,13 +45,15 @@ export function describeOwner(owner: OwnerInfo): string {
 }
 
 /** Prints telemetry records: once, or (watching) at most one per interval, each line time-stamped. */
-function statusPrinter(flags: StatusFlags, where: string, owner: OwnerInfo | null, intervalMs: number): (telemetry: Telemetry, at: Date) => void {
+function statusPrinter(
+  flags: StatusFlags, where: string, owner: OwnerInfo | null, intervalMs: number, extra: Record<string, unknown> = {},
+): (telemetry: Telemetry, at: Date) => void {
   let lastPrintedMs = -Infinity;
   return (telemetry, at) => {
     if (at.getTime() - lastPrintedMs < intervalMs) return;
     lastPrintedMs = at.getTime();
     if (flags.json === true) {
-      console.log(JSON.stringify({ target: where, at: at.toISOString(), ...(owner === null ? {} : { heldBy: owner }), ...telemetry }));
+      console.log(JSON.stringify({ target: where, at: at.toISOString(), ...(owner === null ? {} : { heldBy: owner }), ...telemetry, ...extra }));
     } else if (flags.watch === true) {
       console.log(describeTelemetry(telemetry).split('\n').map((line) => `${timeOfDay(at)}${line}`).join('\n'));
     } else {
@@ -77,9 +83,13 @@ async function watchOwnLink(name: TargetName, flags: StatusFlags, intervalMs: nu
     port: flags.port, eeprom: flags.eeprom, firmware: flags.firmware, timeMode: flags.watch === true ? 'real' : 'virtual',
   });
   try {
-    const print = statusPrinter(flags, name.where, null, intervalMs);
+    // The calibration-due state needs get_usage and the store: on our own link only (the holder relays telemetry alone).
+    const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
+    const calibration = await penCalibrationDue(target.device, store, store.epochMs()).finally(() => store.close());
+    const print = statusPrinter(flags, name.where, null, intervalMs, { calibration });
     if (flags.watch === true && flags.json !== true) console.log(`${name.where} (every ${intervalMs} ms; Ctrl-C to stop):`);
     print(await target.device.status(), new Date());
+    if (flags.json !== true) console.log(describeCalibrationDue(calibration));
     if (flags.watch !== true) return ExitCode.ok;
     target.device.onTelemetry((telemetry) => print(telemetry, new Date()));
     let stopListening = (): void => {};

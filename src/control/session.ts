@@ -15,6 +15,7 @@ import {
 } from '../sterilization/registry.ts';
 import { PlausibilityMonitor } from '../safety/plausibility.ts';
 import { SpacingRefusedError, spacingFromStore, spacingRefusal } from './spacing.ts';
+import { penCalibrationDue, type CalibrationDue } from '../calibration/due.ts';
 import { SupervisoryLoop, type LatenessStats } from './loop.ts';
 
 export type SessionPhase = 'connected' | 'homing' | 'homed' | 'ready' | 'treating' | 'paused' | 'ended' | 'faulted';
@@ -207,21 +208,34 @@ export class TreatmentSession {
 
   /**
    * Checks the fitted parts against the registry (checkFittedParts: a part that may not be used is refused here, before
-   * the pen is asked, with what to do) and clears the cartridge for use by its ROM id; arms nothing yet.
+   * the pen is asked, with what to do) and clears the cartridge for use by its ROM id; arms nothing yet. Refuses a pen
+   * past its calibration's grace period; returns the calibration-due state with the parts, so a caller warns when due.
    */
-  async prepare(expectedCartridgeId: string | null = null): Promise<PreparedParts> {
+  async prepare(expectedCartridgeId: string | null = null): Promise<PreparedParts & { readonly calibration: CalibrationDue }> {
     const t = await this.device.status();
     if (t.state === 'fault') throw new SessionRefusedError(`fault latched: ${t.fault} (${t.faultText}); clear it first`);
     if (!t.homed) throw new SessionRefusedError('not homed');
     if (!t.cartridgePresent) throw new SessionRefusedError('cartridge missing');
     this.prepared = null;
     if (this.currentPhase === 'ready') this.setPhase('homed');  // a refusal below leaves nothing prepared
+    const calibration = await this.checkCalibrationDue();
     const prepared = await checkFittedParts(this.device, this.options.store, expectedCartridgeId);
     const cartridgeRom = prepared.cartridge.status.id;
     await this.audited('clear_cartridge', { cartridgeRom, noseconeRom: prepared.nosecone.status.id }, () => this.device.clearCartridge(cartridgeRom));
     this.prepared = prepared;
     this.setPhase('ready');
-    return prepared;
+    return { ...prepared, calibration };
+  }
+
+  /** The calibration-due state; past the grace period, a refusal saying why and what to do, in the audit log. */
+  private async checkCalibrationDue(): Promise<CalibrationDue> {
+    const { store, target } = this.options;
+    const due = await penCalibrationDue(this.device, store, store.epochMs());
+    if (due.state !== 'overdue') return due;
+    const reason = `${due.text}: treatments are refused until the pen is calibrated: pen calibrate --port PORT (this pen: ${target})`;
+    const args = { calibration: due.state, dueAt: due.dueAt, needleHoursSince: due.needleHoursSince, needleSeconds: due.needleSeconds };
+    store.audit(null, 'prepare', args, `refused: ${reason}`, auditActor(this.device.identity));
+    throw new SessionRefusedError(reason);
   }
 
   /**

@@ -1,10 +1,11 @@
 // Storage: SQLite (WAL, synchronous writes, migrations) for sessions, faults, the append-only audit log, and (through
-// parts.ts) parts and their sterilization records.
+// parts.ts and calibrations.ts) parts and their sterilization records, and calibrations.
 import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock } from '../../hardware/clock.ts';
+import { CalibrationRecords } from './calibrations.ts';
 import { PartRecords } from './parts.ts';
 
 /** Where records live: $PEN_DB, else $XDG_DATA_HOME/pen/pen.db, else ~/.local/share/pen/pen.db. */
@@ -146,6 +147,30 @@ const migrations: readonly string[] = [
    CREATE INDEX sessions_client ON sessions (client_ref, needle_started_at);
    CREATE INDEX sessions_cartridge ON sessions (cartridge_part_id);
    CREATE INDEX sessions_nosecone ON sessions (nosecone_part_id);`,
+  // 5: calibrations (src/store/calibrations.ts): each guided calibration with its readings, fit and verification as
+  // JSON, the values before and after; append-only.
+  `CREATE TABLE calibrations (
+     id INTEGER PRIMARY KEY,
+     at TEXT NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('depth', 'sensor', 'restore_default')),
+     pen_board TEXT NOT NULL,
+     pen_build TEXT NOT NULL,
+     pen_serial TEXT,
+     technician TEXT NOT NULL,
+     gauge_id TEXT,
+     gauge_due TEXT,
+     verdict TEXT NOT NULL CHECK (verdict IN ('accepted', 'rejected', 'aborted')),
+     reason TEXT,
+     readings TEXT NOT NULL,
+     fit TEXT,
+     verification TEXT,
+     old_values TEXT NOT NULL,
+     new_values TEXT,
+     needle_seconds INTEGER
+   );
+   CREATE INDEX calibrations_pen ON calibrations (pen_serial, id);
+   CREATE TRIGGER calibrations_no_update BEFORE UPDATE ON calibrations BEGIN SELECT RAISE(ABORT, 'calibration records are append-only'); END;
+   CREATE TRIGGER calibrations_no_delete BEFORE DELETE ON calibrations BEGIN SELECT RAISE(ABORT, 'calibration records are append-only'); END;`,
 ];
 
 /** Which pen a record is about: its board, firmware build and serial number (null while the pen is not provisioned). */
@@ -239,9 +264,12 @@ const faultOf = (row: FaultRow): FaultRecord => ({
 export class PenStore {
   /** Parts, their sterilization cycles and the loads' biological indicators (src/store/parts.ts). */
   readonly parts: PartRecords;
+  /** Guided calibrations and restorations of the default (src/store/calibrations.ts). */
+  readonly calibrations: CalibrationRecords;
 
   private constructor(private readonly db: Database.Database, private readonly clock: Clock, readonly path: string) {
     this.parts = new PartRecords(db, () => this.now());
+    this.calibrations = new CalibrationRecords(db, () => this.now());
   }
 
   /** Opens (creating if needed) the store and brings its schema up to date. */

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeMessage } from '../../hal/link/codec.ts';
 import { encodeFrame } from '../../hal/link/frame.ts';
 import { pen } from '../../hardware/description.ts';
-import { FRAME_STOP, FrameKind } from '../../hardware/generated/protocol.ts';
+import { FRAME_STOP, FrameKind, PROTOCOL_VERSION } from '../../hardware/generated/protocol.ts';
 import type { MessageFields, MessageName } from '../../hardware/generated/protocol.ts';
 import { romId } from '../../hardware/sim/id-chip.ts';
 
@@ -127,7 +127,7 @@ const corpus: Record<string, number[]> = {
   'reprovision': [
     ...provisioned, ...command('provision_key', { role: 1, key: key(4) }), ...command('provision_key', { role: 2, key: key(5) }),
     ...command('provision_key', { role: 3, key: key(6) }), ...granted(3, 'provision', { serial: 'SIM-FUZZ-0002' }, 19),
-    ...time(300, false), ...command('identify', { hostProtocolVersion: 3 }), ...granted(2, 'set_depth_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: 0 }, 13),
+    ...time(300, false), ...command('identify', { hostProtocolVersion: PROTOCOL_VERSION }), ...granted(2, 'set_depth_calibration', { stepsPerMmX100: 160000, zeroOffsetUm: 0 }, 13),
   ],
   'arm-days': [
     ...cleared, ...command('arm', { todayDay: 0 }), ...command('arm', { todayDay: pen.idChips.earliestHostDay - 1 }),

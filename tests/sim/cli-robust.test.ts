@@ -68,7 +68,9 @@ function expectGaveUp(result: PenResult, what: string): void {
 
 describe('a port that never answers as a pen: every command gives up and exits 3', () => {
   /** Values for options a command cannot run without; a new command's new mandatory option must be added here. */
-  const sampleValues: Record<string, string> = { '--depth': '1.0', '--speed': '100', '--serial': 'PN-0001' };
+  const sampleValues: Record<string, string> = {
+    '--depth': '1.0', '--speed': '100', '--serial': 'PN-0001', '--technician': 'Ann', '--gauge-id': 'G-1', '--gauge-due': '2099-01-01',
+  };
   /** Arguments for commands whose options are needed together but not each mandatory (the forms they take differ). */
   const sampleArguments: Record<string, string[]> = {
     sterilize: ['--part', '2d00000000000001', '--cycle', '134C-3min-prevac', '--sterilizer', 'ST-1', '--load', '1', '--indicator', 'pass', '--operator', 'ann'],

@@ -67,6 +67,21 @@ describe('the host process', () => {
     expect(status.depthMm).toBeLessThanOrEqual(0.001);
   });
 
+  it('stalled for 600 ms while idle: the pen\'s frames waiting behind the stall keep the link, and the next command is answered', async () => {
+    const sim = spawnPen(['sim', '--listen', 'tcp://127.0.0.1:0']);
+    const port = Number((await sim.waitFor(/listening on tcp:\/\/127\.0\.0\.1:(\d+)/)));
+    const device = await PenDevice.connect(await TcpTransport.open('127.0.0.1', port), { clock });
+    cleanups.push(async () => { await device.close(); });
+    const lost: Error[] = [];
+    device.onLinkLost((error) => lost.push(error));
+    await clock.sleep(300);
+    const blockUntil = performance.now() + 600;
+    while (performance.now() < blockUntil) { /* the host's event loop is blocked, past the 250 ms link-loss timeout */ }
+    await clock.sleep(100);
+    expect(lost).toEqual([]);
+    expect((await device.status()).state).toBe('homing_required');
+  });
+
   it('stalled for 300 ms while running: the pen goes safe on its own, and the host reports why', async () => {
     const sim = spawnPen(['sim', '--listen', 'tcp://127.0.0.1:0']);
     const port = Number((await sim.waitFor(/listening on tcp:\/\/127\.0\.0\.1:(\d+)/)));

@@ -61,16 +61,15 @@ export class RawClient {
    * reach a pen still starting up (its UART not yet on) are lost.
    */
   async sync(): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
+    const isSyncReply = (frame: Frame): boolean => frame.seqByte === FrameKind.reply && frame.payload.length === 0;
+    for (let attempt = 1; attempt <= 5; attempt++) {
       const from = this.frames.length;
       this.sendFrame(FrameKind.sync, new Uint8Array(0));
-      const answer = await this.nextAnswer(from, 20).catch((error: unknown) => {
-        if (attempt >= 5) throw error;
-        return null;
-      });
-      if (answer === null || (answer.seqByte & 0xf0) === FrameKind.nak) continue;
-      if (answer.seqByte !== FrameKind.reply || answer.payload.length !== 0) throw new Error('sync was not answered');
-      return;
+      // Late replies to a host that went away before may come first: only the sync's empty reply counts.
+      const deadline = this.pen.clock.nowMs() + 20;
+      while (!this.answers(from).some(isSyncReply) && this.pen.clock.nowMs() <= deadline) await this.pen.clock.sleep(1);
+      if (this.answers(from).some(isSyncReply)) return;
     }
+    throw new Error('sync was not answered within 5 tries');
   }
 }

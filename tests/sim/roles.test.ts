@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
 import { pen as description } from '../../hardware/description.ts';
 import {
-  AUTH, ErrorCode, FRAME_MAX_BYTES, FRAME_MIN_BYTES, FrameKind, Role, errorCodeInfo, messageSpecs, type HostMessageName, type MessageFields,
+  AUTH, ErrorCode, FRAME_MAX_BYTES, FRAME_MIN_BYTES, FrameKind, PROTOCOL_VERSION, Role, errorCodeInfo, messageSpecs, type HostMessageName, type MessageFields,
 } from '../../hardware/generated/protocol.ts';
 import { challengeAnswer, keyedRoles, testKeys, type KeyedRole } from '../../hal/auth.ts';
 import { decodeMessage, encodeMessage, type Message } from '../../hal/link/codec.ts';
@@ -108,7 +108,7 @@ class Host {
   }
 
   async serialNow(): Promise<string> {
-    const reply = await this.send('identify', { hostProtocolVersion: 3 });
+    const reply = await this.send('identify', { hostProtocolVersion: PROTOCOL_VERSION });
     if (reply.name !== 'identify_reply') throw new Error(`identify answered ${reply.name}`);
     this.serial = reply.fields.serial;
     return reply.fields.serial;

@@ -27,13 +27,13 @@ describe('the store', () => {
   it('creates its schema once, in WAL mode with full synchronous writes, and reopens at the same version', () => {
     const path = freshPath();
     const store = PenStore.open(path, new VirtualClock());
-    expect(store.schemaVersion).toBe(4);
+    expect(store.schemaVersion).toBe(5);
     store.close();
     const raw = new Database(path);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     raw.close();
     const again = PenStore.open(path, new VirtualClock());
-    expect(again.schemaVersion).toBe(4);
+    expect(again.schemaVersion).toBe(5);
     expect(again.integrityCheck()).toBe('ok');
     again.close();
   });
@@ -58,7 +58,7 @@ describe('the store', () => {
     raw.prepare("INSERT INTO sessions (started_at, target, board, firmware) VALUES ('2026-01-01T00:00:00.000Z', 't', 'pen-r1a', '0.1.0')").run();
     raw.close();
     const store = PenStore.open(path, new VirtualClock());
-    expect(store.schemaVersion).toBe(4);
+    expect(store.schemaVersion).toBe(5);
     // A session from before: kept, with no client and no parts, and never counted as a treatment.
     expect(store.sessionPen(1)).toEqual({ board: 'pen-r1a', buildId: null, serial: null });
     expect(store.lastClientTreatment('C-1042')).toBeNull();
