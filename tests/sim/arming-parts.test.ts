@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { portBConfig, portCConfig, portDConfig, type CPU } from 'avr8js';
 import { VirtualPen } from '../../hardware/sim/virtual-pen.ts';
+import { seededRandom } from '../../hardware/sim/plant.ts';
 import { IdChip } from '../../hardware/sim/id-chip.ts';
 import { pen as description, pins } from '../../hardware/description.ts';
 import { PenDevice, PenRefusedError } from '../../hal/device.ts';
@@ -48,18 +49,6 @@ function thePen(): VirtualPen {
 function theDevice(): PenDevice {
   if (device === null) throw new Error('no device');
   return device;
-}
-
-/** Deterministic PRNG (mulberry32) for the hostile payloads. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
@@ -206,6 +195,19 @@ async function armsAndDisarms(day: number, watch: MotorWatch): Promise<void> {
   await expectIdleMotorOff(watch);
 }
 
+/** A homed pen whose port a raw host took over from the HAL (as a hostile host would talk), the needle at 0.5 mm. */
+async function rawHostAt500um(seed: number): Promise<{ p: VirtualPen; host: RawHost; watch: MotorWatch; parts: MessageFields['parts'] }> {
+  const homed = await homedVirtualPen(seed);
+  pen = homed.pen;
+  await homed.device.close();
+  const p = pen;
+  const host = await RawHost.connect(p);
+  const watch = new MotorWatch(p);
+  expect(await host.code('move_to', { depthUm: 500 })).toBe('ok');
+  await host.wait(300);
+  return { p, host, watch, parts: await host.settledParts() };
+}
+
 describe('arming refused for each part, with its own code, the part and its ROM id', () => {
   it('refuses a cartridge chip absent with the switch closed (cartridge_unreadable, absent), a used one (cartridge_used), one past its expiry (arms on the expiry day, cartridge_expired the day after)', async () => {
     const { p, d, watch, parts } = await readyPen(21);
@@ -266,16 +268,7 @@ describe('arming refused for each part, with its own code, the part and its ROM 
   });
 
   it('takes the host date through raw frames at its integer extremes: 0 and 9496 out_of_range, 9497 arms, 65535 expired', async () => {
-    const homed = await homedVirtualPen(23);
-    pen = homed.pen;
-    await homed.device.close();
-    const p = pen;
-    // The HAL opened the port: a raw host takes it over, as a hostile host would talk.
-    const host = await RawHost.connect(p);
-    const watch = new MotorWatch(p);
-    expect(await host.code('move_to', { depthUm: 500 })).toBe('ok');
-    await host.wait(300);
-    const parts = await host.settledParts();
+    const { p, host, watch, parts } = await rawHostAt500um(23);
     const rom = parts.cartridgeRom;
     expect(parts.cartridgeStatus).toBe(PartStatus.ok);
     expect(await host.code('clear_cartridge', { cartridgeRom: rom })).toBe('ok');
@@ -785,7 +778,7 @@ describe('hostile frames after a session', () => {
     expect((await host.settledParts()).noseconeSterilizations).toBe(tally);
     expect(nosecone.stats.copies).toBe(1);
 
-    const random = seeded(0x5eed);
+    const random = seededRandom(0x5eed);
     const byte = (): number => Math.floor(random() * 256);
     const maxPayload = FRAME_MAX_BYTES - FRAME_MIN_BYTES;
     const specs = Object.values(messageSpecs);
@@ -856,15 +849,7 @@ describe('hostile frames after a session', () => {
 
 describe('STOP and the e-stop during a burn', () => {
   async function rawSession(seed: number): Promise<{ p: VirtualPen; host: RawHost; watch: MotorWatch; rom: Uint8Array }> {
-    const homed = await homedVirtualPen(seed);
-    pen = homed.pen;
-    await homed.device.close();
-    const p = pen;
-    const host = await RawHost.connect(p);
-    const watch = new MotorWatch(p);
-    expect(await host.code('move_to', { depthUm: 500 })).toBe('ok');
-    await host.wait(200);
-    const parts = await host.settledParts();
+    const { p, host, watch, parts } = await rawHostAt500um(seed);
     expect(await host.code('clear_cartridge', { cartridgeRom: parts.cartridgeRom })).toBe('ok');
     expect(await host.code('arm', { todayDay: armingDay })).toBe('ok');
     return { p, host, watch, rom: parts.cartridgeRom };
