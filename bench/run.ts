@@ -18,11 +18,13 @@ import * as needleSpeed from './needle-speed.ts';
 import * as simSpeed from './sim-speed.ts';
 import * as speedLoop from './speed-loop.ts';
 import * as stepper from './stepper.ts';
+import * as virtualBench from './virtual-bench.ts';
 import * as watchdog from './watchdog.ts';
 
 const benchmarks: readonly { readonly name: string; readonly measure: () => Promise<Figure[]> }[] = [
   { name: 'firmware-size', measure: firmwareSize.measure },
   { name: 'sim-speed', measure: simSpeed.measure },
+  { name: 'virtual-bench', measure: virtualBench.measure },
   { name: 'link-rtt', measure: linkRtt.measure },
   { name: 'fault-response', measure: faultResponse.measure },
   { name: 'watchdog', measure: watchdog.measure },

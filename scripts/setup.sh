@@ -2,7 +2,8 @@
 # Setup: installs the firmware toolchain (Debian: gcc-avr avr-libc make), Optiboot's source (arduino-core-avr: the
 # bootloader is built from it) and avrdude (pen flash, make flash), clang with libFuzzer's runtime (the firmware logic's
 # host tests and fuzzer) and socat (a pty pair for the serial transport's tests) when missing, then the npm packages,
-# then builds the firmware and the bootloader. Where it cannot install, it prints the exact command to run and exits non-zero.
+# then builds the firmware and the bootloader and fetches the HIL rig's stock StandardFirmata (scripts/fetch-standard-firmata.sh).
+# Where it cannot install, it prints the exact command to run and exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,4 +52,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 make -s -C firmware
+# The stock StandardFirmata the HIL suite also runs on the rig (a prebuilt third-party fixture, fetched, not vendored).
+bash scripts/fetch-standard-firmata.sh
 echo "setup: done"

@@ -95,7 +95,7 @@ type UsartInterrupt = Parameters<CPU['setInterruptFlag']>[0];
  * entering the UDRE vector does not clear UDRE (only writing UDR does), and writing UCSR0B does not clear a
  * received byte's RXC flag (only reading UDR does). Without these, toggling UDRIE loses bytes and stalls transmit.
  */
-function matchChipUsart(cpu: CPU, usart: AVRUSART): void {
+export function matchChipUsart(cpu: CPU, usart: AVRUSART): void {
   const interrupts = usart as unknown as { UDRE: UsartInterrupt; RXC: UsartInterrupt };
   interrupts.UDRE.constant = true;
   const writeControlB = cpu.writeHooks[usart0Config.UCSRB];
@@ -142,6 +142,9 @@ export class ObservedEeprom extends EEPROMMemoryBackend {
   }
 }
 
+/** avr8js's export is a getter on its CommonJS module: read once here, not on every instruction (a sixth of the time). */
+const executeInstruction = avrInstruction;
+
 /**
  * One instruction, then the clock events and interrupts due. A third place where avr8js differs from the datasheet:
  * after an instruction that sets the I flag (SEI, or OUT SREG as in avr-gcc's stack-frame prologue: out SPH; out SREG;
@@ -152,9 +155,21 @@ const interruptsOn = (cpu: CPU): boolean => ((cpu.data[0x5f] ?? 0) & 0x80) !== 0
 /** With selfProgramming, SPM (a no-op in avr8js) and the LPMs it redirects run as on the chip (self-programming.ts). */
 export function stepLikeTheChip(cpu: CPU, selfProgramming?: SelfProgramming): void {
   const wasOn = interruptsOn(cpu);
-  if (selfProgramming?.execute() !== true) avrInstruction(cpu);
-  if (!wasOn && interruptsOn(cpu) && selfProgramming?.execute() !== true) avrInstruction(cpu);
+  if (selfProgramming?.execute() !== true) executeInstruction(cpu);
+  if (!wasOn && interruptsOn(cpu) && selfProgramming?.execute() !== true) executeInstruction(cpu);
   cpu.tick();
+}
+
+/**
+ * A second MCU that lives in the pen's simulated time (the HIL rig, virtual-rig.ts). The pen runs in slices of at most
+ * sliceCycles and, after each, runs the companion up to its own cycle count: the two never drift more than a slice apart.
+ */
+export interface CompanionMcu {
+  readonly sliceCycles: number;
+  /** Runs until the companion's cycle count (since the pen's power-on) reaches penCycle. */
+  runToCycle(penCycle: number): void;
+  /** Hands what its UART sent to its host; called wherever the pen hands over its own. */
+  deliverToHost(): void;
 }
 
 export class VirtualPen {
@@ -185,6 +200,14 @@ export class VirtualPen {
   private penToHost: number[] = [];
   private linkFaults: Required<LinkFaults> = { corruptProbability: 0, dropProbability: 0 };
   private readonly inputLevels = new Map<PinName, boolean>();
+  /** Levels another board drives onto input pins (the rig's outputs): they win over inputLevels while set. */
+  private readonly outsideLevels = new Map<PinName, boolean>();
+  private companion: CompanionMcu | null = null;
+  /**
+   * Called whenever a pin's level may have changed as another board wired to the pen would see it: the firmware wrote a
+   * port (PORTx, DDRx, a timer's compare output) or an input was driven. For the HIL rig; cheap, as it runs often.
+   */
+  onPinsChanged: (() => void) | null = null;
   private running = false;
   private framesTransmitted = 0;
   private stopped: Promise<void> = Promise.resolve();
@@ -299,6 +322,7 @@ export class VirtualPen {
       const framesBefore = this.framesTransmitted;
       stepLikeTheChip(cpu, this.machine.selfProgramming);
       if (this.machine.resetRequested) this.restart(resetFlags.watchdog);
+      this.companion?.runToCycle(this.totalCycles);
       if (this.framesTransmitted !== framesBefore) this.deliverToHost();
       if (condition()) {
         this.deliverToHost();
@@ -407,6 +431,22 @@ export class VirtualPen {
     return chip;
   }
 
+  /** Steps a second MCU in this pen's time (see CompanionMcu); null detaches it. */
+  attachCompanion(companion: CompanionMcu | null): void {
+    this.companion = companion;
+  }
+
+  /**
+   * Another board drives an input pin's electrical level (high: true), winning over the pen's own switch and plant while
+   * it does; null lets go (the other board's pin is an input again), and the pen's own level is back.
+   */
+  driveFromOutside(name: PinName, high: boolean | null): void {
+    if (pins[name].direction !== 'input') throw new Error(`${name} is an output pin; only inputs can be driven`);
+    if (high === null) this.outsideLevels.delete(name);
+    else this.outsideLevels.set(name, high);
+    this.applyInputs();
+  }
+
   /** Drives an input pin: active = the named condition is true (switch pressed, e-stop tripped, ...). */
   setInput(name: PinName, active: boolean): void {
     const pin = pins[name];
@@ -426,7 +466,7 @@ export class VirtualPen {
     const state = this.machine.ports[pin.port].pinState(pin.bit);
     if (state === PinState.High) return true;
     if (state === PinState.Low) return false;
-    return this.inputLevels.get(name) ?? state === PinState.InputPullUp;
+    return this.outsideLevels.get(name) ?? this.inputLevels.get(name) ?? state === PinState.InputPullUp;
   }
 
   /** Receives bytes from the host side of the UART; they arrive at the MCU at the line's byte rate. */
@@ -483,6 +523,7 @@ export class VirtualPen {
     const adc = new AVRADC(cpu, adcConfig);
     new AVREEPROM(cpu, this.eeprom);
     const ports = { B: new AVRIOPort(cpu, portBConfig), C: new AVRIOPort(cpu, portCConfig), D: new AVRIOPort(cpu, portDConfig) };
+    for (const port of Object.values(ports)) port.addListener(() => this.onPinsChanged?.());
     const machine: Machine = { cpu, usart, adc, ports, selfProgramming, resetRequested: false };
     cpu.data[MCUSR] = resetFlag;
     matchChipWatchdog(cpu);
@@ -510,10 +551,12 @@ export class VirtualPen {
   }
 
   private applyInputs(): void {
+    const { ports } = this.machine;
     for (const [name, high] of this.inputLevels) {
-      const pin = pins[name];
-      this.machine.ports[pin.port].setPin(pin.bit, high);
+      if (!this.outsideLevels.has(name)) ports[pins[name].port].setPin(pins[name].bit, high);
     }
+    for (const [name, high] of this.outsideLevels) ports[pins[name].port].setPin(pins[name].bit, high);
+    this.onPinsChanged?.();
   }
 
   /** Runs to targetCycle; with stopAtFrameEnd, returns early once a frame's last byte has left the UART. */
@@ -521,9 +564,11 @@ export class VirtualPen {
     while (this.totalCycles < targetCycle) {
       const machine = this.machine;
       const { cpu, selfProgramming } = machine;
-      const stopAt = targetCycle - this.cyclesBeforeLastReset;
+      // With a companion, in slices, each followed by the companion's run up to the same cycle.
+      const stopAt = Math.min(targetCycle - this.cyclesBeforeLastReset, cpu.cycles + (this.companion?.sliceCycles ?? Infinity));
       const framesBefore = this.framesTransmitted;
       while (cpu.cycles < stopAt && !machine.resetRequested && this.framesTransmitted === framesBefore) stepLikeTheChip(cpu, selfProgramming);
+      this.companion?.runToCycle(this.totalCycles);
       if (this.framesTransmitted !== framesBefore && stopAtFrameEnd) break;
       if (machine.resetRequested) this.restart(resetFlags.watchdog);
     }
@@ -532,6 +577,7 @@ export class VirtualPen {
   /** Brings the host's virtual clock up to the MCU (firing its due timers), then hands over what the UART sent. */
   private deliverToHost(): void {
     if (this.timeMode === 'virtual') this.virtualClock.advanceTo(this.simTimeMs);
+    this.companion?.deliverToHost();
     if (this.penToHost.length === 0) return;
     const bytes = Uint8Array.from(this.penToHost);
     this.penToHost = [];

@@ -10,7 +10,7 @@ import { runDemo } from './demo.ts';
 import { checkSpacingBeforeConnecting, consoleOutput, runTreatment } from './run.ts';
 import { addTargetOptions, openTarget, type Target } from './target.ts';
 import { relayStop, statusCommand, intervalRange, type StatusFlags } from './status.ts';
-import { createSimPen, serveSimGauge, simOptionHelp, type SimFlags } from './sim.ts';
+import { createSimPen, createSimRig, serveSimGauge, serveSimRig, simOptionHelp, type SimFlags } from './sim.ts';
 import { waitForInterrupt as interruption } from './interrupt.ts';
 import { parseRunFlags } from './run-options.ts';
 import { serveOrExplain } from './listen.ts';
@@ -309,6 +309,8 @@ export function buildProgram(): Command {
     .option('--fault <name>', simOptionHelp.fault, (name: string, names: string[] | undefined) => [...(names ?? []), name])
     .option('--auto-reset', simOptionHelp.autoReset)
     .option('--blank', simOptionHelp.blank)
+    .option('--rig <address>', simOptionHelp.rig)
+    .option('--rig-firmware <hex>', simOptionHelp.rigFirmware)
     .addOption(firmwareOption()).addOption(jsonOption())
     .action(async (flags: SimFlags & { listen: string; json?: boolean; autoReset?: boolean }) => {
       let address;
@@ -319,6 +321,15 @@ export function buildProgram(): Command {
       }
       // Checks --seed, the mechanical errors and --gauge; loads --eeprom and its parts (src/cli/sim.ts).
       const { pen, eeprom, parts, gauge } = createSimPen(flags);
+      // With --rig, the rig is wired to the pen before it starts, so the pen's run loop steps both from power-on.
+      let simRig;
+      try {
+        simRig = createSimRig(pen, flags);
+      } catch (error) {
+        eeprom.close();
+        parts.close();
+        throw error;
+      }
       const log = (line: string): void => {
         console.log(flags.json === true ? JSON.stringify({ event: line, simTimeMs: Math.round(pen.simTimeMs) }) : line);
       };
@@ -334,7 +345,14 @@ export function buildProgram(): Command {
         await pen.stop();
         throw error;
       });
+      const rigServer = simRig === null ? null : await serveSimRig(simRig, log).catch(async (error: unknown) => {
+        gaugeServer?.close();
+        server.close();
+        await pen.stop();
+        throw error;
+      });
       await waitForInterrupt();
+      rigServer?.close();
       gaugeServer?.close();
       server.close();
       await pen.stop();

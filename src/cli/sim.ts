@@ -1,11 +1,15 @@
 // `pen sim`'s pen: the virtual pen booting through Optiboot like an Uno, with its EEPROM and part chips in files, a seed
 // for its noise and link faults, and the mechanical errors a real pen is built with (home offset, travel scale), refused
-// outside the tolerances in hardware/pen.json; its dial gauge on TCP, with the backlash and lead error a calibration must reject.
+// outside the tolerances in hardware/pen.json; its dial gauge on TCP, with the backlash and lead error a calibration must reject;
+// the HIL rig wired to it (a second avr8js running Firmata), its UART on TCP.
+import { existsSync } from 'node:fs';
 import type { Server } from 'node:net';
+import rigDescription from '../../hardware/rig.json' with { type: 'json' };
 import { pen as description } from '../../hardware/description.ts';
 import { serveGauge, VirtualGauge } from '../../hardware/sim/gauge.ts';
 import { parseListenAddress, type ListenAddress } from '../../hardware/sim/tcp-server.ts';
 import { defaultBootloaderPath, VirtualPen } from '../../hardware/sim/virtual-pen.ts';
+import { defaultRigFirmwarePath, rigFirmwareHexPath, serveRig, standardFirmataHexPath, VirtualRig } from '../../hardware/sim/virtual-rig.ts';
 import { defaultEepromPath, EepromFile } from './eeprom-file.ts';
 import { numberOption, UsageError } from './format.ts';
 import { ListenError } from './listen.ts';
@@ -25,6 +29,10 @@ export interface SimFlags {
   readonly fault?: readonly string[];
   /** A board with only its bootloader: no application in flash (a new board, before `pen flash`). */
   readonly blank?: boolean;
+  /** Where to serve the virtual HIL rig's UART (tcp://HOST:PORT), if at all. */
+  readonly rig?: string;
+  /** The rig's firmware (Intel HEX); see defaultRigFirmwarePath. */
+  readonly rigFirmware?: string;
 }
 
 /** `pen sim --fault NAME`: a miswired board, for bring-up checks (`pen doctor`); each sets a plant fault at start. */
@@ -47,6 +55,7 @@ const simMechanicalErrorLimits = {
 } as const;
 
 const acceptance = description.calibration.acceptance;
+const rigBaud = rigDescription.firmataBaud;
 
 export const simOptionHelp = {
   seed: 'seed for the plant noise and link fault injection, a whole number 0–4294967295 (default 1)',
@@ -63,6 +72,10 @@ export const simOptionHelp = {
     '(avrdude) finds the bootloader; every connect then restarts the firmware (about a second in the bootloader first). ' +
     'Off by default, so that successive `pen` commands against a running pen do not reset it',
   blank: 'a board with only its bootloader and no application, as it comes before `pen flash` (give --auto-reset to flash it)',
+  rig: 'also run the HIL rig (a second ATmega328P in avr8js running Firmata, wired to the pen as hardware/rig.json says, in the ' +
+    'pen\'s simulated time) and serve its USB serial port on this address (tcp://HOST:PORT); each connect resets it, as DTR would',
+  rigFirmware: `the rig's firmware, Intel HEX (default ${rigFirmwareHexPath} if built, else ${standardFirmataHexPath}, ` +
+    'fetched by scripts/fetch-standard-firmata.sh)',
 } as const;
 
 function withinLimit(value: string | undefined, name: string, limit: number, example: string): number {
@@ -145,5 +158,47 @@ export async function serveSimGauge(gauge: SimGauge, log: (line: string) => void
   const { resolutionMm, noiseMm, rangeMm } = gauge.gauge;
   log(`virtual gauge listening on tcp://${gauge.address.host}:${port} (resolution ${resolutionMm} mm, noise ${noiseMm} mm, ` +
     `range ±${rangeMm} mm; a "?" line answers a reading)`);
+  return server;
+}
+
+/** The virtual rig wired to the pen and where `--rig` asked to serve it. */
+export interface SimRig {
+  readonly rig: VirtualRig;
+  readonly address: ListenAddress;
+}
+
+/**
+ * With `--rig`, wires a virtual rig running `--rig-firmware` (or the default) to the pen, so that the pen's run loop
+ * steps both; null without. A usage error names what is missing (an address, a firmware file).
+ */
+export function createSimRig(pen: VirtualPen, flags: Pick<SimFlags, 'rig' | 'rigFirmware'>): SimRig | null {
+  if (flags.rig === undefined) {
+    if (flags.rigFirmware !== undefined) throw new UsageError('--rig-firmware needs --rig ADDRESS: where to serve the rig');
+    return null;
+  }
+  const address = listenAddressOption(flags.rig, '--rig');
+  let firmwarePath: string;
+  try {
+    firmwarePath = flags.rigFirmware ?? defaultRigFirmwarePath();
+  } catch (error) {
+    throw new UsageError(`--rig: ${(error as Error).message}; or name one with --rig-firmware HEX`);
+  }
+  if (!existsSync(firmwarePath)) throw new UsageError(`--rig-firmware ${firmwarePath}: no such file (an Intel HEX for an Uno, e.g. ${standardFirmataHexPath})`);
+  return { rig: new VirtualRig(pen, { firmwarePath }), address };
+}
+
+/** Serves the rig's UART where `--rig` said, and says where and what it runs; a ListenError if it cannot. */
+export async function serveSimRig(simRig: SimRig, log: (line: string) => void): Promise<Server> {
+  let server: Server;
+  try {
+    server = await serveRig(simRig.rig, simRig.address, log);
+  } catch (error) {
+    throw new ListenError(`cannot serve the rig on tcp://${simRig.address.host}:${simRig.address.port}: ${(error as Error).message}; ` +
+      'choose another --rig address (port 0 for any free one)');
+  }
+  const bound = server.address();
+  const port = typeof bound === 'object' && bound !== null ? bound.port : simRig.address.port;
+  log(`virtual rig listening on tcp://${simRig.address.host}:${port} (${simRig.rig.firmwarePath}; Firmata at ${rigBaud} baud, ` +
+    'reset on connect; wired as hardware/rig.json)');
   return server;
 }
