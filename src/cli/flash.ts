@@ -145,12 +145,26 @@ class FlashFailure extends Error {
 }
 
 /** Waits for the firmware just written (connecting waits out the bootloader), identifies it and checks it is that build. */
+/** How long a port still held by avrdude's connection (a TCP server serving one host at a time) is tried again. */
+const portReleaseWaitMs = 3000;
+
 async function identifyFlashed(port: string, image: FirmwareImage): Promise<PenIdentity> {
   let identity: PenIdentity;
+  const clock = new RealClock();
+  const deadline = clock.nowMs() + portReleaseWaitMs;
   try {
-    const device = await connectPort(port, false);
-    identity = device.identity;
-    await device.close();
+    for (;;) {
+      try {
+        const device = await connectPort(port, false);
+        identity = device.identity;
+        await device.close();
+        break;
+      } catch (error) {
+        // The server may not have seen avrdude's connection close yet: it answers busy for a moment.
+        if (!(error instanceof TransportError || error instanceof LinkLostError) || !/busy:/.test(error.message) || clock.nowMs() > deadline) throw error;
+        await clock.sleep(200);
+      }
+    }
   } catch (error) {
     if (error instanceof ProtocolMismatchError) throw new FlashFailure('protocol-mismatch', error.message);
     if (error instanceof LinkLostError || error instanceof TransportError) {
