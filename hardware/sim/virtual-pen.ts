@@ -10,6 +10,7 @@ import {
 import { pen, pins, type PinName } from '../description.ts';
 import { RealClock, VirtualClock, type Clock } from '../clock.ts';
 import { parseIntelHex } from './intel-hex.ts';
+import { McuUart } from './mcu-uart.ts';
 import { PenPlant, seededRandom } from './plant.ts';
 import { SelfProgramming, bootSectionStartWord, type BootSectionBytes } from './self-programming.ts';
 import { FRAME_SYNC } from '../generated/protocol.ts';
@@ -75,9 +76,6 @@ export interface LinkFaults {
   /** Probability that a byte is lost, per byte, per direction. */
   readonly dropProbability?: number;
 }
-
-type DataListener = (bytes: Uint8Array) => void;
-type CloseListener = (error?: Error) => void;
 
 interface Machine {
   readonly cpu: CPU;
@@ -606,38 +604,8 @@ export class VirtualPen {
 }
 
 /** The pen's UART seen from the host: the Transport contract of hal/link/transport.ts. */
-export class PenUart {
-  readonly description = 'virtual pen (in-process)';
-  private readonly dataListeners: DataListener[] = [];
-  private readonly closeListeners: CloseListener[] = [];
-  private open = true;
-
-  constructor(private readonly pen: VirtualPen) {}
-
-  write(bytes: Uint8Array): void {
-    if (!this.open) throw new Error('the virtual pen transport is closed');
-    this.pen.receiveFromHost(bytes);
-  }
-
-  onData(listener: DataListener): void {
-    this.dataListeners.push(listener);
-  }
-
-  onClose(listener: CloseListener): void {
-    this.closeListeners.push(listener);
-  }
-
-  close(): Promise<void> {
-    if (this.open) {
-      this.open = false;
-      for (const listener of this.closeListeners) listener();
-    }
-    return Promise.resolve();
-  }
-
-  /** Called by the pen with bytes the firmware transmitted. */
-  deliver(bytes: Uint8Array): void {
-    if (!this.open) return;
-    for (const listener of this.dataListeners) listener(bytes);
+export class PenUart extends McuUart {
+  constructor(pen: VirtualPen) {
+    super('virtual pen (in-process)', (bytes) => pen.receiveFromHost(bytes));
   }
 }

@@ -1,8 +1,7 @@
 // The virtual rig: a second ATmega328P (an Uno) in avr8js running Firmata, wired to the virtual pen's pins as
 // hardware/rig.json says and stepped in the pen's simulated time; its UART served as a serial port for firmata-io.
-import { EventEmitter } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -12,7 +11,8 @@ import {
 import rigJson from '../rig.json' with { type: 'json' };
 import { pen as penDescription, pins, type PinName } from '../description.ts';
 import { parseIntelHex } from './intel-hex.ts';
-import type { ListenAddress } from './tcp-server.ts';
+import { McuUart } from './mcu-uart.ts';
+import { servePort, type ListenAddress } from './tcp-server.ts';
 import { matchChipUsart, stepLikeTheChip, type CompanionMcu, type VirtualPen } from './virtual-pen.ts';
 
 const buildDir = join(dirname(fileURLToPath(import.meta.url)), '../../firmware/build');
@@ -111,9 +111,6 @@ interface RigMachine {
   readonly adc: AVRADC;
   readonly ports: Readonly<Record<RigPort, AVRIOPort>>;
 }
-
-type DataListener = (bytes: Uint8Array) => void;
-type CloseListener = (error?: Error) => void;
 
 /**
  * A second ATmega328P at 16 MHz running Firmata, attached to a virtual pen: the pen steps it in lock-step slices
@@ -330,91 +327,21 @@ export class VirtualRig implements CompanionMcu {
  * serialport-style events firmata-io listens to ('open' once, soon after opening; 'data'; 'close'), so that
  * `new Firmata(rig.openPort())` works as on a real port.
  */
-export class RigUart extends EventEmitter {
-  readonly description = 'virtual rig (in-process)';
-  private readonly dataListeners: DataListener[] = [];
-  private readonly closeListeners: CloseListener[] = [];
-  private open = true;
-
-  constructor(private readonly rig: VirtualRig) {
-    super();
+export class RigUart extends McuUart {
+  constructor(rig: VirtualRig) {
+    super('virtual rig (in-process)', (bytes) => rig.receiveFromHost(bytes));
     // firmata-io turns 'open' into 'connect', without which johnny-five never becomes ready; listeners attach first.
     setImmediate(() => {
-      if (this.open) this.emit('open');
+      if (this.isOpen) this.emit('open');
     });
-  }
-
-  get isOpen(): boolean {
-    return this.open;
-  }
-
-  /** callback: as serialport's, called once the bytes are handed over (firmata-io counts its pending writes by it). */
-  write(bytes: Uint8Array, callback?: (error?: Error | null) => void): void {
-    if (!this.open) throw new Error('the virtual rig port is closed');
-    this.rig.receiveFromHost(bytes);
-    if (callback !== undefined) setImmediate(() => callback(null));
-  }
-
-  onData(listener: DataListener): void {
-    this.dataListeners.push(listener);
-  }
-
-  onClose(listener: CloseListener): void {
-    this.closeListeners.push(listener);
-  }
-
-  close(): Promise<void> {
-    if (this.open) {
-      this.open = false;
-      for (const listener of this.closeListeners) listener();
-      this.emit('close');
-    }
-    return Promise.resolve();
-  }
-
-  /** Called by the rig with bytes its firmware transmitted. */
-  deliver(bytes: Uint8Array): void {
-    if (!this.open) return;
-    for (const listener of this.dataListeners) listener(bytes);
-    this.emit('data', Buffer.from(bytes));
   }
 }
 
-/** How long a refused client may keep its socket open after the busy line before it is cut off. */
-const REFUSED_LINGER_MS = 1000;
-
 /**
- * Serves the rig's UART on TCP, one client at a time (like the pen's, hardware/sim/tcp-server.ts): each connect resets
+ * Serves the rig's UART on TCP, one client at a time, as the pen's is (hardware/sim/tcp-server.ts): each connect resets
  * the rig, as opening a real Uno's port pulses DTR, so Firmata announces itself to the new client.
  */
 export function serveRig(rig: VirtualRig, address: ListenAddress, log: (line: string) => void = () => {}): Promise<Server> {
-  let holder: string | null = null;
-  const server = createServer((socket: Socket) => {
-    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    socket.on('error', () => socket.destroy());
-    if (holder !== null) {
-      log(`rig: refused ${peer}: ${holder} holds the rig`);
-      socket.resume();
-      socket.end(`busy: another host holds this rig (${holder})\n`);
-      const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
-      linger.unref();
-      socket.once('close', () => clearTimeout(linger));
-      return;
-    }
-    holder = peer;
-    socket.setNoDelay(true);
-    const uart = rig.openPort();
-    log(`rig: client connected from ${peer} (reset pulsed, as DTR would)`);
-    uart.onData((bytes) => socket.write(bytes));
-    socket.on('data', (chunk: Buffer) => uart.write(new Uint8Array(chunk)));
-    socket.on('close', () => {
-      holder = null;
-      void uart.close();
-      log(`rig: client ${peer} disconnected`);
-    });
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(address.port, address.host, () => resolve(server));
-  });
+  const board = { name: 'rig', openPort: () => rig.openPort({ reset: false }), resetMcu: () => rig.resetMcu() };
+  return servePort(board, address, (line) => log(`rig: ${line}`), { autoReset: true });
 }
