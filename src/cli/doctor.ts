@@ -14,9 +14,9 @@ import { LinkLostError } from '../../hal/link/reliable-link.ts';
 import { TransportError } from '../../hal/link/transport.ts';
 import { auditActor, penRecordIdentity } from '../store/actor.ts';
 import { defaultStorePath, PenStore } from '../store/store.ts';
-import { normalizePartId, RegistryRefusedError } from '../sterilization/registry.ts';
 import { checkFittedParts, type PreparedParts } from '../control/session.ts';
-import { ExitCode, UsageError } from './format.ts';
+import { ExitCode } from './format.ts';
+import { parseCartridge } from './run-options.ts';
 import { openTarget } from './target.ts';
 
 export type CheckStatus = 'pass' | 'fail' | 'skip' | 'look';
@@ -423,19 +423,8 @@ function describeReport(report: DoctorReport): string {
   return lines.join('\n');
 }
 
-/** --cartridge: the ROM id the fitted cartridge must have, or a usage error naming the format. */
-function cartridgeOption(value: string | undefined): string | null {
-  if (value === undefined) return null;
-  try {
-    return normalizePartId(value);
-  } catch (error) {
-    if (error instanceof RegistryRefusedError) throw new UsageError(`--cartridge: ${error.message}`);
-    throw error;
-  }
-}
-
 export async function doctorCommand(flags: DoctorFlags): Promise<number> {
-  const cartridgeId = cartridgeOption(flags.cartridge);  // checked before the pen is contacted
+  const cartridgeId = parseCartridge(flags.cartridge);  // checked before the pen is contacted
   const target = await openTarget({ port: flags.port, firmware: flags.firmware });
   const { device } = target;
   const checks = new Checks();

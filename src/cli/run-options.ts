@@ -46,8 +46,8 @@ function parseClient(flags: RunFlags): Pick<RunValues, 'clientRef' | 'spacingOve
   return { clientRef, spacingOverride: reason };
 }
 
-/** --cartridge: an ID chip's ROM id, or a usage error naming the format. */
-function parseCartridge(text: string | undefined): string | null {
+/** --cartridge: the ROM id the fitted cartridge must have (pen run, pen doctor), or a usage error naming the format. */
+export function parseCartridge(text: string | undefined): string | null {
   if (text === undefined) return null;
   try {
     return normalizePartId(text);
