@@ -261,6 +261,20 @@ const faultOf = (row: FaultRow): FaultRecord => ({
   context: JSON.parse(row.context) as Record<string, unknown>, pen: penOf(row),
 });
 
+/** Runs `action` again every 10 ms while SQLite reports the database busy, for at most `limitMs`. */
+function retryWhileBusy<T>(action: () => T, limitMs: number): T {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    try {
+      return action();
+    } catch (error) {
+      const busy = error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY');
+      if (!busy || Date.now() >= deadline) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);  // a synchronous sleep: opening is synchronous
+    }
+  }
+}
+
 export class PenStore {
   /** Parts, their sterilization cycles and the loads' biological indicators (src/store/parts.ts). */
   readonly parts: PartRecords;
@@ -278,7 +292,9 @@ export class PenStore {
     const db = new Database(path);
     // First: another pen process may be creating or migrating the same file right now, and then this one waits for it.
     db.pragma('busy_timeout = 5000');
-    db.pragma('journal_mode = WAL');
+    // Switching a new file to WAL takes an exclusive lock that SQLite does not wait for (no busy handler: two processes
+    // doing it at once would deadlock), so a process that loses the race tries again.
+    retryWhileBusy(() => db.pragma('journal_mode = WAL'), 5000);
     db.pragma('synchronous = FULL');  // a committed record survives power loss, not only a crash
     db.pragma('foreign_keys = ON');
     // One migration per immediate (write-locked) transaction that reads the version inside it, so that of two processes
