@@ -11,6 +11,7 @@ import * as faultResponse from './fault-response.ts';
 import * as firmwareSize from './firmware-size.ts';
 import * as flash from './flash.ts';
 import * as fuzz from './fuzz.ts';
+import * as hil from './hil.ts';
 import * as hostCpu from './host-cpu.ts';
 import * as linkRtt from './link-rtt.ts';
 import * as loopJitter from './loop-jitter.ts';
@@ -25,6 +26,7 @@ const benchmarks: readonly { readonly name: string; readonly measure: () => Prom
   { name: 'firmware-size', measure: firmwareSize.measure },
   { name: 'sim-speed', measure: simSpeed.measure },
   { name: 'virtual-bench', measure: virtualBench.measure },
+  { name: 'hil', measure: hil.measure },
   { name: 'link-rtt', measure: linkRtt.measure },
   { name: 'fault-response', measure: faultResponse.measure },
   { name: 'watchdog', measure: watchdog.measure },

@@ -154,6 +154,7 @@ export class Rig {
   private readonly pwm: InstanceType<typeof five.Sensor>;
   private readonly enable: InstanceType<typeof five.Button>;
   private readonly tach: InstanceType<typeof five.Button>;
+  private readonly stepperDir: InstanceType<typeof five.Button>;
   private readonly pins = {
     estop: rigPin('estop'),
     cartridge: rigPin('cartridgePresent'),
@@ -161,6 +162,8 @@ export class Rig {
     motorPwm: rigPin('motorPwm'),
     tach: rigPin('tach'),
     motorEnable: rigPin('motorEnable'),
+    stepperStep: rigPin('stepperStep'),
+    stepperDir: rigPin('stepperDir'),
   };
   /** Listeners for every report, for waitFor. */
   private readonly reportListeners = new Set<() => void>();
@@ -185,6 +188,10 @@ export class Rig {
     this.pwm = new Sensor({ board, pin: this.pins.motorPwm.name, freq: rigJson.samplingIntervalMs, threshold: 1 });
     this.enable = new Button({ board, pin: this.pins.motorEnable.number, invert: false });
     this.tach = new Button({ board, pin: this.pins.tach.number, invert: false });
+    this.stepperDir = new Button({ board, pin: this.pins.stepperDir.number, invert: false });
+    // The step line only needs reporting on: stepperDuring listens to its reports.
+    board.io.pinMode(this.pins.stepperStep.number, board.io.MODES.INPUT);
+    board.io.reportDigitalPin(this.pins.stepperStep.number, 1);
     const notify = (): void => {
       for (const listener of this.reportListeners) listener();
     };
@@ -328,6 +335,71 @@ export class Rig {
     return (risingAtMs.length - 1) / ((final - first) / 1000);
   }
 
+  /**
+   * Watches the stepper's lines while action runs: the step edges the rig's reports showed (activity, not a count: the
+   * pulses outrun Firmata's reports) and the direction line's levels while it stepped.
+   */
+  async stepperDuring(action: () => Promise<void>): Promise<{ readonly stepEdges: number; readonly deeperSeen: boolean; readonly shallowerSeen: boolean }> {
+    const seen = { stepEdges: 0, deeperSeen: false, shallowerSeen: false };
+    const event = `digital-read-${this.pins.stepperStep.number}`;
+    let last: number | null = null;
+    const onStep = (value: number): void => {
+      if (last !== null && value !== last) {
+        seen.stepEdges += 1;
+        if (this.stepperDir.isDown) seen.deeperSeen = true;
+        else seen.shallowerSeen = true;
+      }
+      last = value;
+    };
+    this.board.io.on(event, onStep);
+    try {
+      await action();
+      await this.clock.sleep(3 * rigJson.samplingIntervalMs);  // the last reports on their way
+    } finally {
+      this.board.io.off(event, onStep);
+    }
+    return seen;
+  }
+
+  /**
+   * Resolves once every report the rig sent before now has been handled: a pin state query's answer comes back behind
+   * them on the same stream, however late the host reads it.
+   */
+  flushReports(timeoutMs = 1000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = this.clock.after(timeoutMs, () => reject(new Error(`the rig on ${this.link.description} did not answer a pin state query within ${timeoutMs} ms`)));
+      this.board.io.queryPinState(this.pins.tach.number, () => {
+        timer.cancel();
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * The tach's rising edges the rig reported while action ran, for a timebase of the caller's own: counting starts
+   * behind every report sent before action and ends behind every report sent before action finished, so that a host
+   * that reads its socket late neither loses nor gains pulses at either end.
+   */
+  async tachPulsesDuring(action: () => Promise<void>): Promise<number> {
+    let pulses = 0;
+    let last = this.tach.isDown;
+    const event = `digital-read-${this.pins.tach.number}`;
+    const onEdge = (value: number): void => {
+      const high = value !== 0;
+      if (high && !last) pulses += 1;
+      last = high;
+    };
+    await this.flushReports();
+    this.board.io.on(event, onEdge);
+    try {
+      await action();
+      await this.flushReports();
+    } finally {
+      this.board.io.off(event, onEdge);
+    }
+    return pulses;
+  }
+
   /** Resolves with the ms it took once predicate holds (checked at once and on every report); rejects after timeoutMs. */
   waitFor(predicate: () => boolean, timeoutMs: number, what = 'the condition'): Promise<number> {
     const start = this.clock.nowMs();
@@ -393,6 +465,8 @@ export class Rig {
       io.reportAnalogPin(this.pins.motorPwm.number, 0);
       io.reportDigitalPin(this.pins.tach.number, 0);
       io.reportDigitalPin(this.pins.motorEnable.number, 0);
+      io.reportDigitalPin(this.pins.stepperStep.number, 0);
+      io.reportDigitalPin(this.pins.stepperDir.number, 0);
       for (const pin of [this.pins.footswitch, this.pins.cartridge, this.pins.estop]) io.pinMode(pin.number, io.MODES.INPUT);
       // On wall time whatever the rig's clock: a simulated one may be about to stop.
       const deadline = performance.now() + 500;

@@ -1,13 +1,12 @@
 // Renders a sample calibration certificate and has headless Chromium screenshot it (PNG) and print it (PDF), so its look
 // can be checked by eye: npx tsx scripts/screenshot-certificate.ts [--rejected] [--out DIR]. Skips, saying so, without Chromium.
-import { spawnSync } from 'node:child_process'; // running Chromium
-import { accessSync, constants, writeFileSync } from 'node:fs'; // finding Chromium on PATH; writing the HTML
-import { delimiter, join, resolve } from 'node:path'; // PATH entries; output paths
-import { pathToFileURL } from 'node:url'; // the file:// address Chromium opens
+import { writeFileSync } from 'node:fs'; // writing the HTML
+import { join, resolve } from 'node:path'; // output paths
 import { pen } from '../hardware/description.ts'; // the procedure's points and acceptance limits
 import { renderCertificate } from '../src/calibration/certificate.ts';
 import type { CriterionResult, GaugeReadingRecord } from '../src/calibration/types.ts';
 import type { CalibrationRecord } from '../src/store/calibrations.ts';
+import { chromiumMissing, findChromium, renderHtml } from './chromium.ts'; // headless Chromium: PNG and PDF
 
 const args = process.argv.slice(2);
 const rejected = args.includes('--rejected');
@@ -82,32 +81,19 @@ const htmlPath = join(outDir, `${name}.html`);
 writeFileSync(htmlPath, renderCertificate(record));
 console.log(`wrote ${htmlPath}`);
 
-const onPath = (command: string): string | null => {
-  for (const dir of (process.env['PATH'] ?? '').split(delimiter)) {
-    try {
-      accessSync(join(dir, command), constants.X_OK);
-      return join(dir, command);
-    } catch { /* not in this directory */ }
-  }
-  return null;
-};
-const chromium = ['chromium', 'chromium-browser', 'google-chrome'].map(onPath).find((path) => path !== null) ?? null;
+const chromium = findChromium();
 if (chromium === null) {
-  console.log('skipped the screenshot: no chromium on PATH (Debian: apt-get install chromium)');
+  console.log(`skipped the screenshot: ${chromiumMissing}`);
   process.exit(0);
 }
-
-const url = pathToFileURL(htmlPath).href;
-// 1240 × 1754 is A4 at 150 dpi; a taller window shows the whole document in one picture.
-const common = ['--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--no-pdf-header-footer'];
-for (const [flag, path, extra] of [
-  ['--screenshot', join(outDir, `${name}.png`), ['--window-size=1240,3000']],
-  ['--print-to-pdf', join(outDir, `${name}.pdf`), []],
-] as const) {
-  const result = spawnSync(chromium, [...common, ...extra, `${flag}=${path}`, url], { encoding: 'utf8', timeout: 60_000 });
-  if (result.status !== 0) {
-    console.error(`${chromium} ${flag} failed (exit ${result.status ?? result.signal ?? 'unknown'}): ${result.stderr.trim()}`);
-    process.exit(1);
-  }
-  console.log(`wrote ${path}`);
+// A taller window than A4 shows the whole document in one picture.
+const pngPath = join(outDir, `${name}.png`);
+const pdfPath = join(outDir, `${name}.pdf`);
+try {
+  renderHtml(chromium, htmlPath, { pngPath, pdfPath, heightPx: 3000 });
+} catch (error) {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exit(1);
 }
+console.log(`wrote ${pngPath}`);
+console.log(`wrote ${pdfPath}`);

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Setup: installs the firmware toolchain (Debian: gcc-avr avr-libc make), Optiboot's source (arduino-core-avr: the
 # bootloader is built from it) and avrdude (pen flash, make flash), clang with libFuzzer's runtime (the firmware logic's
-# host tests and fuzzer) and socat (a pty pair for the serial transport's tests) when missing, then the npm packages,
+# host tests and fuzzer), socat (a pty pair for the serial transport's tests) and xmllint (libxml2-utils: the tests parse
+# the HIL suite's JUnit XML with it) when missing, then the npm packages,
 # then builds the firmware and the bootloader and fetches the HIL rig's stock StandardFirmata (scripts/fetch-standard-firmata.sh).
 # Where it cannot install, it prints the exact command to run and exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(gcc-avr avr-libc binutils-avr make arduino-core-avr avrdude socat clang libclang-rt-14-dev)
+packages=(gcc-avr avr-libc binutils-avr make arduino-core-avr avrdude socat clang libclang-rt-14-dev libxml2-utils)
 missing=()
 command -v avr-gcc >/dev/null 2>&1 || missing+=(gcc-avr binutils-avr)
 [ -f /usr/lib/avr/include/avr/io.h ] || missing+=(avr-libc)
@@ -15,6 +16,7 @@ command -v make >/dev/null 2>&1 || missing+=(make)
 [ -f /usr/share/arduino/hardware/arduino/avr/bootloaders/optiboot/optiboot.c ] || missing+=(arduino-core-avr)
 command -v avrdude >/dev/null 2>&1 || missing+=(avrdude)
 command -v socat >/dev/null 2>&1 || missing+=(socat)
+command -v xmllint >/dev/null 2>&1 || missing+=(libxml2-utils)
 # libFuzzer ships in compiler-rt (Debian 12: libclang-rt-14-dev); a clang without it cannot link -fsanitize=fuzzer.
 clang=$(command -v clang || command -v clang-14 || true)
 if [ -z "$clang" ]; then

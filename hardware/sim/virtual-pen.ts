@@ -422,10 +422,19 @@ export class VirtualPen {
     this.setInput('cartridgePresent', false);
     this.idChips.cartridge.fit(null);
     await this.clock.sleep(options.outMs ?? 50);
+    const chip = this.fitNewCartridgeChip(options);
+    this.setInput('cartridgePresent', true);
+    return chip;
+  }
+
+  /**
+   * A new cartridge's chip in the holder, the cartridge-detect switch untouched: for a bench whose rig drives that line
+   * (`pen sim --control`: the rig pulls the line, the chip is swapped, the rig fits it again).
+   */
+  fitNewCartridgeChip(options: { readonly serial?: bigint; readonly expiryDay?: number } = {}): IdChip {
     const serial = options.serial ?? this.newCartridgeSerial();
     const chip = IdChip.part({ kind: 'cartridge', lot: 0x00c0ffee, date: options.expiryDay ?? defaultCartridgeExpiryDay }, serial);
     this.idChips.cartridge.fit(chip);
-    this.setInput('cartridgePresent', true);
     return chip;
   }
 

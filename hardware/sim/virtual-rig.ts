@@ -49,6 +49,8 @@ export interface RigWire {
   readonly direction: 'input' | 'output';
   readonly penSignal: PinName;
   readonly level: string;
+  /** An input through the rig board's pulse stretcher: the shortest high the rig sees, in rig cycles (0: none). */
+  readonly stretchCycles: number;
   /** The rig's AVR port and bit for rigPin. */
   readonly port: RigPort;
   readonly bit: number;
@@ -68,7 +70,8 @@ function unoPin(name: string): { readonly port: RigPort; readonly bit: number } 
 export const rigWiring: readonly RigWire[] = rigJson.wiring.map((wire) => {
   if (!Object.hasOwn(pins, wire.penSignal)) throw new Error(`hardware/rig.json wires ${wire.rigPin} to ${wire.penSignal}, which pen.json does not name`);
   if (wire.direction !== 'input' && wire.direction !== 'output') throw new Error(`hardware/rig.json: ${wire.rigPin}'s direction must be input or output`);
-  return { ...wire, direction: wire.direction, penSignal: wire.penSignal as PinName, ...unoPin(wire.rigPin) };
+  const stretchMs = 'stretchMs' in wire ? wire.stretchMs : 0;
+  return { ...wire, direction: wire.direction, penSignal: wire.penSignal as PinName, stretchCycles: Math.round(stretchMs * cyclesPerMs), ...unoPin(wire.rigPin) };
 });
 
 const analogWires = rigWiring.filter((wire) => wire.rigPin.startsWith('A'));
@@ -130,6 +133,9 @@ export class VirtualRig implements CompanionMcu {
   private rigToHost: number[] = [];
   /** The pen-side levels last passed to the rig's pins, one per digital wire, and what the rig drives on the pen. */
   private readonly penLevels = new Map<PinName, boolean>();
+  /** Per pen line: how many times it changed (a stretched fall applies only if none came after it), and a stretched line's earliest fall. */
+  private readonly lineChanges = new Map<PinName, number>();
+  private readonly stretchEnds = new Map<PinName, number>();
   private readonly driving = new Map<PinName, boolean | null>();
   /** The RC low-pass on motorPwm: its capacitor voltage at filterCycle (pen cycles), charging toward duty × 5 V. */
   private filterVolts = 0;
@@ -250,17 +256,24 @@ export class VirtualRig implements CompanionMcu {
    */
   private penPinsChanged(): void {
     this.trackMotorDuty();
-    const delay = this.pen.totalCycles - this.totalCycles;
+    const now = this.pen.totalCycles;
+    const delay = now - this.totalCycles;
     for (const wire of digitalWires) {
       const high = this.pen.pinIsHigh(wire.penSignal);
       if (this.penLevels.get(wire.penSignal) === high) continue;
       this.penLevels.set(wire.penSignal, high);
+      // A stretched line (rig.json stretchMs) falls no sooner than stretchCycles after its last rise; a rise meanwhile
+      // cancels the pending fall (the monostable retriggers).
+      const change = (this.lineChanges.get(wire.penSignal) ?? 0) + 1;
+      this.lineChanges.set(wire.penSignal, change);
+      if (high) this.stretchEnds.set(wire.penSignal, now + wire.stretchCycles);
       const machine = this.machine;
       const apply = (): void => {
-        if (this.machine === machine) machine.ports[wire.port].setPin(wire.bit, high);
+        if (this.machine === machine && this.lineChanges.get(wire.penSignal) === change) machine.ports[wire.port].setPin(wire.bit, high);
       };
-      if (delay <= 0) apply();
-      else machine.cpu.addClockEvent(apply, delay);
+      const at = high ? delay : Math.max(delay, (this.stretchEnds.get(wire.penSignal) ?? 0) - this.totalCycles);
+      if (at <= 0) apply();
+      else machine.cpu.addClockEvent(apply, at);
     }
   }
 

@@ -10,7 +10,7 @@ import { runDemo } from './demo.ts';
 import { checkSpacingBeforeConnecting, consoleOutput, runTreatment } from './run.ts';
 import { addTargetOptions, openTarget, type Target } from './target.ts';
 import { relayStop, statusCommand, intervalRange, type StatusFlags } from './status.ts';
-import { createSimPen, createSimRig, serveSimGauge, serveSimRig, simOptionHelp, type SimFlags } from './sim.ts';
+import { boundAddress, createSimPen, createSimRig, serveSimControl, serveSimGauge, serveSimRig, simOptionHelp, type SimFlags, type SimLog } from './sim.ts';
 import { waitForInterrupt as interruption } from './interrupt.ts';
 import { parseRunFlags } from './run-options.ts';
 import { serveOrExplain } from './listen.ts';
@@ -311,6 +311,7 @@ export function buildProgram(): Command {
     .option('--blank', simOptionHelp.blank)
     .option('--rig <address>', simOptionHelp.rig)
     .option('--rig-firmware <hex>', simOptionHelp.rigFirmware)
+    .option('--control <address>', simOptionHelp.control)
     .addOption(firmwareOption()).addOption(jsonOption())
     .action(async (flags: SimFlags & { listen: string; json?: boolean; autoReset?: boolean }) => {
       let address;
@@ -319,8 +320,8 @@ export function buildProgram(): Command {
       } catch (error) {
         throw new UsageError((error as Error).message);
       }
-      // Checks --seed, the mechanical errors and --gauge; loads --eeprom and its parts (src/cli/sim.ts).
-      const { pen, eeprom, parts, gauge } = createSimPen(flags);
+      // Checks --seed, the mechanical errors, --gauge and --control; loads --eeprom and its parts (src/cli/sim.ts).
+      const { pen, eeprom, parts, gauge, control } = createSimPen(flags);
       // With --rig, the rig is wired to the pen before it starts, so the pen's run loop steps both from power-on.
       let simRig;
       try {
@@ -330,16 +331,16 @@ export function buildProgram(): Command {
         parts.close();
         throw error;
       }
-      const log = (line: string): void => {
-        console.log(flags.json === true ? JSON.stringify({ event: line, simTimeMs: Math.round(pen.simTimeMs) }) : line);
+      // With --json, a line that says where an endpoint is served also carries it as fields: {"endpoint":"control","address":"tcp://…"}.
+      const log: SimLog = (line, served) => {
+        console.log(flags.json === true ? JSON.stringify({ event: line, simTimeMs: Math.round(pen.simTimeMs), ...served }) : line);
       };
       pen.start();
       // Stops the pen and says why when the address cannot be used.
       const server = await serveOrExplain(pen, address, log, { autoReset: flags.autoReset === true });
-      const bound = server.address();
-      const port = typeof bound === 'object' && bound !== null ? bound.port : address.port;
+      const penAddress = boundAddress(server, address);
       const board = `${flags.blank === true ? 'bootloader only, no application' : 'Optiboot + application'}${flags.autoReset === true ? ', reset on connect' : ''}`;
-      log(`virtual pen listening on tcp://${address.host}:${port} (${board}; EEPROM ${eeprom.path}; Ctrl-C to stop)`);
+      log(`virtual pen listening on ${penAddress} (${board}; EEPROM ${eeprom.path}; Ctrl-C to stop)`, { endpoint: 'pen', address: penAddress });
       const gaugeServer = gauge === null ? null : await serveSimGauge(gauge, log).catch(async (error: unknown) => {
         server.close();
         await pen.stop();
@@ -351,7 +352,15 @@ export function buildProgram(): Command {
         await pen.stop();
         throw error;
       });
+      const controlServer = control === null ? null : await serveSimControl(pen, control, log).catch(async (error: unknown) => {
+        rigServer?.close();
+        gaugeServer?.close();
+        server.close();
+        await pen.stop();
+        throw error;
+      });
       await waitForInterrupt();
+      controlServer?.close();
       rigServer?.close();
       gaugeServer?.close();
       server.close();

@@ -1,11 +1,13 @@
 // `pen sim`'s pen: the virtual pen booting through Optiboot like an Uno, with its EEPROM and part chips in files, a seed
 // for its noise and link faults, and the mechanical errors a real pen is built with (home offset, travel scale), refused
 // outside the tolerances in hardware/pen.json; its dial gauge on TCP, with the backlash and lead error a calibration must reject;
-// the HIL rig wired to it (a second avr8js running Firmata), its UART on TCP.
+// the HIL rig wired to it (a second avr8js running Firmata), its UART on TCP; the control channel for the plant faults
+// only a virtual bench can cause.
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:net';
 import rigDescription from '../../hardware/rig.json' with { type: 'json' };
 import { pen as description } from '../../hardware/description.ts';
+import { plantSettingNames, serveControl } from '../../hardware/sim/control.ts';
 import { serveGauge, VirtualGauge } from '../../hardware/sim/gauge.ts';
 import { parseListenAddress, type ListenAddress } from '../../hardware/sim/tcp-server.ts';
 import { defaultBootloaderPath, VirtualPen } from '../../hardware/sim/virtual-pen.ts';
@@ -33,7 +35,18 @@ export interface SimFlags {
   readonly rig?: string;
   /** The rig's firmware (Intel HEX); see defaultRigFirmwarePath. */
   readonly rigFirmware?: string;
+  /** Where to serve the control channel for virtual-only plant faults (tcp://HOST:PORT), if at all. */
+  readonly control?: string;
 }
+
+/** What `pen sim` serves: the pen's UART and, with their flags, the gauge, the rig's UART and the control channel. */
+export type SimEndpoint = 'pen' | 'gauge' | 'rig' | 'control';
+
+/**
+ * `pen sim`'s output: a line of text; with endpoint, the line that says an endpoint is served and its bound address
+ * (port 0 resolved), which `--json` prints as fields, so a script that asked for port 0 finds every address.
+ */
+export type SimLog = (line: string, served?: { readonly endpoint: SimEndpoint; readonly address: string }) => void;
 
 /** `pen sim --fault NAME`: a miswired board, for bring-up checks (`pen doctor`); each sets a plant fault at start. */
 export const simFaults = {
@@ -74,6 +87,9 @@ export const simOptionHelp = {
   blank: 'a board with only its bootloader and no application, as it comes before `pen flash` (give --auto-reset to flash it)',
   rig: 'also run the HIL rig (a second ATmega328P in avr8js running Firmata, wired to the pen as hardware/rig.json says, in the ' +
     'pen\'s simulated time) and serve its USB serial port on this address (tcp://HOST:PORT); each connect resets it, as DTR would',
+  control: 'also serve the control channel on this address (tcp://HOST:PORT), for the plant faults only a virtual bench can ' +
+    `cause (hardware/rig.json virtualOnly: ${plantSettingNames.join(', ')}): one JSON request a line, e.g. ` +
+    '{"set":"temperatureC","value":62}, {"get":"plant"}, {"clear":"all"}; one JSON reply a line; any number of clients',
   rigFirmware: `the rig's firmware, Intel HEX (default ${rigFirmwareHexPath} if built, else ${standardFirmataHexPath}, ` +
     'fetched by scripts/fetch-standard-firmata.sh)',
 } as const;
@@ -113,6 +129,8 @@ export interface SimGauge {
  */
 export function createSimPen(flags: SimFlags): {
   readonly pen: VirtualPen; readonly eeprom: EepromFile; readonly parts: PartsFile; readonly gauge: SimGauge | null;
+  /** Where `--control` asked to serve the control channel (serveSimControl), or null. */
+  readonly control: ListenAddress | null;
 } {
   const seed = numberOption(flags.seed, '--seed', '42') ?? 1;
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UsageError(`--seed must be a whole number 0–4294967295 (got ${flags.seed ?? ''})`);
@@ -121,6 +139,7 @@ export function createSimPen(flags: SimFlags): {
   const backlashMm = withinLimit(flags.backlashMm, '--backlash-mm', simMechanicalErrorLimits.backlashMm, '0.02');
   const screwErrorMm = withinLimit(flags.screwErrorMm, '--screw-error-mm', simMechanicalErrorLimits.screwErrorMm, '0.01');
   const gaugeAddress = flags.gauge === undefined ? null : listenAddressOption(flags.gauge, '--gauge');
+  const control = flags.control === undefined ? null : listenAddressOption(flags.control, '--control');
   const faults = (flags.fault ?? []).map((name) => {
     if (!Object.hasOwn(simFaults, name)) throw new UsageError(`--fault ${name} is not a fault the virtual pen knows: use one of ${simFaultNames.join(', ')}`);
     return simFaults[name as keyof typeof simFaults];
@@ -137,7 +156,7 @@ export function createSimPen(flags: SimFlags): {
   const gauge = gaugeAddress === null ? null : { gauge: new VirtualGauge(pen.plant, { seed: (seed ^ 0x6a09e667) >>> 0 }), address: gaugeAddress };
   const eeprom = EepromFile.attach(pen, flags.eeprom ?? defaultEepromPath());
   try {
-    return { pen, eeprom, parts: PartsFile.attach(pen, partsFilePath(eeprom.path)), gauge };
+    return { pen, eeprom, parts: PartsFile.attach(pen, partsFilePath(eeprom.path)), gauge, control };
   } catch (error) {
     eeprom.close();
     throw error;
@@ -145,7 +164,7 @@ export function createSimPen(flags: SimFlags): {
 }
 
 /** Serves the pen's dial gauge where `--gauge` said, and says where and what it reads; a ListenError if it cannot. */
-export async function serveSimGauge(gauge: SimGauge, log: (line: string) => void): Promise<Server> {
+export async function serveSimGauge(gauge: SimGauge, log: SimLog): Promise<Server> {
   let server: Server;
   try {
     server = await serveGauge(gauge.gauge, gauge.address);
@@ -153,11 +172,10 @@ export async function serveSimGauge(gauge: SimGauge, log: (line: string) => void
     throw new ListenError(`cannot serve the gauge on tcp://${gauge.address.host}:${gauge.address.port}: ${(error as Error).message}; ` +
       'choose another --gauge address (port 0 for any free one)');
   }
-  const bound = server.address();
-  const port = typeof bound === 'object' && bound !== null ? bound.port : gauge.address.port;
+  const address = boundAddress(server, gauge.address);
   const { resolutionMm, noiseMm, rangeMm } = gauge.gauge;
-  log(`virtual gauge listening on tcp://${gauge.address.host}:${port} (resolution ${resolutionMm} mm, noise ${noiseMm} mm, ` +
-    `range ±${rangeMm} mm; a "?" line answers a reading)`);
+  log(`virtual gauge listening on ${address} (resolution ${resolutionMm} mm, noise ${noiseMm} mm, ` +
+    `range ±${rangeMm} mm; a "?" line answers a reading)`, { endpoint: 'gauge', address });
   return server;
 }
 
@@ -188,7 +206,7 @@ export function createSimRig(pen: VirtualPen, flags: Pick<SimFlags, 'rig' | 'rig
 }
 
 /** Serves the rig's UART where `--rig` said, and says where and what it runs; a ListenError if it cannot. */
-export async function serveSimRig(simRig: SimRig, log: (line: string) => void): Promise<Server> {
+export async function serveSimRig(simRig: SimRig, log: SimLog): Promise<Server> {
   let server: Server;
   try {
     server = await serveRig(simRig.rig, simRig.address, log);
@@ -196,9 +214,30 @@ export async function serveSimRig(simRig: SimRig, log: (line: string) => void): 
     throw new ListenError(`cannot serve the rig on tcp://${simRig.address.host}:${simRig.address.port}: ${(error as Error).message}; ` +
       'choose another --rig address (port 0 for any free one)');
   }
-  const bound = server.address();
-  const port = typeof bound === 'object' && bound !== null ? bound.port : simRig.address.port;
-  log(`virtual rig listening on tcp://${simRig.address.host}:${port} (${simRig.rig.firmwarePath}; Firmata at ${rigBaud} baud, ` +
-    'reset on connect; wired as hardware/rig.json)');
+  const address = boundAddress(server, simRig.address);
+  log(`virtual rig listening on ${address} (${simRig.rig.firmwarePath}; Firmata at ${rigBaud} baud, ` +
+    'reset on connect; wired as hardware/rig.json)', { endpoint: 'rig', address });
   return server;
+}
+
+/** Serves the control channel where `--control` said, and says where and what it takes; a ListenError if it cannot. */
+export async function serveSimControl(pen: VirtualPen, where: ListenAddress, log: SimLog): Promise<Server> {
+  let server: Server;
+  try {
+    server = await serveControl(pen, where, log);
+  } catch (error) {
+    throw new ListenError(`cannot serve the control channel on tcp://${where.host}:${where.port}: ${(error as Error).message}; ` +
+      'choose another --control address (port 0 for any free one)');
+  }
+  const address = boundAddress(server, where);
+  log(`virtual pen control listening on ${address} (one JSON request a line: set ${plantSettingNames.join(', ')}; ` +
+    'get plant; clear all)', { endpoint: 'control', address });
+  return server;
+}
+
+/** tcp://HOST:PORT as the server is bound: port 0 resolved to the port the system chose. */
+export function boundAddress(server: Server, asked: ListenAddress): string {
+  const bound = server.address();
+  const port = typeof bound === 'object' && bound !== null ? bound.port : asked.port;
+  return `tcp://${asked.host}:${port}`;
 }

@@ -18,7 +18,7 @@ beforeAll(() => {
   execFileSync('make', ['-s', '-C', 'firmware', 'build/host/crypto_tests'], { cwd: root, stdio: 'pipe' });
 }, 60_000);
 
-it('SHA-256 and HMAC-SHA256 pass the FIPS 180-4 and RFC 4231 vectors and their unit tests', () => {
+it('SHA-256 and HMAC-SHA256 pass the FIPS 180-4 and RFC 4231 vectors and their unit tests', { tags: ['REQ-ROLES'] }, () => {
   const result = run([]);
   expect(result.status, result.output.slice(-3000)).toBe(0);
   const summary = /^(\d+) passed, (\d+) failed$/.exec(result.stdout.trimEnd().split('\n').at(-1) ?? '');
@@ -28,7 +28,7 @@ it('SHA-256 and HMAC-SHA256 pass the FIPS 180-4 and RFC 4231 vectors and their u
   expect(Number(summary?.[1])).toBeGreaterThanOrEqual(74);
 });
 
-it('SHA-256 equals node:crypto for every length from 0 to 200 bytes, across the padding boundaries', () => {
+it('SHA-256 equals node:crypto for every length from 0 to 200 bytes, across the padding boundaries', { tags: ['REQ-ROLES'] }, () => {
   const messages = Array.from({ length: 201 }, (_, length) => randomBytes(length));
   const result = run(['--sha256', ...messages.map((message) => message.toString('hex'))]);
   expect(result.status, result.output.slice(-3000)).toBe(0);
@@ -38,7 +38,7 @@ it('SHA-256 equals node:crypto for every length from 0 to 200 bytes, across the 
   }
 });
 
-it('HMAC-SHA256 equals node:crypto for random keys and messages, keys shorter than, equal to and longer than a block', () => {
+it('HMAC-SHA256 equals node:crypto for random keys and messages, keys shorter than, equal to and longer than a block', { tags: ['REQ-ROLES'] }, () => {
   const keyLengths = [0, 1, 16, 32, 63, 64, 65, 131, 300];
   const messageLengths = [0, 1, 41, 55, 56, 64, 119, 1000];
   const pairs = keyLengths.flatMap((keyLength) => messageLengths.map((length) => [randomBytes(keyLength), randomBytes(length)] as const));

@@ -3,6 +3,6 @@
 import { it } from 'vitest';
 import { expectCTestsPass } from './c-tests.ts';
 
-it('the parts logic passes its unit tests on the fake chips', () => {
+it('the parts logic passes its unit tests on the fake chips', { tags: ['REQ-PART-CHIP-INTEGRITY', 'REQ-STERILIZATION-RECORD'], timeout: 60_000 }, () => {
   expectCTestsPass('build/host/parts_tests', 'parts_tests', 18);
-}, 60_000);
+});

@@ -3,6 +3,6 @@
 import { it } from 'vitest';
 import { expectCTestsPass } from './c-tests.ts';
 
-it('the needle-time counter passes its unit tests on the fake EEPROM', () => {
+it('the needle-time counter passes its unit tests on the fake EEPROM', { tags: ['REQ-CALIBRATION-DUE'], timeout: 60_000 }, () => {
   expectCTestsPass('build/host/usage_tests', 'usage_tests', 16);
-}, 60_000);
+});

@@ -209,7 +209,7 @@ async function rawHostAt500um(seed: number): Promise<{ p: VirtualPen; host: RawH
 }
 
 describe('arming refused for each part, with its own code, the part and its ROM id', () => {
-  it('refuses a cartridge chip absent with the switch closed (cartridge_unreadable, absent), a used one (cartridge_used), one past its expiry (arms on the expiry day, cartridge_expired the day after)', async () => {
+  it('refuses a cartridge chip absent with the switch closed (cartridge_unreadable, absent), a used one (cartridge_used), one past its expiry (arms on the expiry day, cartridge_expired the day after)', { tags: ['REQ-CARTRIDGE-SINGLE-USE', 'REQ-CARTRIDGE-EXPIRY', 'REQ-PART-CHIP-INTEGRITY'] }, async () => {
     const { p, d, watch, parts } = await readyPen(21);
     // Absent: cleared while read good, then the chip gone with the switch still closed, and read again.
     await d.clearCartridge(parts.cartridge.rom);
@@ -239,7 +239,7 @@ describe('arming refused for each part, with its own code, the part and its ROM 
     expect(watch.onEdges).toBe(0);
   });
 
-  it('refuses a nosecone never sterilized, used since its latest sterilization, at 200 cycles (199 arms), and its chip absent', async () => {
+  it('refuses a nosecone never sterilized, used since its latest sterilization, at 200 cycles (199 arms), and its chip absent', { tags: ['REQ-NOSECONE-STERILE', 'REQ-NOSECONE-CYCLE-LIMIT', 'REQ-PART-CHIP-INTEGRITY'] }, async () => {
     const { p, d, watch, parts } = await readyPen(22);
     await d.clearCartridge(parts.cartridge.rom);
 
@@ -267,7 +267,7 @@ describe('arming refused for each part, with its own code, the part and its ROM 
     expect(watch.onEdges).toBe(0);
   });
 
-  it('takes the host date through raw frames at its integer extremes: 0 and 9496 out_of_range, 9497 arms, 65535 expired', async () => {
+  it('takes the host date through raw frames at its integer extremes: 0 and 9496 out_of_range, 9497 arms, 65535 expired', { tags: ['REQ-CARTRIDGE-EXPIRY'] }, async () => {
     const { p, host, watch, parts } = await rawHostAt500um(23);
     const rom = parts.cartridgeRom;
     expect(parts.cartridgeStatus).toBe(PartStatus.ok);
@@ -293,7 +293,7 @@ describe('arming refused for each part, with its own code, the part and its ROM 
 });
 
 describe('clear_cartridge', () => {
-  it('accepts the fitted id only: every one-bit-off id, all zeros and all 0xFF are part_mismatch naming the fitted id; a chip gone is cartridge_unreadable', async () => {
+  it('accepts the fitted id only: every one-bit-off id, all zeros and all 0xFF are part_mismatch naming the fitted id; a chip gone is cartridge_unreadable', { tags: ['REQ-CARTRIDGE-INTERLOCK'] }, async () => {
     const { p, d, watch, parts } = await readyPen(24);
     const fitted = parts.cartridge.rom;
     const bytes = Buffer.from(fitted, 'hex');
@@ -349,7 +349,7 @@ async function startUntilRunning(d: PenDevice, pollMs = 5, limitMs = 3000): Prom
 }
 
 describe("a session's one-way marks", () => {
-  it('burn at the first start (parts_busy until both are read back), then the motor runs; re-arming in the fitting burns nothing; the same cartridge put back is used; a new one waits for the nosecone\'s reprocessing', async () => {
+  it('burn at the first start (parts_busy until both are read back), then the motor runs; re-arming in the fitting burns nothing; the same cartridge put back is used; a new one waits for the nosecone\'s reprocessing', { tags: ['REQ-CARTRIDGE-SINGLE-USE', 'REQ-NOSECONE-STERILE'] }, async () => {
     const { p, d, watch, parts } = await readyPen(31);
     const cartridge = p.idChips.cartridge.chip, nosecone = p.idChips.nosecone.chip;
     if (cartridge === null || nosecone === null) throw new Error('no chips');
@@ -423,7 +423,7 @@ describe("a session's one-way marks", () => {
     await expectIdleMotorOff(watch);
   });
 
-  it('never runs on a nosecone swapped in after the marks without the cartridge coming off: the start names that nosecone, nothing is burnt on it', async () => {
+  it('never runs on a nosecone swapped in after the marks without the cartridge coming off: the start names that nosecone, nothing is burnt on it', { tags: ['REQ-NOSECONE-STERILE'] }, async () => {
     const { p, d, watch, parts } = await readyPen(37);
     await d.clearCartridge(parts.cartridge.rom);
     await d.arm(armingDateMs);
@@ -623,7 +623,7 @@ interface ResetOutcome {
 type Instant = { readonly ms: number } | { readonly part: 'cartridge' | 'nosecone'; readonly mode: 'copyAuthorization' | 'programming'; readonly plusMs: number };
 
 describe('an MCU reset during the marks', () => {
-  it('at instants across the whole burn: the motor never ran, the cartridge reads fresh (no copy yet, and it arms) or used (and arming is refused, cartridge_used)', async () => {
+  it('at instants across the whole burn: the motor never ran, the cartridge reads fresh (no copy yet, and it arms) or used (and arming is refused, cartridge_used)', { tags: ['REQ-RESET-SAFE', 'REQ-CARTRIDGE-SINGLE-USE'], timeout: 60_000 }, async () => {
     const ready = await readyPen(51);
     const p = ready.p;
     const watch = ready.watch;
@@ -751,11 +751,11 @@ describe('an MCU reset during the marks', () => {
     expect(count('used')).toBeGreaterThan(0);
     expect(watch.onEdges).toBe(runs);
     watch.expectClean();
-  }, 60_000);
+  });
 });
 
 describe('hostile frames after a session', () => {
-  it('record_sterilization without a grant is role_required with the tally unchanged; no host message id with any payload clears a mark or runs the motor outside RUNNING', async () => {
+  it('record_sterilization without a grant is role_required with the tally unchanged; no host message id with any payload clears a mark or runs the motor outside RUNNING', { tags: ['REQ-HOSTILE-HOST', 'REQ-ROLES'], timeout: 60_000 }, async () => {
     const { p, d, watch, parts } = await readyPen(61);
     const cartridge = p.idChips.cartridge.chip, nosecone = p.idChips.nosecone.chip;
     if (cartridge === null || nosecone === null) throw new Error('no chips');
@@ -844,7 +844,7 @@ describe('hostile frames after a session', () => {
     expect(after.noseconeUnusedSinceSterilization).toBe(0);
     expect(p.plant.motorDrive()).toBe(0);
     watch.expectClean();
-  }, 60_000);
+  });
 });
 
 describe('STOP and the e-stop during a burn', () => {
@@ -863,7 +863,7 @@ describe('STOP and the e-stop during a burn', () => {
     p.runFor(ms);
   }
 
-  it('the STOP byte alone in the cartridge\'s tPROG: idle at once, the burn ends without the motor, starts refused; re-armed in the fitting it runs', async () => {
+  it('the STOP byte alone in the cartridge\'s tPROG: idle at once, the burn ends without the motor, starts refused; re-armed in the fitting it runs', { tags: ['REQ-STOP'] }, async () => {
     const { p, host, watch } = await rawSession(71);
     const cartridge = p.idChips.cartridge.chip, nosecone = p.idChips.nosecone.chip;
     if (cartridge === null || nosecone === null) throw new Error('no chips');
@@ -900,7 +900,7 @@ describe('STOP and the e-stop during a burn', () => {
     watch.expectClean();
   });
 
-  it('the e-stop in the nosecone\'s tPROG: FAULT (estop) at once, the burn ends without the motor, starts refused', async () => {
+  it('the e-stop in the nosecone\'s tPROG: FAULT (estop) at once, the burn ends without the motor, starts refused', { tags: ['REQ-ESTOP'] }, async () => {
     const { p, host, watch } = await rawSession(72);
     const cartridge = p.idChips.cartridge.chip, nosecone = p.idChips.nosecone.chip;
     if (cartridge === null || nosecone === null) throw new Error('no chips');

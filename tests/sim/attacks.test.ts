@@ -152,7 +152,7 @@ async function runningAttacker(depthUm = 1500): Promise<Attacker> {
 }
 
 describe('the needle runs only inside the depth window', () => {
-  it('refuses arm and start_needle at home (0 mm), with the depth, and the motor never turns', async () => {
+  it('refuses arm and start_needle at home (0 mm), with the depth, and the motor never turns', { tags: ['REQ-DEPTH-WINDOW', 'REQ-HOSTILE-HOST'] }, async () => {
     const attacker = await homedAttacker();
     expect(await attacker.clearCartridge()).toBe('ok');
     const arm = await attacker.send('arm', { todayDay: armingDay });
@@ -170,7 +170,7 @@ describe('the needle runs only inside the depth window', () => {
     expect(pen.plant.trueDepthMm).toBeGreaterThanOrEqual(window.min - 1 / stepsPerMm);
   });
 
-  it('goes safe with depth_outside_window within milliseconds when the needle is pushed past the deep end while running', async () => {
+  it('goes safe with depth_outside_window within milliseconds when the needle is pushed past the deep end while running', { tags: ['REQ-DEPTH-WINDOW'] }, async () => {
     const attacker = await runningAttacker(2000);
     await pen.stop();
     pen.plant.slip(0.3);  // the carriage moves without steps: only the depth sensor sees it
@@ -185,7 +185,7 @@ describe('the needle runs only inside the depth window', () => {
     expect(pen.plant.carriageMm).toBeLessThanOrEqual(1 / stepsPerMm);
   });
 
-  it('refuses arming while the needle is still on its way into the window', async () => {
+  it('refuses arming while the needle is still on its way into the window', { tags: ['REQ-DEPTH-WINDOW'] }, async () => {
     const attacker = await homedAttacker();
     expect(await attacker.clearCartridge()).toBe('ok');
     expect(await attacker.code('move_to', { depthUm: 2000 })).toBe('ok');
@@ -223,7 +223,7 @@ async function setCalibrationField(attacker: Attacker, field: CalibrationField, 
 
 // The firmware's bounds hold against a host that has the keys: each write below runs on a grant.
 describe('calibration bounds derived from the tolerances', () => {
-  it('accepts every field exactly inside its bounds and refuses everything beyond, integer extremes included', async () => {
+  it('accepts every field exactly inside its bounds and refuses everything beyond, integer extremes included', { tags: ['REQ-CALIBRATION-BOUNDS'] }, async () => {
     pen = provisionedVirtualPen();
     pen.start();
     const attacker = await Attacker.connect();
@@ -246,7 +246,7 @@ describe('calibration bounds derived from the tolerances', () => {
     expect(kept).toMatchObject({ name: 'calibration', fields: nominal });
   });
 
-  it('refuses the calibration that put the needle at 2.42 mm, and no single frame can set both channels', async () => {
+  it('refuses the calibration that put the needle at 2.42 mm, and no single frame can set both channels', { tags: ['REQ-CALIBRATION-BOUNDS'] }, async () => {
     pen = provisionedVirtualPen();
     pen.start();
     const attacker = await Attacker.connect();
@@ -271,7 +271,7 @@ describe('calibration bounds derived from the tolerances', () => {
     { stepsPerMmX100: k.max, zeroOffsetUm: z.min }, { stepsPerMmX100: k.max, zeroOffsetUm: z.max },
   ];
   for (const corner of corners) {
-    it(`keeps the true needle within ${window.min}–${window.max} mm ± the promised ${accuracyMm} mm on a pen at offset ${corner.offsetMm} mm, scale ${corner.scaleError}`, async () => {
+    it(`keeps the true needle within ${window.min}–${window.max} mm ± the promised ${accuracyMm} mm on a pen at offset ${corner.offsetMm} mm, scale ${corner.scaleError}`, { tags: ['REQ-DEPTH-ACCURACY'] }, async () => {
       const attacker = await homedAttacker(1, true);
       pen.plant.offsetMm = corner.offsetMm;
       pen.plant.scaleError = corner.scaleError;
@@ -324,14 +324,14 @@ describe('STOP wherever it lands in the byte stream', () => {
   const halfFrame = encodeFrame(FrameKind.data | 9, encodeMessage('move_to', { depthUm: 1800 })).subarray(0, 4);
   const stopFrame = encodeFrame(FrameKind.data | 10, encodeMessage('stop', {}));
 
-  it('the STOP byte inside a partial frame stops the pen within a byte time', async () => {
+  it('the STOP byte inside a partial frame stops the pen within a byte time', { tags: ['REQ-STOP'] }, async () => {
     const attacker = await runningAttacker();
     const ms = await motorOffAfter(attacker, Uint8Array.of(...halfFrame, FRAME_STOP));
     expect(ms).toBeLessThan((halfFrame.length + 1) * byteMs + 0.05);
     await expectStoppedAndHome(attacker);
   });
 
-  it('a framed STOP sent 1 ms after half of another frame stops the pen without waiting for a retransmit', async () => {
+  it('a framed STOP sent 1 ms after half of another frame stops the pen without waiting for a retransmit', { tags: ['REQ-STOP'] }, async () => {
     const attacker = await runningAttacker();
     await pen.stop();
     attacker.raw.writeBytes(halfFrame);
@@ -344,7 +344,7 @@ describe('STOP wherever it lands in the byte stream', () => {
     await expectStoppedAndHome(attacker);
   });
 
-  it('a framed STOP right behind garbage bytes, with no sync byte between, stops the pen', async () => {
+  it('a framed STOP right behind garbage bytes, with no sync byte between, stops the pen', { tags: ['REQ-STOP'] }, async () => {
     const attacker = await runningAttacker();
     const garbage = Uint8Array.of(0x05, 0x10, 0x04, 0xff, 0x33);
     const ms = await motorOffAfter(attacker, Uint8Array.of(...garbage, ...stopFrame));
@@ -354,7 +354,7 @@ describe('STOP wherever it lands in the byte stream', () => {
     await expectStoppedAndHome(attacker);
   });
 
-  it('the STOP byte at the end of a flood that overruns the receive buffer stops the pen as it lands', async () => {
+  it('the STOP byte at the end of a flood that overruns the receive buffer stops the pen as it lands', { tags: ['REQ-STOP'] }, async () => {
     const attacker = await runningAttacker();
     const flood = Uint8Array.from({ length: 600 }, (_, i) => (i * 89 + 7) & 0xff).map((b) => (b === FRAME_STOP ? 0x55 : b));
     const ms = await motorOffAfter(attacker, Uint8Array.of(...flood, FRAME_STOP));
@@ -365,7 +365,7 @@ describe('STOP wherever it lands in the byte stream', () => {
 });
 
 describe('the link, from outside', () => {
-  it('drops a partial frame 5 ms after its last byte, not later, and says so with a NAK', async () => {
+  it('drops a partial frame 5 ms after its last byte, not later, and says so with a NAK', { tags: ['REQ-LINK-INTEGRITY'] }, async () => {
     pen = new VirtualPen();
     pen.start();
     const attacker = await Attacker.connect();
@@ -387,7 +387,7 @@ describe('the link, from outside', () => {
     expect(dropMs).toBeLessThan(idleMs + 0.3);
   });
 
-  it('refuses a host speaking protocol version 1, and a version 1 frame is never executed', async () => {
+  it('refuses a host speaking protocol version 1, and a version 1 frame is never executed', { tags: ['REQ-IDENTITY', 'REQ-HOSTILE-HOST'] }, async () => {
     pen = new VirtualPen();
     pen.start();
     const raw = new RawClient(pen);
@@ -408,7 +408,7 @@ describe('the link, from outside', () => {
 });
 
 describe('fault rules the firmware holds alone', () => {
-  it('does not clear a supply fault while the supply is still out, even with another interlock tripped', async () => {
+  it('does not clear a supply fault while the supply is still out, even with another interlock tripped', { tags: ['REQ-SUPPLY', 'REQ-FAULT-LATCH'] }, async () => {
     const attacker = await runningAttacker();
     pen.plant.supplyVolts = 9;
     await attacker.wait(50);
@@ -424,7 +424,7 @@ describe('fault rules the firmware holds alone', () => {
     expect(await attacker.code('clear_fault', {})).toBe('ok');
   });
 
-  it('withdraws the cartridge clearance after a critical fault, so the cartridge is inspected before arming again', async () => {
+  it('withdraws the cartridge clearance after a critical fault, so the cartridge is inspected before arming again', { tags: ['REQ-CARTRIDGE-INTERLOCK', 'REQ-FAULT-LATCH'] }, async () => {
     const attacker = await runningAttacker();
     pen.setInput('estop', true);
     await attacker.wait(300);

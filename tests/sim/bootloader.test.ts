@@ -33,7 +33,7 @@ async function identify(): Promise<{ identity: PenIdentity; status: Telemetry }>
 }
 
 describe('booting through Optiboot', () => {
-  it('goes straight to the application at power-on, which reports a power-on reset and no fault', async () => {
+  it('goes straight to the application at power-on, which reports a power-on reset and no fault', { tags: ['REQ-RESET-SAFE'] }, async () => {
     pen = new VirtualPen({ bootloaderPath: defaultBootloaderPath });
     expect(pen.mcu.pc).toBe(bootStartWord);  // BOOTRST: the reset vector is the bootloader's
     const cycles = pen.runUntil(inApplication, 1);
@@ -43,7 +43,7 @@ describe('booting through Optiboot', () => {
     expect(status).toMatchObject({ state: 'homing_required', fault: 'none' });
   });
 
-  it('waits about a second in the bootloader after a reset on the reset pin, then the application reports an external reset, not a watchdog bite', async () => {
+  it('waits about a second in the bootloader after a reset on the reset pin, then the application reports an external reset, not a watchdog bite', { tags: ['REQ-RESET-SAFE'] }, async () => {
     pen = new VirtualPen({ bootloaderPath: defaultBootloaderPath });
     pen.runFor(20);
     pen.resetMcu('external');
@@ -58,7 +58,7 @@ describe('booting through Optiboot', () => {
     expect(pen.mcu.data[resetHandoffAddress]).toBe(0);  // taken, and cleared for the next reset
   });
 
-  it('reports an unknown cause when the flags are not handed over, as behind a stock Optiboot', async () => {
+  it('reports an unknown cause when the flags are not handed over, as behind a stock Optiboot', { tags: ['REQ-RESET-SAFE'] }, async () => {
     pen = new VirtualPen({ bootloaderPath: defaultBootloaderPath });
     pen.runFor(20);
     pen.resetMcu('external');
@@ -70,7 +70,7 @@ describe('booting through Optiboot', () => {
     expect(status.fault).toBe('none');
   });
 
-  it('still reports a watchdog bite of the application as one, with the fault latched', async () => {
+  it('still reports a watchdog bite of the application as one, with the fault latched', { tags: ['REQ-WATCHDOG'] }, async () => {
     pen = new VirtualPen({ bootloaderPath: defaultBootloaderPath });
     pen.runFor(50);
     pen.hangFirmware();
@@ -87,7 +87,7 @@ describe('booting through Optiboot', () => {
 const STK = { getSync: 0x30, loadAddress: 0x55, progPage: 0x64, readPage: 0x74, readSign: 0x75, leaveProgmode: 0x51, eop: 0x20, insync: 0x14, ok: 0x10 } as const;
 
 describe('Optiboot rewriting the application in the virtual pen', () => {
-  it('writes and reads back a page over STK500, its stack never reaching the handoff byte, and the old ELF is then refused', async () => {
+  it('writes and reads back a page over STK500, its stack never reaching the handoff byte, and the old ELF is then refused', { tags: ['REQ-FIRMWARE-FLASH'] }, async () => {
     pen = new VirtualPen({ bootloaderPath: defaultBootloaderPath });
     pen.runFor(20);
     const port: PenUart = pen.openPort();
@@ -123,7 +123,7 @@ describe('Optiboot rewriting the application in the virtual pen', () => {
     expect(identity.resetCause).toBe('external');
   });
 
-  it('with no application, the bootloader answers and nothing else does', () => {
+  it('with no application, the bootloader answers and nothing else does', { tags: ['REQ-FIRMWARE-FLASH'] }, () => {
     pen = new VirtualPen({ bootloaderPath: defaultBootloaderPath, firmwarePath: null });
     expect(() => pen.elfPath).toThrow(/without an application/);
     pen.runFor(100);

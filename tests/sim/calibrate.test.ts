@@ -64,7 +64,7 @@ describe('guided calibration', () => {
     { offsetMm: homeOffsetUm / 1000, scaleError: -depthScalePpm / 1e6 },
     { offsetMm: -homeOffsetUm / 1000, scaleError: -depthScalePpm / 1e6 },
   ];
-  it.each(corners)('makes a pen at the corner %o true within ±0.02 mm at every verification point', async (corner) => {
+  it.each(corners)('makes a pen at the corner %o true within ±0.02 mm at every verification point', { tags: ['REQ-CALIBRATION-PROCEDURE', 'REQ-DEPTH-ACCURACY'] }, async (corner) => {
     const gauge = await penWith({ ...corner, backlashMm });
     await device.depth.home();
     const before = await trueErrorsUm();
@@ -90,19 +90,19 @@ describe('guided calibration', () => {
     expect(await device.calibration()).toEqual(old);  // nothing stored: the default, storedCount 0
   }
 
-  it('rejects the fit of a noisy gauge, naming the residual or the predicted error', async () => {
+  it('rejects the fit of a noisy gauge, naming the residual or the predicted error', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, async () => {
     await expectRejected({ offsetMm: 0.01 }, { noiseMm: 0.05 }, /^(residual: fit residual -?\d+\.\d µm at \d\.\d\d mm|predicted_error: predicted error over the window \d+\.\d µm) exceeds/);
   });
 
-  it('rejects excessive backlash at its point', async () => {
+  it('rejects excessive backlash at its point', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, async () => {
     await expectRejected({ backlashMm: 0.04 }, {}, /^backlash: backlash 4\d\.\d µm at 1\.(00|50) mm exceeds the limit of ±25 µm$/);
   });
 
-  it('rejects a nonlinear screw by its residual at a fit point', async () => {
+  it('rejects a nonlinear screw by its residual at a fit point', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, async () => {
     await expectRejected({ screwNonlinearityMm: 0.012 }, {}, /^residual: fit residual -?1\d\.\d µm at (0\.50|1\.00|1\.50|2\.00) mm exceeds the limit of ±8 µm$/);
   });
 
-  it('is refused without the technician key: by the host with none, by the firmware with a wrong one; nothing stored', async () => {
+  it('is refused without the technician key: by the host with none, by the firmware with a wrong one; nothing stored', { tags: ['REQ-ROLES'] }, async () => {
     const gauge = await penWith({ offsetMm: 0.02 });
     const old = await device.calibration();
     device.keys = { key: (_serial, role) => (role === 'technician' ? null : testKeys[role]), where: () => 'no technician key in this test' };
@@ -118,7 +118,7 @@ describe('guided calibration', () => {
     expect(await device.calibration()).toEqual(old);
   });
 
-  it('leaves the old calibration on an abort while measuring, and restores it on one during verification; both recorded', async () => {
+  it('leaves the old calibration on an abort while measuring, and restores it on one during verification; both recorded', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, async () => {
     const gauge = await penWith({ offsetMm: 0.025, scaleError: 0.005, backlashMm });
     const old = await device.calibration();
     const abortWhen = (match: (event: CalibrationEvent) => boolean): Partial<CalibrationOptions> => {
@@ -146,7 +146,7 @@ describe('guided calibration', () => {
     store.close();
   });
 
-  it('calibrates the depth sensor against the carriage on the engineer\'s grant, verified with the gauge', async () => {
+  it('calibrates the depth sensor against the carriage on the engineer\'s grant, verified with the gauge', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, async () => {
     const gauge = await penWith({});
     const outcome = await calibrate(gauge, { channel: 'sensor' });
     expect(outcome.reason).toBeNull();
@@ -159,7 +159,7 @@ describe('guided calibration', () => {
     for (const point of outcome.verification ?? []) expect(Math.abs(point.afterErrorUm ?? Infinity)).toBeLessThanOrEqual(acceptance.maxVerifyErrorUm);
   });
 
-  it('after a reset during the store, holds the old or the whole new calibration, and says which', async () => {
+  it('after a reset during the store, holds the old or the whole new calibration, and says which', { tags: ['REQ-CALIBRATION-STORAGE', 'REQ-CALIBRATION-PROCEDURE'] }, async () => {
     const calibrationBytes = 64;  // two copies, at 0 and 32 (firmware/src/storage.c)
     const reasons: string[] = [];
     // The reset lands on the nth byte the pen writes into its calibration copies: inside the first copy, or the second.

@@ -40,7 +40,7 @@ async function reconnectAfterReset(cause: 'external' | 'watchdog' = 'external'):
 }
 
 describe('depth calibration', () => {
-  it('starts from the nominal calibration of the pen description', async () => {
+  it('starts from the nominal calibration of the pen description', { tags: ['REQ-CALIBRATION-STORAGE'] }, async () => {
     pen = provisionedVirtualPen();
     pen.start();
     expect(await (await connect()).calibration()).toMatchObject({
@@ -48,7 +48,7 @@ describe('depth calibration', () => {
     });
   });
 
-  it('makes the depth true once stored, and holds the window in true depth', async () => {
+  it('makes the depth true once stored, and holds the window in true depth', { tags: ['REQ-DEPTH-ACCURACY', 'REQ-DEPTH-WINDOW'] }, async () => {
     await skewedPen();
     await device.depth.home();
     await device.depth.moveTo(1.0);
@@ -65,7 +65,7 @@ describe('depth calibration', () => {
     expect(device.telemetry?.state).toBe('idle');  // the sensor agrees with the steps: no mismatch fault
   });
 
-  it('survives resets and a watchdog bite, from EEPROM', async () => {
+  it('survives resets and a watchdog bite, from EEPROM', { tags: ['REQ-CALIBRATION-STORAGE'] }, async () => {
     await skewedPen();
     await device.setDepthCalibration(measured);
     await pen.clock.sleep(200);  // two copies of 15 bytes at 3.6 ms a byte
@@ -77,7 +77,7 @@ describe('depth calibration', () => {
     expect((await (await reconnectAfterReset('watchdog')).calibration()).source).toBe('stored');
   });
 
-  it('loses nothing to a reset in the middle of writing: the old or the new calibration, never neither', async () => {
+  it('loses nothing to a reset in the middle of writing: the old or the new calibration, never neither', { tags: ['REQ-CALIBRATION-STORAGE'] }, async () => {
     const outcomes = new Set<string>();
     for (const resetAfterMs of [5, 30, 60, 80, 110, 150]) {
       await skewedPen();
@@ -98,7 +98,7 @@ describe('depth calibration', () => {
     await connect();
   });
 
-  it('uses the other copy when one is corrupt, and refuses to arm when both are', async () => {
+  it('uses the other copy when one is corrupt, and refuses to arm when both are', { tags: ['REQ-CALIBRATION-STORAGE', 'REQ-ARM-PRECONDITIONS'] }, async () => {
     await skewedPen();
     await device.setDepthCalibration(measured);
     await pen.clock.sleep(200);
@@ -112,7 +112,7 @@ describe('depth calibration', () => {
     expect(await refusal(broken.arm(armingDateMs))).toBe('calibration_invalid');
   });
 
-  it('refuses values outside the tolerances on the host and in the firmware, and while armed', async () => {
+  it('refuses values outside the tolerances on the host and in the firmware, and while armed', { tags: ['REQ-CALIBRATION-BOUNDS'] }, async () => {
     pen = provisionedVirtualPen();
     pen.start();
     await connect();

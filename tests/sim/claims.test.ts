@@ -54,7 +54,7 @@ async function expectWentSafe(fault: FaultName, withinMs: number): Promise<void>
 }
 
 describe('firmware faults', () => {
-  it('homing_failed: a home switch that never closes ends homing in the fault; motor off, needle home, homing needed again', async () => {
+  it('homing_failed: a home switch that never closes ends homing in the fault; motor off, needle home, homing needed again', { tags: ['REQ-HOMING', 'REQ-FAULT-LATCH'] }, async () => {
     await readyPen(1.5);
     pen.plant.setHomeSwitchBroken(true);
     await device.command('home', {});
@@ -69,7 +69,7 @@ describe('firmware faults', () => {
     expect(await device.status()).toMatchObject({ state: 'idle', homed: true, fault: 'none' });
   });
 
-  it('speed_tolerance: a needle that cannot reach its speed (heavy load, 10.6 V supply inside its range) goes safe with speed_tolerance, not stall or over-current', async () => {
+  it('speed_tolerance: a needle that cannot reach its speed (heavy load, 10.6 V supply inside its range) goes safe with speed_tolerance, not stall or over-current', { tags: ['REQ-RATE-ACCURACY'] }, async () => {
     await readyPen(1.5);
     pen.plant.setLoad('heavy');
     pen.plant.supplyVolts = 10.6;  // the supply interlock allows 10.5–13.5 V
@@ -97,7 +97,7 @@ describe('firmware faults', () => {
     expect((await device.status()).state).toBe('idle');
   });
 
-  it('home_switch_stuck: a switch that sticks pressed during the back-off ends homing in the fault; motor off, needle home', async () => {
+  it('home_switch_stuck: a switch that sticks pressed during the back-off ends homing in the fault; motor off, needle home', { tags: ['REQ-HOMING', 'REQ-SENSOR-PLAUSIBILITY'] }, async () => {
     await readyPen(0.5);
     await device.command('home', {});
     await pen.stop();  // instruction by instruction: catch the moment the seek closes the switch
@@ -112,7 +112,7 @@ describe('firmware faults', () => {
     expect((await device.status()).state).toBe('homing_required');
   });
 
-  it('home_switch_stuck: a switch already stuck pressed when homing starts with the needle out goes safe; motor off, needle home, never deeper than it was', async () => {
+  it('home_switch_stuck: a switch already stuck pressed when homing starts with the needle out goes safe; motor off, needle home, never deeper than it was', { tags: ['REQ-HOMING', 'REQ-SENSOR-PLAUSIBILITY'] }, async () => {
     await readyPen(1.5);
     // A reset with the needle out (the reset pin, a brown-out): the position is unknown and the pen must home.
     await device.close();
@@ -157,7 +157,7 @@ describe('interlock refusals', () => {
     expect(faultInfo[refused.detail]?.name).toBe(interlock);
   }
 
-  it('arm is refused with interlock_active naming the e-stop when it trips as arm arrives; never armed, motor off', async () => {
+  it('arm is refused with interlock_active naming the e-stop when it trips as arm arrives; never armed, motor off', { tags: ['REQ-ESTOP', 'REQ-ARM-PRECONDITIONS'] }, async () => {
     await readyPen(1.0);
     const states: string[] = [];
     device.onTelemetry((t) => states.push(t.state));
@@ -168,7 +168,7 @@ describe('interlock refusals', () => {
     expect(states).not.toContain('armed');
   });
 
-  it('home is refused with interlock_active naming the e-stop when it trips as home arrives; homing never starts, motor off', async () => {
+  it('home is refused with interlock_active naming the e-stop when it trips as home arrives; homing never starts, motor off', { tags: ['REQ-ESTOP'] }, async () => {
     await readyPen(1.0);
     const states: string[] = [];
     device.onTelemetry((t) => states.push(t.state));
@@ -179,7 +179,7 @@ describe('interlock refusals', () => {
     expect(states).not.toContain('homing');
   });
 
-  it('with the e-stop fault latched, arm and home are refused with not_allowed_in_fault naming estop; motor off, state kept', async () => {
+  it('with the e-stop fault latched, arm and home are refused with not_allowed_in_fault naming estop; motor off, state kept', { tags: ['REQ-ESTOP', 'REQ-FAULT-LATCH'] }, async () => {
     await readyPen(1.0);
     pen.setInput('estop', true);
     await device.waitFor((t) => t.state === 'fault', 100, 'e-stop fault').catch(() => {});
@@ -210,7 +210,7 @@ describe('every refusal of arm', () => {
     return error as PenRefusedError;
   }
 
-  it('not_homed: before the first homing (cartridge cleared)', async () => {
+  it('not_homed: before the first homing (cartridge cleared)', { tags: ['REQ-ARM-PRECONDITIONS', 'REQ-HOMING'] }, async () => {
     pen = new VirtualPen({ seed: 1 });
     await connectedPen();
     await clearFittedCartridge(device);
@@ -218,7 +218,7 @@ describe('every refusal of arm', () => {
     expect(device.telemetry?.state).toBe('homing_required');
   });
 
-  it('not_allowed_in_state: while homing', async () => {
+  it('not_allowed_in_state: while homing', { tags: ['REQ-ARM-PRECONDITIONS'] }, async () => {
     await readyPen(1.0);
     await device.command('home', {});
     await device.waitFor((t) => t.state === 'homing', 100, 'homing');
@@ -226,7 +226,7 @@ describe('every refusal of arm', () => {
     await device.waitFor((t) => t.state === 'idle' && t.homed, 2000, 'homing done');
   });
 
-  it('not_allowed_in_fault: with a fault latched, naming it', async () => {
+  it('not_allowed_in_fault: with a fault latched, naming it', { tags: ['REQ-ARM-PRECONDITIONS', 'REQ-FAULT-LATCH'] }, async () => {
     await readyPen(1.0);
     pen.plant.setLoad('jam');
     await device.arm(armingDateMs);
@@ -237,7 +237,7 @@ describe('every refusal of arm', () => {
     expect(faultInfo[error.detail]?.name).toBe('motor_overcurrent');
   });
 
-  it('calibration_invalid: both calibration copies in EEPROM unreadable', async () => {
+  it('calibration_invalid: both calibration copies in EEPROM unreadable', { tags: ['REQ-ARM-PRECONDITIONS', 'REQ-CALIBRATION-STORAGE'] }, async () => {
     pen = new VirtualPen({ seed: 1 });
     pen.eeprom.memory.fill(0x00);  // not blank, and no valid record anywhere
     await connectedPen();
@@ -248,14 +248,14 @@ describe('every refusal of arm', () => {
     await expectArmRefused('calibration_invalid');
   });
 
-  it('cartridge_missing: the cartridge taken out after it was cleared', async () => {
+  it('cartridge_missing: the cartridge taken out after it was cleared', { tags: ['REQ-ARM-PRECONDITIONS', 'REQ-CARTRIDGE-INTERLOCK'] }, async () => {
     await readyPen(1.0);
     pen.setInput('cartridgePresent', false);
     await pen.clock.sleep(5);
     await expectArmRefused('cartridge_missing');
   });
 
-  it('cartridge_not_cleared: a cartridge fitted but never cleared', async () => {
+  it('cartridge_not_cleared: a cartridge fitted but never cleared', { tags: ['REQ-ARM-PRECONDITIONS', 'REQ-CARTRIDGE-INTERLOCK'] }, async () => {
     pen = new VirtualPen({ seed: 1 });
     await connectedPen();
     await device.depth.home();
@@ -263,7 +263,7 @@ describe('every refusal of arm', () => {
     await expectArmRefused('cartridge_not_cleared');
   });
 
-  it('heartbeat_stale: no heartbeat for longer than the timeout; arms once heartbeats resume', async () => {
+  it('heartbeat_stale: no heartbeat for longer than the timeout; arms once heartbeats resume', { tags: ['REQ-ARM-PRECONDITIONS', 'REQ-HEARTBEAT'] }, async () => {
     await readyPen(1.0);
     device.setHeartbeat(false);
     await pen.clock.sleep(description.timing.heartbeatTimeoutMs + 20);
@@ -274,7 +274,7 @@ describe('every refusal of arm', () => {
     expect(device.telemetry?.state).toBe('armed');
   });
 
-  it('depth_outside_window: the needle at home, outside the window', async () => {
+  it('depth_outside_window: the needle at home, outside the window', { tags: ['REQ-ARM-PRECONDITIONS', 'REQ-DEPTH-WINDOW'] }, async () => {
     pen = new VirtualPen({ seed: 1 });
     await connectedPen();
     await device.depth.home();

@@ -23,7 +23,7 @@ function perfectReadings(): string {
 }
 
 describe('pen calibrate', () => {
-  it('takes readings typed from a pipe, asks again after a typo, and records the accepted calibration', async () => {
+  it('takes readings typed from a pipe, asks again after a typo, and records the accepted calibration', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, async () => {
     const eeprom = writeProvisionedEepromFile(join(pen.dataDir, 'pen.eeprom'));
     const input = join(pen.dataDir, 'readings.txt');
     writeFileSync(input, `0.5 0\n${perfectReadings()}`);  // a typo first: asked again
@@ -42,13 +42,13 @@ describe('pen calibrate', () => {
     expect(readFileSync(certificate, 'utf8')).toMatch(/<html/i);
   });
 
-  it('refuses a gauge past its own calibration due date before touching the pen', async () => {
+  it('refuses a gauge past its own calibration due date before touching the pen', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, async () => {
     const { code, stderr } = await pen.run(['calibrate', '--port', 'tcp://127.0.0.1:1', '--technician', 'T', '--gauge-id', 'DG-1', '--gauge-due', '2020-01-31']);
     expect(code).toBe(2);
     expect(stderr).toMatch(/gauge DG-1 was due for its own calibration on 2020-01-31: a gauge past its due date cannot calibrate a pen/);
   });
 
-  it('keeps the old calibration on Ctrl-C (exit 130), then calibrates a skewed pen through its TCP gauge', async () => {
+  it('keeps the old calibration on Ctrl-C (exit 130), then calibrates a skewed pen through its TCP gauge', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, async () => {
     const eeprom = writeProvisionedEepromFile(join(pen.dataDir, 'sim.eeprom'));
     const sim = pen.start(['sim', '--listen', 'tcp://127.0.0.1:0', '--gauge', 'tcp://127.0.0.1:0', '--eeprom', eeprom,
       '--offset-mm', '0.02', '--scale-error', '-0.005', '--backlash-mm', '0.01']);

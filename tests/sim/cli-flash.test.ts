@@ -33,7 +33,7 @@ beforeAll(() => {
 }, 60_000);
 
 describe('pen flash into the virtual pen', () => {
-  it('puts a new build into a board that has only its bootloader, after which pen info reports it', async () => {
+  it('puts a new build into a board that has only its bootloader, after which pen info reports it', { tags: ['REQ-FIRMWARE-FLASH'] }, async () => {
     const sim = await pen.startSim(['--blank', '--auto-reset']);
     const blank = await pen.run(['info', '--port', sim.address], { timeoutMs: boundMs });
     expect(blank.code).toBe(3);
@@ -55,7 +55,7 @@ describe('pen flash into the virtual pen', () => {
     expect(JSON.parse(info.stdout)).toMatchObject({ identity: { buildId: alternateBuildId, resetCause: 'external' }, status: { fault: 'none' } });
   });
 
-  it('against a running pen sim without --auto-reset, says no bootloader answered (the firmware did), in bounded time, and the pen runs on', async () => {
+  it('against a running pen sim without --auto-reset, says no bootloader answered (the firmware did), in bounded time, and the pen runs on', { tags: ['REQ-FIRMWARE-FLASH'] }, async () => {
     const sim = await pen.startSim();
     const result = await pen.run(['flash', '--port', sim.address], { timeoutMs: boundMs });
     expect(result.code).toBe(3);
@@ -66,7 +66,7 @@ describe('pen flash into the virtual pen', () => {
     expect(JSON.parse(info.stdout)).toMatchObject({ identity: { buildId: mainBuildId(), resetCause: 'power_on' } });
   });
 
-  it('refuses an image that is not pen firmware for this board before opening the port (exit 2, naming the problem)', async () => {
+  it('refuses an image that is not pen firmware for this board before opening the port (exit 2, naming the problem)', { tags: ['REQ-FIRMWARE-FLASH'] }, async () => {
     const notOurs = join(work, 'not-ours.hex');
     writeFileSync(notOurs, intelHex([[0, [0x0c, 0x94, 0x34, 0x00, 0xff, 0xcf]]]));
     const cases = [
@@ -116,7 +116,7 @@ async function fakeBootloader(signature: readonly number[]): Promise<string> {
 }
 
 describe('pen flash when avrdude meets trouble', () => {
-  it('names a chip that is not an ATmega328P, and a flash that reads back other than written', async () => {
+  it('names a chip that is not an ATmega328P, and a flash that reads back other than written', { tags: ['REQ-FIRMWARE-FLASH'] }, async () => {
     const [wrongChip, badFlash] = await Promise.all([fakeBootloader([0x1e, 0x94, 0x06]), fakeBootloader([0x1e, 0x95, 0x0f])]);
     const [signature, verify] = await Promise.all([
       pen.run(['flash', '--port', wrongChip, '--json'], { timeoutMs: boundMs }),
@@ -129,7 +129,7 @@ describe('pen flash when avrdude meets trouble', () => {
     expect(verify.stderr, verify.stderr).toMatch(/differs from the image \(first at 0x0000: the board holds 0x55, the image 0x0c\)/);
   });
 
-  it('says to run the setup when avrdude is not installed', async () => {
+  it('says to run the setup when avrdude is not installed', { tags: ['REQ-FIRMWARE-FLASH'] }, async () => {
     const bin = join(work, 'bin-without-avrdude');
     execFileSync('mkdir', ['-p', bin]);
     symlinkSync(process.execPath, join(bin, 'node'));
@@ -138,7 +138,7 @@ describe('pen flash when avrdude meets trouble', () => {
     expect(result.stderr).toMatch(/avrdude is not installed .*run scripts\/setup\.sh/);
   });
 
-  it('ends avrdude on Ctrl-C, exiting 130 with what it means for the board', async () => {
+  it('ends avrdude on Ctrl-C, exiting 130 with what it means for the board', { tags: ['REQ-FIRMWARE-FLASH'] }, async () => {
     const silent = createServer((socket) => { socket.on('error', () => {}); socket.resume(); });
     servers.push(silent);
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));

@@ -40,7 +40,7 @@ const sockets = (): string[] => {
 };
 
 describe('one owner of a pen', () => {
-  it('while pen run holds the pen: status attaches read-only naming its pid, home exits 7 naming it, and the run completes undisturbed', async () => {
+  it('while pen run holds the pen: status attaches read-only naming its pid, home exits 7 naming it, and the run completes undisturbed', { tags: ['REQ-ONE-HOST'] }, async () => {
     const address = await startSim();
     const run = await startRun(address, 3);
     const [status, statusJson, home] = await Promise.all([
@@ -62,7 +62,7 @@ describe('one owner of a pen', () => {
     expect(sockets()).toEqual([]);  // released at the end of the run
   });
 
-  it('pen stop during a run is relayed through the run: the pen stops at once and the run ends stopped (exit 130)', async () => {
+  it('pen stop during a run is relayed through the run: the pen stops at once and the run ends stopped (exit 130)', { tags: ['REQ-ONE-HOST', 'REQ-STOP'] }, async () => {
     const address = await startSim();
     const run = await startRun(address, 30);
     const stop = await penCli(['stop', '--port', address]);
@@ -80,7 +80,7 @@ describe('one owner of a pen', () => {
     expect(rows.filter((row) => row.arguments.relayedThrough?.pid === run.pid && row.result === 'ok')).toHaveLength(1);
   });
 
-  it('a status socket left by a run killed with -9 is found stale and removed, and the next command works', async () => {
+  it('a status socket left by a run killed with -9 is found stale and removed, and the next command works', { tags: ['REQ-ONE-HOST'] }, async () => {
     const address = await startSim();
     const run = await startRun(address, 30);
     expect(sockets()).toHaveLength(1);

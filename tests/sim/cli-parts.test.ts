@@ -31,7 +31,7 @@ function seededDb(): string {
 const pen = (args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<PenResult> => processes.run(['parts', ...args], { env });
 
 describe('pen parts', () => {
-  it('lists, shows, retires (audited) and exports the reprocessing log as CSV; clear errors with their exit codes', async () => {
+  it('lists, shows, retires (audited) and exports the reprocessing log as CSV; clear errors with their exit codes', { tags: ['REQ-STERILIZATION-RECORD', 'REQ-AUDIT-LOG'] }, async () => {
     const db = seededDb();
     const retired = await pen(['retire', C1, '--reason', 'dropped on the floor', '--db', db], { PEN_OPERATOR: 'nurse-3' });
     expect(retired.code, retired.stderr).toBe(0);

@@ -26,7 +26,7 @@ const json = (result: PenResult): unknown => JSON.parse(result.stdout);
 const mode = (path: string): number => statSync(path).mode & 0o777;
 
 describe('pen provision', () => {
-  it('writes 0600 key files, provisions the pen, and the keys then serve calibration and re-provisioning', async () => {
+  it('writes 0600 key files, provisions the pen, and the keys then serve calibration and re-provisioning', { tags: ['REQ-PROVISIONING'], timeout: 60_000 }, async () => {
     const { address } = await pens.startSim();
     const keysDir = join(pens.dataDir, 'keys');
     const noKeys = join(pens.dataDir, 'no-keys');
@@ -71,9 +71,9 @@ describe('pen provision', () => {
     expect(audit.map((entry) => [entry.result.slice(0, 7), entry.pen?.serial, entry.arguments['grants']])).toEqual([
       ['ok', 'PN-0101', ['engineer: provision']], ['refused', 'PN-0100', undefined], ['ok', 'PN-0100', undefined],
     ]);
-  }, 60_000);
+  });
 
-  it('refuses a serial it cannot keep keys for, and the test keys for anything but a virtual pen, before connecting', async () => {
+  it('refuses a serial it cannot keep keys for, and the test keys for anything but a virtual pen, before connecting', { tags: ['REQ-PROVISIONING'] }, async () => {
     const cases: [readonly string[], RegExp][] = [
       [['--serial', '../etc'], /--serial "\.\.\/etc" is not a serial this host can keep keys for/],
       [['--serial', 'PN-00000000000001'], /is not a serial this host can keep keys for: 1–16/],
@@ -87,7 +87,7 @@ describe('pen provision', () => {
     }
   });
 
-  it('gives the in-process virtual pen a SIM- serial with the test keys, which calibration then uses', async () => {
+  it('gives the in-process virtual pen a SIM- serial with the test keys, which calibration then uses', { tags: ['REQ-PROVISIONING'], timeout: 30_000 }, async () => {
     const eeprom = join(pens.dataDir, 'pen.eeprom');
     const provisioned = await penCli(['provision', '--eeprom', eeprom, '--serial', 'SIM-0042']);
     expect(provisioned.code).toBe(0);
@@ -96,11 +96,11 @@ describe('pen provision', () => {
     expect(calibrated.code).toBe(0);
     expect(json(calibrated)).toMatchObject({ sensorZeroMv: 502, source: 'stored' });
     expect(json(await penCli(['info', '--eeprom', eeprom, '--json']))).toMatchObject({ identity: { serial: 'SIM-0042' }, auth: { wrongAnswers: 0 } });
-  }, 30_000);
+  });
 });
 
 describe('refusals on record', () => {
-  it('a raw client without the key is refused, and the refusals are in the audit log once a pen command connects', async () => {
+  it('a raw client without the key is refused, and the refusals are in the audit log once a pen command connects', { tags: ['REQ-ROLES', 'REQ-AUDIT-LOG'], timeout: 30_000 }, async () => {
     const served = await servedVirtualPen();
     cleanups.push(() => served.close());
     const db = join(mkdtempSync(join(tmpdir(), 'pen-refusals-')), 'pen.db');
@@ -128,5 +128,5 @@ describe('refusals on record', () => {
     // Nothing new since: the next command records nothing more.
     expect((await penCli(['info', '--port', served.address, '--db', db])).code).toBe(0);
     expect(json(await penCli(['audit', '--db', db, '--command', 'auth_refusals', '--json'])) as AuditRecord[]).toHaveLength(1);
-  }, 30_000);
+  });
 });

@@ -66,7 +66,7 @@ async function latchHeartbeatLost(address: string): Promise<void> {
 const json = (run: Run): unknown => JSON.parse(run.stdout);
 
 describe('pen clear-fault', () => {
-  it('shows a heartbeat_lost latched while no host was connected, clears it, says what comes next; with none latched says so', async () => {
+  it('shows a heartbeat_lost latched while no host was connected, clears it, says what comes next; with none latched says so', { tags: ['REQ-FAULT-LATCH'] }, async () => {
     const address = await startSim();
     const db = dbPath();
     await latchHeartbeatLost(address);
@@ -92,7 +92,7 @@ describe('pen clear-fault', () => {
     expect((json(await penCli(['faults', '--db', db, '--json'])) as FaultRecord[]).map((f) => f.code)).toEqual(['heartbeat_lost']);
   });
 
-  it('refuses while the e-stop stays tripped, naming the cause, exits 5; clears once it is released and says to home', async () => {
+  it('refuses while the e-stop stays tripped, naming the cause, exits 5; clears once it is released and says to home', { tags: ['REQ-FAULT-LATCH', 'REQ-ESTOP'] }, async () => {
     // The e-stop is a switch on the pen: only a pen in this process can hold it open. The `pen` runs in its own.
     const served = await servedVirtualPen();
     cleanups.push(() => served.close());
@@ -123,7 +123,7 @@ describe('pen clear-fault', () => {
 });
 
 describe('pen faults --port', () => {
-  it('shows the fault latched on the pen while no host was connected, and records it once', async () => {
+  it('shows the fault latched on the pen while no host was connected, and records it once', { tags: ['REQ-RECORDS-DURABLE', 'REQ-FAULT-LATCH'] }, async () => {
     const address = await startSim();
     const db = dbPath();
     await latchHeartbeatLost(address);
@@ -153,7 +153,7 @@ describe('pen faults --port', () => {
 });
 
 describe('pen audit', () => {
-  it('records the old and new calibration, the pen identity (serial included), the grant and the operator for a calibration write', async () => {
+  it('records the old and new calibration, the pen identity (serial included), the grant and the operator for a calibration write', { tags: ['REQ-AUDIT-LOG'] }, async () => {
     const address = (await processes.startSim(['--eeprom', writeProvisionedEepromFile(join(processes.dataDir, 'sim.eeprom'))])).address;
     const db = dbPath();
     const set = await penCli(['calibration', '--port', address, '--set-sensor-zero', '505', '--set-sensor-slope', '1590', '--db', db], { PEN_OPERATOR: 'eng-7' });
@@ -175,7 +175,7 @@ describe('pen audit', () => {
     expect(text.stdout).toMatch(/set_sensor_calibration {2}ok {2}by eng-7 {2}\(pen-r1a build [0-9a-f]{8} serial SIM-0001 on tcp:\/\/127\.0\.0\.1:\d+\)/);
   });
 
-  it('reads the log newest first, filtered by pen, session, command and time', async () => {
+  it('reads the log newest first, filtered by pen, session, command and time', { tags: ['REQ-AUDIT-LOG'] }, async () => {
     const db = dbPath();
     const storeClock = new VirtualClock(Date.UTC(2026, 0, 10, 9, 0, 0));
     const store = PenStore.open(db, storeClock);

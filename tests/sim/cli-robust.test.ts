@@ -201,7 +201,7 @@ describe('against `pen sim` in its own process', () => {
     }
   }
 
-  it('pen --version names the host, the protocol and the firmware build the pen it runs reports', async () => {
+  it('pen --version names the host, the protocol and the firmware build the pen it runs reports', { tags: ['REQ-IDENTITY'] }, async () => {
     const [text, json, info] = await Promise.all([penCli(['--version']), penCli(['--version', '--json']), penCli(['info', '--port', address, '--json'])]);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(new RegExp(`^pen ${packageJson.version}\\nprotocol version ${PROTOCOL_VERSION}\\nfirmware \\d+\\.\\d+\\.\\d+, build [0-9a-f]{8} in firmware/build/pen.hex`));
@@ -211,7 +211,7 @@ describe('against `pen sim` in its own process', () => {
     expect(version.firmware).toMatchObject({ version: identity.firmwareVersion, buildId: identity.buildId, sourcesBuildId: identity.buildId });
   });
 
-  it('a refused `pen run` never connects, and leaves a homed, idle pen exactly as it found it', async () => {
+  it('a refused `pen run` never connects, and leaves a homed, idle pen exactly as it found it', { tags: ['REQ-HOST-REFUSAL'] }, async () => {
     const home = await penCli(['home', '--port', address]);
     expect(home.code, home.stderr).toBe(0);
     const before = await status();
@@ -256,7 +256,7 @@ describe('against `pen sim` in its own process', () => {
     return { dataDir, at: await own.waitFor(/listening on (tcp:\/\/\S+)/, 60_000) };
   }
 
-  it.each(['SIGTERM', 'SIGHUP'] as const)('%s ends pen run as Ctrl-C does: the pen stopped, the session closed as stopped, exit 130', async (signal) => {
+  it.each(['SIGTERM', 'SIGHUP'] as const)('%s ends pen run as Ctrl-C does: the pen stopped, the session closed as stopped, exit 130', { tags: ['REQ-STOP'] }, async (signal) => {
     const { dataDir, at } = await simForRun();
     const run = spawnPen(['run', '--port', at, '--depth', '1.5', '--speed', '100'], { dataDir, timeoutMs: 20_000 });
     await run.waitFor(/session: treating/, 20_000);
@@ -303,7 +303,7 @@ describe('against `pen sim` in its own process', () => {
     expect(after).toMatchObject({ state: before.state, fault: before.fault, homed: before.homed, needleOn: false });
   });
 
-  it('pen run | head: when stdout closes mid-treatment the pen is stopped, as on Ctrl-C, before exit 130', async () => {
+  it('pen run | head: when stdout closes mid-treatment the pen is stopped, as on Ctrl-C, before exit 130', { tags: ['REQ-STOP'] }, async () => {
     const { dataDir, at } = await simForRun();
     const result = await headOf(['run', '--port', at, '--depth', '1.2', '--speed', '100'], /session: treating\n/, dataDir).finished;
     expect(result.code, result.stderr).toBe(130);

@@ -48,7 +48,7 @@ function withStore<T>(dataDir: string, fn: (store: PenStore) => T): T {
 }
 
 describe('pen run --client', () => {
-  it('refuses a client treated 41 days 23 h ago before touching the pen (exit 5), and malformed references naming the format (exit 2)', async () => {
+  it('refuses a client treated 41 days 23 h ago before touching the pen (exit 5), and malformed references naming the format (exit 2)', { tags: ['REQ-SESSION-SPACING'] }, async () => {
     const early = await treatedAgo(41 * dayMs + 23 * hourMs);
     const other = processes.freshDataDir();
     const [refused, name, short, noReason, noClient, anonymous] = await Promise.all([
@@ -81,7 +81,7 @@ describe('pen run --client', () => {
     expect(anonymous.stderr).toMatch(/^pen: warning: no --client given: the session is recorded without a client, and session spacing is not checked\n/);
   });
 
-  it('treats a client last treated 42 days ago; sooner only with --override-spacing, audited with the reason, operator and pen', async () => {
+  it('treats a client last treated 42 days ago; sooner only with --override-spacing, audited with the reason, operator and pen', { tags: ['REQ-SESSION-SPACING', 'REQ-AUDIT-LOG'] }, async () => {
     const due = await treatedAgo(42 * dayMs);
     const soon = await treatedAgo(10 * dayMs);
     const reason = 'finishing the session cut short by a needle jam';

@@ -72,7 +72,7 @@ const cycleFlags = (rom: string, db: string, extra: Partial<SterilizeFlags> = {}
 });
 
 describe('pen sterilize', () => {
-  it('burns the fitted nosecone\'s tally through the reprocessing role and records the cycle; a failed indicator burns nothing and is not sterile', async () => {
+  it('burns the fitted nosecone\'s tally through the reprocessing role and records the cycle; a failed indicator burns nothing and is not sterile', { tags: ['REQ-STERILIZATION-RECORD'] }, async () => {
     const { target, pen, device: connected } = await virtualTarget(21);
     const db = join(freshDir(), 'pen.db');
     const rom = (await settled(pen, connected)).nosecone.rom;
@@ -100,7 +100,7 @@ describe('pen sterilize', () => {
     });
   });
 
-  it('refuses without the reprocessing key: a wrong key is refused by the firmware, a raw frame without a grant too; nothing recorded', async () => {
+  it('refuses without the reprocessing key: a wrong key is refused by the firmware, a raw frame without a grant too; nothing recorded', { tags: ['REQ-ROLES'] }, async () => {
     const { target, pen, device: connected } = await virtualTarget(22);
     const db = join(freshDir(), 'pen.db');
     const rom = (await settled(pen, connected)).nosecone.rom;
@@ -120,7 +120,7 @@ describe('pen sterilize', () => {
     });
   });
 
-  it('refuses the fitted cartridge as a part to reprocess (exit 2); a failed biological indicator recalls the load and lists the sessions since', async () => {
+  it('refuses the fitted cartridge as a part to reprocess (exit 2); a failed biological indicator recalls the load and lists the sessions since', { tags: ['REQ-STERILIZATION-RECORD', 'REQ-BI-RECALL'] }, async () => {
     const { target, pen, device: connected } = await virtualTarget(23);
     const db = join(freshDir(), 'pen.db');
     const { nosecone, cartridge } = await settled(pen, connected);
@@ -151,7 +151,7 @@ describe('pen sterilize', () => {
     await expect(sterilizeCommand({ load: '41', bi: 'fail', db })).rejects.toThrow(/no cycle of load 41 is on record/);
   });
 
-  it('refuses an unknown cycle, a bad load or sterilizer, and a cartridge on record with exit 2, before contacting a pen', async () => {
+  it('refuses an unknown cycle, a bad load or sterilizer, and a cartridge on record with exit 2, before contacting a pen', { tags: ['REQ-STERILIZATION-RECORD'] }, async () => {
     const db = join(freshDir(), 'pen.db');
     const C1 = '2d00000000000c01';
     withStore(db, (store) => new SterilizationRegistry(store).checkFitted({ kind: 'cartridge', id: C1, lot: '88', expiry: '2099-12-31', used: false },
@@ -178,7 +178,7 @@ describe('pen sterilize', () => {
     withStore(db, (store) => expect(store.parts.cycles()).toEqual([]));
   });
 
-  it('as a user runs it: a pen process sterilizes a served pen\'s nosecone, and `pen parts` agrees with the chip', async () => {
+  it('as a user runs it: a pen process sterilizes a served pen\'s nosecone, and `pen parts` agrees with the chip', { tags: ['REQ-STERILIZATION-RECORD'] }, async () => {
     const served = await servedVirtualPen();
     try {
       const db = join(processes.dataDir, 'pen.db');
@@ -199,7 +199,7 @@ describe('pen sterilize', () => {
     }
   });
 
-  it('a chip write that fails (copy_failed) exits 1 saying what to do; no cycle is recorded and the chip is as it was', async () => {
+  it('a chip write that fails (copy_failed) exits 1 saying what to do; no cycle is recorded and the chip is as it was', { tags: ['REQ-STERILIZATION-RECORD'] }, async () => {
     const served = await servedVirtualPen();
     try {
       const db = join(processes.dataDir, 'pen.db');
@@ -225,7 +225,7 @@ describe('pen sterilize', () => {
     }
   });
 
-  it('in-process, the nosecone\'s chip is kept between processes (two cycles in a row: tally 1 → 2 → 3) and each start fits a new cartridge', async () => {
+  it('in-process, the nosecone\'s chip is kept between processes (two cycles in a row: tally 1 → 2 → 3) and each start fits a new cartridge', { tags: ['REQ-STERILIZATION-RECORD'], timeout: 60_000 }, async () => {
     const eeprom = join(processes.dataDir, 'pen', 'virtual-pen.eeprom');
     mkdirSync(dirname(eeprom), { recursive: true });
     writeProvisionedEepromFile(eeprom);
@@ -258,7 +258,7 @@ describe('pen sterilize', () => {
     expect(third.code, third.stderr).toBe(2);
     expect(third.stderr).toMatch(`part ${cartridge(next)} is a cartridge`);
     expect(readPartsFile(partsFilePath(eeprom))?.nextCartridgeSerial).toBe(next + 1);
-  }, 60_000);  // four processes, each booting its own pen
+  });  // four processes, each booting its own pen
 
   it('refuses an in-process pen whose parts file is not one (exit 2), naming the file and what to do, and leaves it as it was', async () => {
     const eeprom = join(freshDir(), 'pen.eeprom');

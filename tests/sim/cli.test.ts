@@ -15,7 +15,7 @@ const penCli = (args: string[]): Promise<PenResult> => pen.run(args);
 const startSim = async (): Promise<string> => (await pen.startSim()).address;
 
 describe('pen CLI', () => {
-  it('prints the identity of a pen served by `pen sim --listen` as JSON', async () => {
+  it('prints the identity of a pen served by `pen sim --listen` as JSON', { tags: ['REQ-IDENTITY'] }, async () => {
     const address = await startSim();
     const { code, stdout } = await penCli(['info', '--port', address, '--json']);
     expect(code).toBe(0);
@@ -61,7 +61,7 @@ describe('pen CLI', () => {
     expect(stderr).toMatch(/unknown command 'frobnicate'/);
   });
 
-  it('pen run checks the fitted parts first: prints their ids and status, refuses another cartridge than --cartridge names, then a used nosecone', async () => {
+  it('pen run checks the fitted parts first: prints their ids and status, refuses another cartridge than --cartridge names, then a used nosecone', { tags: ['REQ-HOST-REFUSAL', 'REQ-NOSECONE-STERILE'] }, async () => {
     await sterileNoseconeStore(join(pen.dataDir, 'pen.db'));  // the in-process pen's nosecone, sterilized on record
     const wrong = await penCli(['run', '--depth', '1.0', '--speed', '100', '--duration', '1', '--cartridge', '2d-00-00-00-00-00-be-ef']);
     expect(wrong.code, wrong.stderr).toBe(5);

@@ -36,7 +36,7 @@ async function statusOver(port: string): Promise<Telemetry> {
 }
 
 describe('the host process', () => {
-  it('Ctrl-C mid-run: the pen stops (motor off, needle home) before pen run exits 130', async () => {
+  it('Ctrl-C mid-run: the pen stops (motor off, needle home) before pen run exits 130', { tags: ['REQ-STOP'] }, async () => {
     const served = await servedVirtualPen();
     cleanups.push(() => served.close());
     const { pen, address: port } = served;
@@ -53,7 +53,7 @@ describe('the host process', () => {
     expect(status).toMatchObject({ state: 'idle', fault: 'none', needleOn: false });
   });
 
-  it('killed -9 mid-run, with the pen in its own process: the pen goes safe on the heartbeat timeout', async () => {
+  it('killed -9 mid-run, with the pen in its own process: the pen goes safe on the heartbeat timeout', { tags: ['REQ-HEARTBEAT'] }, async () => {
     const sim = spawnPen(['sim', '--listen', 'tcp://127.0.0.1:0']);
     const port = await sim.waitFor(/listening on (tcp:\/\/\S+)/);
     const run = spawnPen(['run', '--port', port, '--depth', '1.5', '--speed', '100', '--db', await sterileDbPath()]);
@@ -82,7 +82,7 @@ describe('the host process', () => {
     expect((await device.status()).state).toBe('homing_required');
   });
 
-  it('stalled for 300 ms while running: the pen goes safe on its own, and the host reports why', async () => {
+  it('stalled for 300 ms while running: the pen goes safe on its own, and the host reports why', { tags: ['REQ-HOST-SUPERVISION', 'REQ-HEARTBEAT'] }, async () => {
     const sim = spawnPen(['sim', '--listen', 'tcp://127.0.0.1:0']);
     const port = Number((await sim.waitFor(/listening on tcp:\/\/127\.0\.0\.1:(\d+)/)));
     const device = await PenDevice.connect(await TcpTransport.open('127.0.0.1', port), { clock, heartbeat: false });

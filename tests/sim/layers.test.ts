@@ -36,7 +36,7 @@ function watchdogPeriodMs(wdtcsr: number): number {
 }
 
 describe('the watchdog alone: a hung main loop', () => {
-  it('bites one period after the last kick: MCU restarted, cause watchdog, motor off, needle home', async () => {
+  it('bites one period after the last kick: MCU restarted, cause watchdog, motor off, needle home', { tags: ['REQ-WATCHDOG'] }, async () => {
     await runningPen();
     await pen.stop();  // from here the MCU runs alone, instruction by instruction
     // The firmware's own setting: system-reset mode (WDE, no WDIE), wdt_enable(WDTO_60MS) = WDP 010: 8K cycles, 64 ms.
@@ -97,7 +97,7 @@ describe('the watchdog alone: a hung main loop', () => {
 });
 
 describe('the step interrupt alone: its deep-end limit', () => {
-  it('stops a move whose target RAM was corrupted to 10 mm at the limit, to the microstep', async () => {
+  it('stops a move whose target RAM was corrupted to 10 mm at the limit, to the microstep', { tags: ['REQ-DEPTH-ABSOLUTE-LIMIT'] }, async () => {
     await homedPen();
     await device.depth.moveTo(0.5);
     // DEPTH_LIMIT_STEPS in the firmware's generated header: the same derivation (tests/unit/generated.test.ts).

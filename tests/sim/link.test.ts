@@ -36,7 +36,7 @@ function expectError(message: ReturnType<typeof decodeMessage>, code: number, de
 }
 
 describe('identity and telemetry', () => {
-  it('reads the identity the firmware was built with, after a power-on reset', async () => {
+  it('reads the identity the firmware was built with, after a power-on reset', { tags: ['REQ-IDENTITY'] }, async () => {
     startPen();
     const device = await connect();
     const [major, minor, patch] = description.board.firmwareVersion;
@@ -77,7 +77,7 @@ describe('identity and telemetry', () => {
 });
 
 describe('bad input gets a clear answer and breaks nothing', () => {
-  it('survives a flood of random bytes, counts them, and then serves a clean session', async () => {
+  it('survives a flood of random bytes, counts them, and then serves a clean session', { tags: ['REQ-LINK-INTEGRITY', 'REQ-HOSTILE-HOST'] }, async () => {
     startPen(7);
     const raw = new RawClient(pen);
     let state = 12345;
@@ -98,7 +98,7 @@ describe('bad input gets a clear answer and breaks nothing', () => {
     expect((reply.message.fields as MessageFields['identify_reply']).resetCause).toBe(1);
   });
 
-  it('naks a frame with a bad CRC, naming the sequence it expects, then carries on', async () => {
+  it('naks a frame with a bad CRC, naming the sequence it expects, then carries on', { tags: ['REQ-LINK-INTEGRITY'] }, async () => {
     startPen();
     const raw = new RawClient(pen);
     await raw.handshake();
@@ -112,7 +112,7 @@ describe('bad input gets a clear answer and breaks nothing', () => {
     expect(message.name).toBe('telemetry');
   });
 
-  it('resynchronises after an oversize length', async () => {
+  it('resynchronises after an oversize length', { tags: ['REQ-LINK-INTEGRITY'] }, async () => {
     startPen();
     const raw = new RawClient(pen);
     await raw.handshake();
@@ -123,7 +123,7 @@ describe('bad input gets a clear answer and breaks nothing', () => {
     expect(raw.parser.stats.framesBad).toBe(0);
   });
 
-  it('drops a frame cut short once the line goes idle, so the next frame is not swallowed', async () => {
+  it('drops a frame cut short once the line goes idle, so the next frame is not swallowed', { tags: ['REQ-LINK-INTEGRITY'] }, async () => {
     startPen();
     const raw = new RawClient(pen);
     await raw.handshake();
@@ -133,7 +133,7 @@ describe('bad input gets a clear answer and breaks nothing', () => {
     expect((await raw.request(1, 'heartbeat', {})).message.name).toBe('ok');
   });
 
-  it('naks a frame cut short when the next frame follows at once; the host resends it', async () => {
+  it('naks a frame cut short when the next frame follows at once; the host resends it', { tags: ['REQ-LINK-INTEGRITY'] }, async () => {
     startPen();
     const raw = new RawClient(pen);
     await raw.handshake();
@@ -144,7 +144,7 @@ describe('bad input gets a clear answer and breaks nothing', () => {
     expect((await raw.request(1, 'heartbeat', {})).message.name).toBe('ok');
   });
 
-  it('refuses unknown ids, pen-only ids and wrong lengths with an error code and detail', async () => {
+  it('refuses unknown ids, pen-only ids and wrong lengths with an error code and detail', { tags: ['REQ-HOSTILE-HOST'] }, async () => {
     startPen();
     const raw = new RawClient(pen);
     await raw.handshake();
@@ -158,7 +158,7 @@ describe('bad input gets a clear answer and breaks nothing', () => {
     expectError(decodeMessage((await raw.nextAnswer(from2)).payload), ErrorCode.bad_length, 3);
   });
 
-  it('refuses every command but identify and stop until the host identifies with its version', async () => {
+  it('refuses every command but identify and stop until the host identifies with its version', { tags: ['REQ-HOSTILE-HOST', 'REQ-IDENTITY'] }, async () => {
     startPen();
     const raw = new RawClient(pen);
     await raw.sync();
@@ -171,7 +171,7 @@ describe('bad input gets a clear answer and breaks nothing', () => {
     expect((await raw.request(5, 'heartbeat', {})).message.name).toBe('ok');
   });
 
-  it('answers a repeated sequence number with the stored reply instead of executing twice', async () => {
+  it('answers a repeated sequence number with the stored reply instead of executing twice', { tags: ['REQ-LINK-INTEGRITY'] }, async () => {
     startPen();
     const raw = new RawClient(pen);
     await raw.handshake();
@@ -184,7 +184,7 @@ describe('bad input gets a clear answer and breaks nothing', () => {
     expect(uptime(fresh.message)).toBeGreaterThanOrEqual(uptime(first.message) + 30);
   });
 
-  it('naks a sequence gap with the sequence it expects', async () => {
+  it('naks a sequence gap with the sequence it expects', { tags: ['REQ-LINK-INTEGRITY'] }, async () => {
     startPen();
     const raw = new RawClient(pen);
     await raw.handshake();
@@ -193,7 +193,7 @@ describe('bad input gets a clear answer and breaks nothing', () => {
     expect((await raw.nextAnswer(from)).seqByte).toBe(FrameKind.nak | 1);
   });
 
-  it('keeps up with a burst of back-to-back commands without losing its place', async () => {
+  it('keeps up with a burst of back-to-back commands without losing its place', { tags: ['REQ-LINK-INTEGRITY'] }, async () => {
     startPen();
     const raw = new RawClient(pen);
     await raw.handshake();
@@ -206,7 +206,7 @@ describe('bad input gets a clear answer and breaks nothing', () => {
 });
 
 describe('reliable link over a noisy line', () => {
-  it('completes every request with bytes corrupted and lost in both directions', async () => {
+  it('completes every request with bytes corrupted and lost in both directions', { tags: ['REQ-LINK-INTEGRITY'] }, async () => {
     startPen(42);
     const device = await connect();
     pen.setLinkFaults({ corruptProbability: 0.003, dropProbability: 0.003 });
@@ -220,7 +220,7 @@ describe('reliable link over a noisy line', () => {
 });
 
 describe('version handshake', () => {
-  it('refuses a pen of another protocol version, naming both versions', async () => {
+  it('refuses a pen of another protocol version, naming both versions', { tags: ['REQ-IDENTITY'] }, async () => {
     startPen();
     const attempt = PenDevice.connect(pen.openPort(), { clock: pen.clock, hostProtocolVersion: PROTOCOL_VERSION + 1 });
     await expect(attempt).rejects.toThrow(ProtocolMismatchError);
@@ -231,7 +231,7 @@ describe('version handshake', () => {
 });
 
 describe('link loss', () => {
-  it('is reported within 300 ms of the line going dead, and fails requests instead of retrying', async () => {
+  it('is reported within 300 ms of the line going dead, and fails requests instead of retrying', { tags: ['REQ-LINK-LOSS'] }, async () => {
     startPen();
     const device = await connect();
     const lostAtMs: number[] = [];
@@ -247,7 +247,7 @@ describe('link loss', () => {
     await expect(device.heartbeat()).rejects.toThrow(/link lost/);
   });
 
-  it('is reported when the transport closes', async () => {
+  it('is reported when the transport closes', { tags: ['REQ-LINK-LOSS'] }, async () => {
     startPen();
     const port = pen.openPort();
     const device = await PenDevice.connect(port, { clock: pen.clock });
@@ -256,7 +256,7 @@ describe('link loss', () => {
     expect((await lost).message).toMatch(/closed/);
   });
 
-  it('does not carry on silently across an MCU reset; reconnecting shows the reset cause', async () => {
+  it('does not carry on silently across an MCU reset; reconnecting shows the reset cause', { tags: ['REQ-LINK-LOSS', 'REQ-RESET-SAFE'] }, async () => {
     startPen();
     const device = await connect();
     const lost = new Promise<Error>((resolve) => device.onLinkLost(resolve));

@@ -62,7 +62,7 @@ function rawClient(port: number, bytes: Uint8Array): Promise<{ received: string;
 }
 
 describe('one host at a time over TCP (pen sim --listen)', () => {
-  it('refuses a second client with a busy line, keeps its bytes from the pen, and accepts a new one once the holder leaves', async () => {
+  it('refuses a second client with a busy line, keeps its bytes from the pen, and accepts a new one once the holder leaves', { tags: ['REQ-ONE-HOST'], timeout: 30_000 }, async () => {
     const port = await startSim();
     const a = await holdRunningPen(port);
 
@@ -86,22 +86,22 @@ describe('one host at a time over TCP (pen sim --listen)', () => {
     const c = await penCli(['info', '--port', `tcp://127.0.0.1:${port}`, '--json'], 15_000);
     expect(c.code, c.stderr).toBe(0);
     expect(JSON.parse(c.stdout)).toMatchObject({ identity: { boardName: 'pen-r1a' } });
-  }, 30_000);
+  });
 
-  it('`pen info` while another host holds the pen exits 3 at once and prints the busy line', async () => {
+  it('`pen info` while another host holds the pen exits 3 at once and prints the busy line', { tags: ['REQ-ONE-HOST'], timeout: 30_000 }, async () => {
     const port = await startSim();
     await holdRunningPen(port);
     const info = await penCli(['info', '--port', `tcp://127.0.0.1:${port}`], 15_000);
     expect(info.code).toBe(3);
     expect(info.stderr).toMatch(/busy: another host holds this pen \(127\.0\.0\.1:\d+, connected \d+ s ago\)/);
     expect(info.ms).toBeLessThan(5000);
-  }, 30_000);
+  });
 });
 
 const hasSocat = spawnSync('socat', ['-V']).error === undefined;
 
 describe('one host at a time over serial', () => {
-  it('a serial port already open is refused with the busy text, and free again once closed', async (context) => {
+  it('a serial port already open is refused with the busy text, and free again once closed', { tags: ['REQ-ONE-HOST'] }, async (context) => {
     context.skip(!hasSocat, 'socat is not installed (apt-get install socat): it makes the pty pair this test opens');
     const dir = mkdtempSync(join(tmpdir(), 'pen-pty-'));
     const ptyPath = join(dir, 'ttyPEN');

@@ -48,7 +48,7 @@ function expectNoTimingViolations(): void {
 }
 
 describe('the parts ID chips', () => {
-  it('are read at power-on: ROM ids with their CRC-8, the identity and tallies as laid out, every slot inside the datasheet windows', async () => {
+  it('are read at power-on: ROM ids with their CRC-8, the identity and tallies as laid out, every slot inside the datasheet windows', { tags: ['REQ-PART-CHIP-INTEGRITY'] }, async () => {
     await connect(new VirtualPen({ seed: 3 }));
     const parts = await partsSettled();
     const { cartridge, nosecone } = pen.idChips;
@@ -67,7 +67,7 @@ describe('the parts ID chips', () => {
     expect(cartridge.chip?.stats.bitsSent).toBeGreaterThanOrEqual(2 * description.idChips.layout.readBytes * 8);
   });
 
-  it('reports each fault with its reason: absent, bus shorted, bad ROM CRC, bad identity CRC, contact lost, not a part, unprotected', async () => {
+  it('reports each fault with its reason: absent, bus shorted, bad ROM CRC, bad identity CRC, contact lost, not a part, unprotected', { tags: ['REQ-PART-CHIP-INTEGRITY'] }, async () => {
     await connect(new VirtualPen({ seed: 4 }));
     await partsSettled();
     const { cartridge, nosecone } = pen.idChips;
@@ -114,7 +114,7 @@ describe('the parts ID chips', () => {
     expectNoTimingViolations();
   });
 
-  it('follows the cartridge switch: absent at once when it comes out, read again once it is back', async () => {
+  it('follows the cartridge switch: absent at once when it comes out, read again once it is back', { tags: ['REQ-PART-CHIP-INTEGRITY'] }, async () => {
     await connect(new VirtualPen({ seed: 5 }));
     await partsSettled();
     pen.setInput('cartridgePresent', false);
@@ -129,7 +129,7 @@ describe('the parts ID chips', () => {
     expect(parts.cartridge).toMatchObject({ status: 'ok', rom: hex(fresh.rom), lot: 4242, expiryDay: 11000 });
   });
 
-  it('takes no presence pulse outside the 60–75 µs sampling window for one, and every pulse inside it at the datasheet corners', async () => {
+  it('takes no presence pulse outside the 60–75 µs sampling window for one, and every pulse inside it at the datasheet corners', { tags: ['REQ-PART-CHIP-INTEGRITY'] }, async () => {
     await connect(new VirtualPen({ seed: 6 }));
     await partsSettled();
     const { cartridge, nosecone } = pen.idChips;
@@ -148,7 +148,7 @@ describe('the parts ID chips', () => {
 });
 
 describe('a mark written through scratchpad and copy', () => {
-  it('burns the next bit of the nosecone tally, one way, and reads it back', async () => {
+  it('burns the next bit of the nosecone tally, one way, and reads it back', { tags: ['REQ-STERILIZATION-RECORD'] }, async () => {
     const connected = await connect(provisionedVirtualPen({ seed: 7 }));
     const before = await partsSettled();
     const chip = pen.idChips.nosecone.chip;
@@ -165,7 +165,7 @@ describe('a mark written through scratchpad and copy', () => {
     expectNoTimingViolations();
   });
 
-  it('is either whole or not there after an MCU reset: during the copy the chip finishes on its own, before it nothing was written', async () => {
+  it('is either whole or not there after an MCU reset: during the copy the chip finishes on its own, before it nothing was written', { tags: ['REQ-STERILIZATION-RECORD', 'REQ-RESET-SAFE'] }, async () => {
     const connected = await connect(provisionedVirtualPen({ seed: 8 }));
     await partsSettled();
     const bus = pen.idChips.nosecone;
@@ -204,7 +204,7 @@ describe('a mark written through scratchpad and copy', () => {
 });
 
 describe('hostile frames', () => {
-  it('refuses get_parts with extra bytes, cut short or asking for parts that do not exist, and record_sterilization without a grant', async () => {
+  it('refuses get_parts with extra bytes, cut short or asking for parts that do not exist, and record_sterilization without a grant', { tags: ['REQ-HOSTILE-HOST', 'REQ-ROLES'] }, async () => {
     pen = provisionedVirtualPen({ seed: 9 });
     pen.start();
     const raw = new RawClient(pen);

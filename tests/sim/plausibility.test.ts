@@ -67,7 +67,7 @@ async function expectStoppedBy(summary: SessionSummary, code: PlausibilityIssue[
 }
 
 describe('host plausibility checks stop the treatment', () => {
-  it('current_high: a dragging needle drawing 1.85 A, under the firmware trip at 2 A, stops the pen', async () => {
+  it('current_high: a dragging needle drawing 1.85 A, under the firmware trip at 2 A, stops the pen', { tags: ['REQ-HOST-SUPERVISION'] }, async () => {
     await readySession();
     const done = session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 10 });
     await pen.clock.sleep(1500);
@@ -84,7 +84,7 @@ describe('host plausibility checks stop the treatment', () => {
     expect(summary.needleSeconds).toBeLessThan(4);
   });
 
-  it('temperature_rise: the handpiece warming at 2 °C/s, far below the 45 °C limit, stops the pen', async () => {
+  it('temperature_rise: the handpiece warming at 2 °C/s, far below the 45 °C limit, stops the pen', { tags: ['REQ-HOST-SUPERVISION'] }, async () => {
     await readySession();
     const done = session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 10 });
     await pen.clock.sleep(1500);
@@ -100,7 +100,7 @@ describe('host plausibility checks stop the treatment', () => {
   // No plant fault reaches it: the firmware's own depth check (60 um for 10 ms) trips long before 0.1 mm for
   // 200 ms. So the session is fed the telemetry of a pen whose own check missed it: the depth sensor reading
   // 0.15 mm deeper than the step count, while the real pen and its telemetry stay consistent.
-  it('depth_following: step count and depth sensor 0.15 mm apart in the telemetry stops the pen', async () => {
+  it('depth_following: step count and depth sensor 0.15 mm apart in the telemetry stops the pen', { tags: ['REQ-HOST-SUPERVISION'] }, async () => {
     await readySession();
     const done = session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 10 });
     await pen.clock.sleep(1000);

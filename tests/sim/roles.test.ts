@@ -132,7 +132,7 @@ async function stageKeys(host: Host, keys: Readonly<Record<KeyedRole, Uint8Array
 }
 
 describe('a host without the keys', () => {
-  it('is refused every service command by a raw client, and each refusal is counted on the pen', async () => {
+  it('is refused every service command by a raw client, and each refusal is counted on the pen', { tags: ['REQ-ROLES'] }, async () => {
     const host = await provisionedHost(null);
     const depth = await host.send('set_depth_calibration', { stepsPerMmX100: 160001, zeroOffsetUm: 0 });
     expect(depth).toMatchObject({ name: 'error', fields: { code: ErrorCode.role_required, detail: Role.technician } });
@@ -150,7 +150,7 @@ describe('a host without the keys', () => {
     expect(await host.authStatus()).toMatchObject({ provisioned: 1, refusals: 5, wrongAnswers: 1, consecutiveFailures: 1 });
   });
 
-  it('with the wrong key, or another role\'s, or for another pen\'s serial, gets wrong_answer', async () => {
+  it('with the wrong key, or another role\'s, or for another pen\'s serial, gets wrong_answer', { tags: ['REQ-ROLES'] }, async () => {
     const host = await provisionedHost();
     const tries: [KeyedRole, Readonly<Record<KeyedRole, Uint8Array>>, string][] = [
       ['technician', otherKeys, testSerial], ['technician', { ...testKeys, technician: testKeys.engineer }, testSerial], ['technician', testKeys, 'SIM-0002'],
@@ -166,7 +166,7 @@ describe('a host without the keys', () => {
 });
 
 describe('a grant', () => {
-  it('serves exactly one execution of its command, and an answer serves once', async () => {
+  it('serves exactly one execution of its command, and an answer serves once', { tags: ['REQ-ROLES'] }, async () => {
     const host = await provisionedHost();
     const challenge = await host.challenge('technician', 'set_depth_calibration');
     const mac = host.mac('technician', challenge.nonce, 'set_depth_calibration');
@@ -180,7 +180,7 @@ describe('a grant', () => {
     expect(calibration).toMatchObject({ fields: { stepsPerMmX100: 160100, storedCount: 1 } });
   });
 
-  it('for command A does not serve command B, and an answer made for B does not answer a challenge for A', async () => {
+  it('for command A does not serve command B, and an answer made for B does not answer a challenge for A', { tags: ['REQ-ROLES'] }, async () => {
     const host = await provisionedHost();
     const challenge = await host.challenge('engineer', 'set_sensor_calibration');
     expect(await host.code('answer_challenge', { mac: host.mac('engineer', challenge.nonce, 'set_sensor_calibration') })).toBe('ok');
@@ -193,7 +193,7 @@ describe('a grant', () => {
     expect(await host.serialNow()).toBe(testSerial);
   });
 
-  it('is only issued while the needle cannot move: never homing, armed, running or while the stepper moves', async () => {
+  it('is only issued while the needle cannot move: never homing, armed, running or while the stepper moves', { tags: ['REQ-ROLES'] }, async () => {
     const host = await provisionedHost();
     const refusedWhile = async (): Promise<string> => host.code('request_challenge', { role: Role.technician, commandId: idOf('set_depth_calibration') });
     expect(await host.code('home', {})).toBe('ok');
@@ -243,7 +243,7 @@ async function msUntilChallenge(host: Host, from: number, stepMs = 20): Promise<
 }
 
 describe('wrong answers', () => {
-  it('lock challenges out for authLockoutBaseMs, doubling, in simulated time; a reset does not end the lockout', async () => {
+  it('lock challenges out for authLockoutBaseMs, doubling, in simulated time; a reset does not end the lockout', { tags: ['REQ-ROLES'] }, async () => {
     const host = await provisionedHost();
     const zeros = new Uint8Array(32);
     await host.challenge('technician', 'set_depth_calibration');
@@ -272,7 +272,7 @@ describe('wrong answers', () => {
 });
 
 describe('nonces', () => {
-  it('never repeat, within a boot and across resets, resets during the boot count\'s own write included', async () => {
+  it('never repeat, within a boot and across resets, resets during the boot count\'s own write included', { tags: ['REQ-ROLES'] }, async () => {
     pen = provisionedVirtualPen();
     pen.start();
     const seen = new Set<string>();
@@ -300,7 +300,7 @@ describe('nonces', () => {
 });
 
 describe('provisioning', () => {
-  it('is free once on a blank pen, refused again without the engineer\'s grant, accepted with it; the identity is what tests write', async () => {
+  it('is free once on a blank pen, refused again without the engineer\'s grant, accepted with it; the identity is what tests write', { tags: ['REQ-PROVISIONING'] }, async () => {
     pen = new VirtualPen();
     pen.start();
     const host = await Host.connect('', testKeys);
@@ -333,7 +333,7 @@ describe('provisioning', () => {
     expect(await host.code('answer_challenge', { mac: host.mac('technician', fresh.nonce, 'set_depth_calibration', otherKeys) })).toBe('ok');
   });
 
-  it('survives a reset at any point of writing the identity: the old serial and keys, or the new ones, never a mix', async () => {
+  it('survives a reset at any point of writing the identity: the old serial and keys, or the new ones, never a mix', { tags: ['REQ-PROVISIONING'] }, async () => {
     const outcomes = new Set<string>();
     // The record is 117 bytes; each byte that differs takes 3.6 ms, so both copies take about 0.8 s: resets in the
     // first copy, about the switch-over, and in the second.
@@ -374,7 +374,7 @@ describe('provisioning', () => {
 });
 
 describe('the new frames at and beyond their bounds', () => {
-  it('refuses every wrong length, and roles, command ids, keys and serials outside their ranges', async () => {
+  it('refuses every wrong length, and roles, command ids, keys and serials outside their ranges', { tags: ['REQ-ROLES', 'REQ-HOSTILE-HOST'] }, async () => {
     const host = await provisionedHost();
     await host.untilWritten();
     const typeBytes: Record<string, number> = { u8: 1, u16: 2, u32: 4, i16: 2, i32: 4, char8: 8, char16: 16, bytes16: 16, bytes32: 32 };
@@ -410,7 +410,7 @@ describe('the new frames at and beyond their bounds', () => {
 });
 
 describe('the HAL auth step', () => {
-  it('runs service commands on a grant with the test keys of a virtual pen, and records the grants it used', async () => {
+  it('runs service commands on a grant with the test keys of a virtual pen, and records the grants it used', { tags: ['REQ-ROLES'] }, async () => {
     pen = provisionedVirtualPen();
     pen.start();
     const device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
@@ -423,7 +423,7 @@ describe('the HAL auth step', () => {
     expect(await device.authStatus()).toMatchObject({ provisioned: true, wrongAnswers: 0, consecutiveFailures: 0, refusals: 0 });
   });
 
-  it('refuses on the host, sending nothing, for a real pen with no key; the pen refuses a key that does not match', async () => {
+  it('refuses on the host, sending nothing, for a real pen with no key; the pen refuses a key that does not match', { tags: ['REQ-ROLES'] }, async () => {
     pen = provisionedVirtualPen({}, 'PN-0042');  // the test keys, but a serial that is not a virtual pen's
     pen.start();
     const device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
@@ -437,7 +437,7 @@ describe('the HAL auth step', () => {
     expect(device.grantsUsed).toEqual([]);
   });
 
-  it('provisions a blank pen, then provisions it again with the engineer key of its serial', async () => {
+  it('provisions a blank pen, then provisions it again with the engineer key of its serial', { tags: ['REQ-PROVISIONING'] }, async () => {
     pen = new VirtualPen();
     pen.start();
     const device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
@@ -453,7 +453,7 @@ describe('the HAL auth step', () => {
 });
 
 describe('the main loop while verifying', () => {
-  it('holds the watchdog: the longest pass while a challenge is computed and answered stays well under its period', async () => {
+  it('holds the watchdog: the longest pass while a challenge is computed and answered stays well under its period', { tags: ['REQ-WATCHDOG', 'REQ-ROLES'] }, async () => {
     const host = await provisionedHost();
     await host.untilWritten();
     await pen.stop();

@@ -54,9 +54,16 @@ const hazards: Record<string, Hazard> = {
   'home switch stuck pressed': { fault: 'home_switch_stuck', inject: () => pen.plant.setHomeSwitchStuck(true), remove: () => pen.plant.setHomeSwitchStuck(false) },
 };
 
+/** The requirement (hardware/requirements.json) each injected fault verifies, besides the fault latch itself. */
+const requirementOf: Partial<Record<FaultName, string>> = {
+  estop: 'REQ-ESTOP', cartridge_removed: 'REQ-CARTRIDGE-INTERLOCK', over_temperature: 'REQ-OVERTEMP', temperature_sensor: 'REQ-OVERTEMP',
+  supply_out_of_range: 'REQ-SUPPLY', depth_sensor: 'REQ-SENSOR-PLAUSIBILITY', motor_stall: 'REQ-JAM', motor_overcurrent: 'REQ-JAM',
+  depth_mismatch: 'REQ-SENSOR-PLAUSIBILITY', home_switch_stuck: 'REQ-SENSOR-PLAUSIBILITY',
+};
+
 describe('every interlock and plant fault, injected while the needle runs', () => {
   for (const [name, hazard] of Object.entries(hazards)) {
-    it(`${name}: motor off, needle home, ${hazard.fault} reported, arming refused until cleared`, async () => {
+    it(`${name}: motor off, needle home, ${hazard.fault} reported, arming refused until cleared`, { tags: ['REQ-FAULT-LATCH', requirementOf[hazard.fault]].filter((tag) => tag !== undefined) }, async () => {
       await runningPen();
       hazard.inject();
       const faulted = await device.waitFor((t) => t.state === 'fault', 500, name).catch((e: unknown) => e);
@@ -82,7 +89,7 @@ describe('every interlock and plant fault, injected while the needle runs', () =
 });
 
 describe('host silence', () => {
-  it('goes safe within the heartbeat timeout + 1 ms of the last heartbeat, in simulated time', async () => {
+  it('goes safe within the heartbeat timeout + 1 ms of the last heartbeat, in simulated time', { tags: ['REQ-HEARTBEAT'] }, async () => {
     await runningPen();
     device.setHeartbeat(false);
     await device.heartbeat();
@@ -99,7 +106,7 @@ describe('host silence', () => {
     expect(status).toMatchObject({ state: 'fault', fault: 'heartbeat_lost' });
   });
 
-  it('refuses to arm without a fresh heartbeat', async () => {
+  it('refuses to arm without a fresh heartbeat', { tags: ['REQ-HEARTBEAT', 'REQ-ARM-PRECONDITIONS'] }, async () => {
     pen = new VirtualPen();
     pen.start();
     device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
@@ -116,7 +123,7 @@ describe('host silence', () => {
 });
 
 describe('STOP', () => {
-  it('turns the motor off, disarms and retracts the needle, without latching a fault', async () => {
+  it('turns the motor off, disarms and retracts the needle, without latching a fault', { tags: ['REQ-STOP'] }, async () => {
     await runningPen();
     await device.stop();
     expect(pen.plant.motorDrive()).toBe(0);
@@ -126,7 +133,7 @@ describe('STOP', () => {
 });
 
 describe('arming preconditions', () => {
-  it('names each missing precondition', async () => {
+  it('names each missing precondition', { tags: ['REQ-ARM-PRECONDITIONS', 'REQ-CARTRIDGE-INTERLOCK'] }, async () => {
     pen = new VirtualPen();
     pen.start();
     device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
@@ -155,7 +162,7 @@ describe('arming preconditions', () => {
 });
 
 describe('watchdog bite', () => {
-  it('reboots into the safe state with the cause reported', async () => {
+  it('reboots into the safe state with the cause reported', { tags: ['REQ-WATCHDOG'] }, async () => {
     await runningPen();
     pen.resetMcu('watchdog');
     expect(pen.plant.motorDrive()).toBe(0);
@@ -173,7 +180,7 @@ describe('watchdog bite', () => {
 });
 
 describe('STOP in the receive interrupt', () => {
-  it('stops the motor on the STOP byte alone, with no frame and no handshake, within a millisecond', async () => {
+  it('stops the motor on the STOP byte alone, with no frame and no handshake, within a millisecond', { tags: ['REQ-STOP'] }, async () => {
     await runningPen();
     const port = pen.openPort();  // a second client: the firmware does not care who sends STOP
     port.write(Uint8Array.of(FRAME_STOP));
@@ -184,7 +191,7 @@ describe('STOP in the receive interrupt', () => {
 });
 
 describe('outputs from the first instructions', () => {
-  it('drives every output to its safe level within the first microseconds after any reset, before main runs', () => {
+  it('drives every output to its safe level within the first microseconds after any reset, before main runs', { tags: ['REQ-RESET-SAFE'] }, () => {
     pen = new VirtualPen();
     for (const reset of ['power-on', 'external', 'watchdog'] as const) {
       if (reset !== 'power-on') pen.resetMcu(reset);

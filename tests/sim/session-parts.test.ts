@@ -180,7 +180,7 @@ function expectFlagged(partId: string, auditedBefore: number, why: RegExp): void
 }
 
 describe('possible clones are refused and flagged', () => {
-  it('a cloned cartridge: the used cartridge\'s ROM id on a fresh chip is refused and flagged; a genuine new one works', async () => {
+  it('a cloned cartridge: the used cartridge\'s ROM id on a fresh chip is refused and flagged; a genuine new one works', { tags: ['REQ-PART-CLONE-DETECTION'] }, async () => {
     await homedSession();
     await recordSterileNosecone(device, store);
     const first = await session.prepare();
@@ -210,7 +210,7 @@ describe('possible clones are refused and flagged', () => {
     expect(registry.status(cartridge).condition).toBe('flagged');
   });
 
-  it('a cloned nosecone: its ROM id with a sterilization tally below what the records saw is refused and flagged', async () => {
+  it('a cloned nosecone: its ROM id with a sterilization tally below what the records saw is refused and flagged', { tags: ['REQ-PART-CLONE-DETECTION'] }, async () => {
     await homedSession();
     const nosecone = await recordSterileNosecone(device, store);
     expect(await reprocessNosecone(2, 'pass')).toBe(2);
@@ -229,7 +229,7 @@ describe('possible clones are refused and flagged', () => {
 });
 
 describe('sterility by the records', () => {
-  it('a load recalled by its biological indicator: refused naming the recall; after reprocessing, a session runs', async () => {
+  it('a load recalled by its biological indicator: refused naming the recall; after reprocessing, a session runs', { tags: ['REQ-BI-RECALL'] }, async () => {
     await homedSession();
     const nosecone = await recordSterileNosecone(device, store);  // sterilizer TEST-AC load 1, indicator pending
     expect(registry.status(nosecone)).toMatchObject({ condition: 'ready', ready: true });
@@ -254,7 +254,7 @@ describe('sterility by the records', () => {
     expect((await session.treat(plan)).outcome).toBe('completed');
   });
 
-  it(`shelf life: accepted ${policy.sterileShelfLifeDays} days less one after its cycle, refused a minute past it`, async () => {
+  it(`shelf life: accepted ${policy.sterileShelfLifeDays} days less one after its cycle, refused a minute past it`, { tags: ['REQ-NOSECONE-SHELF-LIFE'] }, async () => {
     await homedSession();
     const nosecone = await recordSterileNosecone(device, store);
     const t0 = Date.parse(registry.status(nosecone).lastCycle?.at ?? '');
@@ -274,7 +274,7 @@ describe('sterility by the records', () => {
     expect(motorOnAtMs).toEqual([]);
   });
 
-  it('cartridge expiry by the store\'s date: one that expired yesterday is refused on the host; one expiring today runs', async () => {
+  it('cartridge expiry by the store\'s date: one that expired yesterday is refused on the host; one expiring today runs', { tags: ['REQ-CARTRIDGE-EXPIRY'] }, async () => {
     await homedSession();
     // Far from the pen's own virtual date: the store's date is the one that counts, on the host and in arm.
     storeClock.setEpochMs(Date.UTC(2027, 5, 15, 9, 30));
@@ -300,7 +300,7 @@ describe('the nosecone\'s cycle limit', () => {
   const limit = policy.noseconeCycleLimit;
   const warnAt = Math.ceil((limit * policy.cycleLimitWarningPercent) / 100);
 
-  it(`warns at ${policy.cycleLimitWarningPercent} %, refuses on the host at the limit, and the firmware refuses it when the host is bypassed`, async () => {
+  it(`warns at ${policy.cycleLimitWarningPercent} %, refuses on the host at the limit, and the firmware refuses it when the host is bypassed`, { tags: ['REQ-NOSECONE-CYCLE-LIMIT'] }, async () => {
     expect([limit, warnAt]).toEqual([200, 180]);  // the figures this test was written for
     await homedSession();
 

@@ -56,7 +56,7 @@ afterEach(async () => {
 });
 
 describe('the workflow', () => {
-  it('runs a full session: self-test, home, treatment for its duration, pen safe at the end, all recorded', async () => {
+  it('runs a full session: self-test, home, treatment for its duration, pen safe at the end, all recorded', { tags: ['REQ-RECORDS-DURABLE'] }, async () => {
     const session = await readySession();
     const phases: string[] = [];
     session.onEvent((event) => { if (event.kind === 'phase') phases.push(event.phase); });
@@ -75,7 +75,7 @@ describe('the workflow', () => {
     expect(summary.loop.ticks).toBeGreaterThan(190);
   });
 
-  it('pauses and resumes from the footswitch, counting only needle time', async () => {
+  it('pauses and resumes from the footswitch, counting only needle time', { tags: ['REQ-FOOTSWITCH'] }, async () => {
     const session = await readySession({ footswitchControl: true });
     pen.setInput('footswitch', true);
     await pen.clock.sleep(60);
@@ -113,7 +113,7 @@ describe('the workflow', () => {
 });
 
 describe('every refusal names its cause', () => {
-  it('before homing, without a cartridge, and outside the window or range', async () => {
+  it('before homing, without a cartridge, and outside the window or range', { tags: ['REQ-HOST-REFUSAL', 'REQ-DEPTH-WINDOW', 'REQ-RATE-LIMITS'] }, async () => {
     const session = await connectedSession();
     const plan = { depthMm: 1.0, strokesPerSecond: 100, durationS: 1 };
     await expect(session.treat(plan)).rejects.toThrow(new SessionRefusedError('not homed'));
@@ -137,7 +137,7 @@ describe('every refusal names its cause', () => {
     expect(pen.plant.deepestCarriageMm).toBeLessThan(0.01);
   });
 
-  it('refuses a second treatment while one runs, and refuses self-test with a fault latched', async () => {
+  it('refuses a second treatment while one runs, and refuses self-test with a fault latched', { tags: ['REQ-HOST-REFUSAL'] }, async () => {
     const session = await readySession();
     const done = session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 1 });
     await pen.clock.sleep(100);
@@ -152,7 +152,7 @@ describe('every refusal names its cause', () => {
 describe('the fitted parts', () => {
   const plan = { depthMm: 1.0, strokesPerSecond: 100, durationS: 0.5 };
 
-  it('records both part ids with the session, and the registry counts it as a use of each', async () => {
+  it('records both part ids with the session, and the registry counts it as a use of each', { tags: ['REQ-RECORDS-DURABLE', 'REQ-CARTRIDGE-SINGLE-USE'] }, async () => {
     const session = await readySession();
     const { cartridge, nosecone } = await device.settledParts();
     const summary = await session.treat(plan);
@@ -167,7 +167,7 @@ describe('the fitted parts', () => {
     expect(await device.settledParts()).toMatchObject({ cartridge: { used: true }, nosecone: { uses: 1, unusedSinceSterilization: false } });
   });
 
-  it('refuses on the host, naming each part, its id, why and what to do: a used cartridge, then a used nosecone', async () => {
+  it('refuses on the host, naming each part, its id, why and what to do: a used cartridge, then a used nosecone', { tags: ['REQ-CARTRIDGE-SINGLE-USE', 'REQ-NOSECONE-STERILE', 'REQ-HOST-REFUSAL'] }, async () => {
     const session = await readySession();
     const { cartridge, nosecone } = await device.settledParts();
     const { sessionId } = await session.treat(plan);
@@ -193,7 +193,7 @@ describe('the fitted parts', () => {
     expect((await session.treat(plan)).outcome).toBe('completed');
   });
 
-  it('refuses a cartridge other than the one asked for, and a chip that does not read', async () => {
+  it('refuses a cartridge other than the one asked for, and a chip that does not read', { tags: ['REQ-PART-CHIP-INTEGRITY'] }, async () => {
     const session = await connectedSession();
     await session.home();
     await recordSterileNosecone(device, store);
@@ -207,7 +207,7 @@ describe('the fitted parts', () => {
 });
 
 describe('faults during treatment', () => {
-  it('a pen fault ends the treatment safely and is stored with its context', async () => {
+  it('a pen fault ends the treatment safely and is stored with its context', { tags: ['REQ-RECORDS-DURABLE', 'REQ-FAULT-LATCH'] }, async () => {
     const session = await readySession();
     const done = session.treat({ depthMm: 1.2, strokesPerSecond: 120, durationS: 5 });
     await pen.clock.sleep(1000);
@@ -232,7 +232,7 @@ describe('faults during treatment', () => {
     expect((await session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 0.5 })).outcome).toBe('completed');
   });
 
-  it('a lost link ends the treatment with the reason, and the pen goes safe on its own', async () => {
+  it('a lost link ends the treatment with the reason, and the pen goes safe on its own', { tags: ['REQ-LINK-LOSS', 'REQ-HEARTBEAT'] }, async () => {
     const session = await readySession();
     const done = session.treat({ depthMm: 1.0, strokesPerSecond: 100, durationS: 5 });
     await pen.clock.sleep(1000);
@@ -245,7 +245,7 @@ describe('faults during treatment', () => {
     expect(store.faults()[0]).toMatchObject({ source: 'host', code: 'link_lost' });
   });
 
-  it('a host plausibility check stops the pen before the firmware would', async () => {
+  it('a host plausibility check stops the pen before the firmware would', { tags: ['REQ-HOST-SUPERVISION'] }, async () => {
     const session = await readySession();
     pen.plant.setLoad('heavy');
     const done = session.treat({ depthMm: 1.0, strokesPerSecond: 150, durationS: 5 });
@@ -273,7 +273,7 @@ describe('the self-test checks the firmware', () => {
     }
   }
 
-  it('passes for the firmware this host carries, naming protocol, board, firmware and build', async () => {
+  it('passes for the firmware this host carries, naming protocol, board, firmware and build', { tags: ['REQ-IDENTITY'] }, async () => {
     const session = await connectedSession();
     const { buildId } = device.identity;
     const firmware = description.board.firmwareVersion.join('.');
@@ -283,7 +283,7 @@ describe('the self-test checks the firmware', () => {
     expect(await selfTestWith({ expectedBuildId: buildId.toUpperCase() })).toHaveLength(6);
   });
 
-  it('fails for another build, another firmware version, board or protocol version, naming the mismatch', async () => {
+  it('fails for another build, another firmware version, board or protocol version, naming the mismatch', { tags: ['REQ-IDENTITY'] }, async () => {
     await connectedSession();
     const { buildId } = device.identity;
     await expect(selfTestWith({ expectedBuildId: '0badc0de' }))
@@ -305,7 +305,7 @@ describe('the self-test checks the firmware', () => {
 });
 
 describe('the demo (npm start)', () => {
-  it('reports what the pen\'s telemetry says after the jam and the second pass, the pen safe both times', async () => {
+  it('reports what the pen\'s telemetry says after the jam and the second pass, the pen safe both times', { tags: ['REQ-JAM'] }, async () => {
     await connectedSession();  // the test's own pen, device and store; the demo runs its own session on them
     const lines: string[] = [];
     const output = { live: (): void => {}, line: (text: string): void => { lines.push(text); } };

@@ -39,7 +39,7 @@ describe('the needle-time counter', () => {
     return { pen, device: () => current, reset };
   }
 
-  it('counts the seconds the needle runs, and keeps them across a reset after the stop', async () => {
+  it('counts the seconds the needle runs, and keeps them across a reset after the stop', { tags: ['REQ-CALIBRATION-DUE'], timeout: 120_000 }, async () => {
     const { pen, device, reset } = await running();
     const startedMs = pen.clock.nowMs() - 800;  // runningVirtualPen waits 0.8 s after the start
     await pen.clock.sleep(10_000);
@@ -50,9 +50,9 @@ describe('the needle-time counter', () => {
     expect(Math.abs(stopped - ranS)).toBeLessThanOrEqual(1);
     await reset();
     expect((await device().usage()).needleSeconds).toBe(stopped);
-  }, 120_000);
+  });
 
-  it('a reset with the needle running loses only the time since the last write, less than usageWritePeriodS', async () => {
+  it('a reset with the needle running loses only the time since the last write, less than usageWritePeriodS', { tags: ['REQ-CALIBRATION-DUE'], timeout: 120_000 }, async () => {
     const { pen, device, reset } = await running();
     await pen.clock.sleep(5000);
     await device().needle.stop();  // the stop writes the count
@@ -66,7 +66,7 @@ describe('the needle-time counter', () => {
     // Under usageWritePeriodS since the stop's write, none since: the reset loses exactly those seconds, nothing more.
     expect(writePeriodS).toBeGreaterThan(before - saved);
     expect((await device().usage()).needleSeconds).toBe(saved);
-  }, 120_000);
+  });
 });
 
 /** The store's clock: the pen's virtual time, at a date the test sets (the calendar moves, the pen's time does not). */
@@ -109,7 +109,7 @@ describe('calibration due, at prepare()', () => {
 
   const nowMs = Date.UTC(2026, 10, 26, 12);
 
-  it('warns when due (inside the grace period) and prepares the session', async () => {
+  it('warns when due (inside the grace period) and prepares the session', { tags: ['REQ-CALIBRATION-DUE'], timeout: 120_000 }, async () => {
     const { session, store, calendar, device } = await homedSession();
     calendar.setEpochMs(nowMs);  // the nosecone sterile today
     await recordSterileNosecone(device, store);
@@ -119,9 +119,9 @@ describe('calibration due, at prepare()', () => {
     expect(prepared.calibration.state).toBe('due');
     expect(prepared.calibration.text).toMatch(/^calibration due .*treatments are refused from \d{4}-\d{2}-\d{2}/);
     expect(session.phase).toBe('ready');
-  }, 120_000);
+  });
 
-  it('refuses past the grace period, saying why and what to do, audited, with the pen untouched', async () => {
+  it('refuses past the grace period, saying why and what to do, audited, with the pen untouched', { tags: ['REQ-CALIBRATION-DUE'], timeout: 120_000 }, async () => {
     const { session, store, calendar, device, virtualPen } = await homedSession();
     calendar.setEpochMs(nowMs);
     await recordSterileNosecone(device, store);
@@ -135,12 +135,12 @@ describe('calibration due, at prepare()', () => {
     expect(audit?.result).toMatch(/^refused: calibration overdue/);
     expect((await device.status()).cartridgeCleared).toBe(false);
     expect(virtualPen.plant.motorDrive()).toBe(0);
-  }, 120_000);
+  });
 
-  it('a pen with no calibration on record is due, with a warning, not refused', async () => {
+  it('a pen with no calibration on record is due, with a warning, not refused', { tags: ['REQ-CALIBRATION-DUE'], timeout: 120_000 }, async () => {
     const { session, store, device } = await homedSession();
     await recordSterileNosecone(device, store);
     const prepared = await session.prepare();
     expect(prepared.calibration).toMatchObject({ state: 'due', dueAt: null, needleHoursSince: null });
-  }, 120_000);
+  });
 });

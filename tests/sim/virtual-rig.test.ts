@@ -104,7 +104,7 @@ describe.skipIf(!existsSync(standardFirmataHexPath))('virtual rig running Standa
     expect(rig.simTimeMs).toBeCloseTo(pen.simTimeMs, 1);
   });
 
-  it('presses the e-stop on D2: the pen faults and its motor stops, seen on D12 (motorEnable) and A0 (filtered PWM)', async () => {
+  it('presses the e-stop on D2: the pen faults and its motor stops, seen on D12 (motorEnable) and A0 (filtered PWM)', { tags: ['REQ-ESTOP'] }, async () => {
     // runningVirtualPen's steps, with the rig wired and reporting before the needle starts, so A0 shows the rise too.
     session = await homedVirtualPen();
     const { pen, device } = session;
@@ -126,6 +126,7 @@ describe.skipIf(!existsSync(standardFirmataHexPath))('virtual rig running Standa
     await device.depth.moveTo(1.5);
     await armFitted(device);
     const startedAt = pen.simTimeMs;
+    const revolutionsAtStart = pen.plant.revolutions;
     await device.needle.start(100);
     await pen.clock.sleep(800);
     expect(device.telemetry).toMatchObject({ state: 'running', fault: 'none' });
@@ -135,13 +136,14 @@ describe.skipIf(!existsSync(standardFirmataHexPath))('virtual rig running Standa
     expect(motorEnableHigh(digital[digital.length - 1] as Received)).toBe(true);
     const analog = firmata.of(ANALOG_MESSAGE | 0, startedAt);
     expect(analog.length).toBeGreaterThan(60);  // one each 10 ms
-    // D8 reads the tach line the plant drives into the pen: its 100 µs pulses, one a revolution, caught by Firmata's loop.
-    const tachLevels = firmata.of(DIGITAL_MESSAGE | 1, startedAt).map((message) => value14(message) & 1);  // D8: port 1's bit 0
+    // D8 reads the tach line the plant drives into the pen: its 100 µs pulses, one a revolution, stretched to 1 ms by the
+    // rig board (rig.json stretchMs), so Firmata's loop, blind while it reads A0, loses none of them.
+    const tachLevels = [0, ...firmata.of(DIGITAL_MESSAGE | 1, startedAt).map((message) => value14(message) & 1)];  // D8: port 1's bit 0
     const tachPulses = tachLevels.filter((level, i) => level === 1 && tachLevels[i - 1] === 0).length;
-    const revolutions = pen.plant.revolutions;
+    const revolutions = Math.floor(pen.plant.revolutions) - Math.floor(revolutionsAtStart);
     console.log(`virtual bench: ${tachPulses} tach pulses reported on D8 in ${(pen.simTimeMs - startedAt).toFixed(0)} ms, ` +
-      `${Math.floor(revolutions)} revolutions (the pen at ${pen.plant.strokesPerSecond.toFixed(0)} strokes/s)`);
-    expect(tachPulses).toBeGreaterThan(revolutions / 2);
+      `${revolutions} revolutions (the pen at ${pen.plant.strokesPerSecond.toFixed(0)} strokes/s)`);
+    expect(Math.abs(tachPulses - revolutions)).toBeLessThanOrEqual(1);  // the last pulse's report may still be on its way
     const runningVolts = analogVolts(analog[analog.length - 1] as Received);
     const duty = rig.motorPwmVolts / 5;
     expect(runningVolts).toBeGreaterThan(0.2);

@@ -74,7 +74,7 @@ async function rawHomedPen(): Promise<{ raw: RawClient; next: () => number }> {
 }
 
 describe('a raw client bypassing the HAL', () => {
-  it('is refused 2.5 mm and 0.3 mm, with the value it asked for, and the needle stays in the window', async () => {
+  it('is refused 2.5 mm and 0.3 mm, with the value it asked for, and the needle stays in the window', { tags: ['REQ-DEPTH-WINDOW', 'REQ-HOSTILE-HOST'] }, async () => {
     const { raw, next } = await rawHomedPen();
     for (const depthUm of [2500, 300, 2001, 499, 65535]) {
       const reply = errorOf((await raw.request(next(), 'move_to', { depthUm })).message);
@@ -92,7 +92,7 @@ describe('a raw client bypassing the HAL', () => {
     expect(pen.plant.carriageMm).toBeCloseTo(windowMaxMm, 3);
   });
 
-  it('is refused the motor while not armed, and motion before homing', async () => {
+  it('is refused the motor while not armed, and motion before homing', { tags: ['REQ-ARM-PRECONDITIONS', 'REQ-HOMING', 'REQ-HOSTILE-HOST'] }, async () => {
     pen = new VirtualPen();
     pen.start();
     const raw = new RawClient(pen);
@@ -108,7 +108,7 @@ describe('a raw client bypassing the HAL', () => {
     expect(pen.plant.stepsReceived).toBe(0);
   });
 
-  it('is refused speeds outside the range even when armed', async () => {
+  it('is refused speeds outside the range even when armed', { tags: ['REQ-RATE-LIMITS'] }, async () => {
     const { raw, next } = await rawHomedPen();
     await raw.request(next(), 'heartbeat', {});
     await raw.request(next(), 'move_to', { depthUm: 1000 });
@@ -124,7 +124,7 @@ describe('a raw client bypassing the HAL', () => {
     expect(pen.plant.motorDrive()).toBe(0);
   });
 
-  it('holds the window against 1500 random well-formed commands after a valid handshake, and many get through', async () => {
+  it('holds the window against 1500 random well-formed commands after a valid handshake, and many get through', { tags: ['REQ-HOSTILE-HOST', 'REQ-DEPTH-WINDOW'] }, async () => {
     const { raw, next } = await rawHomedPen();
     await burnSessionMarks(raw, next);  // so that random starts can land (the first start of a session waits for the marks)
     let state = 99;
@@ -189,7 +189,7 @@ describe('a raw client bypassing the HAL', () => {
     expect((await raw.request(1, 'get_status', {})).message.name).toBe('telemetry');
   });
 
-  it('is refused a move_to that arrives corrupted: a flipped bit fails the CRC, the needle does not move', async () => {
+  it('is refused a move_to that arrives corrupted: a flipped bit fails the CRC, the needle does not move', { tags: ['REQ-LINK-INTEGRITY'] }, async () => {
     const { raw, next } = await rawHomedPen();
     const from = raw.frames.length;
     const frame = encodeFrame(FrameKind.data | next(), encodeMessage('move_to', { depthUm: 1500 }));
@@ -202,7 +202,7 @@ describe('a raw client bypassing the HAL', () => {
 });
 
 describe('the HAL refuses before the wire', () => {
-  it('names the value and the window, and sends nothing', async () => {
+  it('names the value and the window, and sends nothing', { tags: ['REQ-HOST-REFUSAL', 'REQ-DEPTH-WINDOW'] }, async () => {
     pen = new VirtualPen();
     pen.start();
     const device = await PenDevice.connect(pen.openPort(), { clock: pen.clock, heartbeat: false });
@@ -220,7 +220,7 @@ describe('the HAL refuses before the wire', () => {
 
 describe('closed-loop needle speed and depth accuracy', () => {
   for (const [speed, load] of [[50, 'nominal'], [150, 'heavy']] as const) {
-    it(`holds ${speed} strokes/s within ±2 % under ${load} load`, async () => {
+    it(`holds ${speed} strokes/s within ±2 % under ${load} load`, { tags: ['REQ-RATE-ACCURACY'] }, async () => {
       pen = new VirtualPen();
       pen.start();
       const device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });
@@ -242,7 +242,7 @@ describe('closed-loop needle speed and depth accuracy', () => {
     });
   }
 
-  it('puts the needle within one microstep of the commanded depth', async () => {
+  it('puts the needle within one microstep of the commanded depth', { tags: ['REQ-DEPTH-ACCURACY'] }, async () => {
     pen = new VirtualPen();
     pen.start();
     const device = await PenDevice.connect(pen.openPort(), { clock: pen.clock });

@@ -16,7 +16,7 @@ function readingsOf(stepsPerMm: number, zeroOffsetMm: number, errorMm: (pointMm:
 }
 
 describe('calibration fit', () => {
-  it('recovers an exact line: steps per mm, zero offset, no residual, no predicted error', () => {
+  it('recovers an exact line: steps per mm, zero offset, no residual, no predicted error', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, () => {
     const fit = fitDepth(readingsOf(1590.46, 0.025), []);
     expect(fit.stepsPerMm).toBeCloseTo(1590.46, 6);
     expect(fit.zeroOffsetMm).toBeCloseTo(0.025, 9);
@@ -26,7 +26,7 @@ describe('calibration fit', () => {
     expect(failureReason(evaluateDepthFit(fit))).toBeNull();
   });
 
-  it('gives residuals and the standard error a hand calculation gives', () => {
+  it('gives residuals and the standard error a hand calculation gives', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, () => {
     // y = x with +1, -1, -1, +1 added at x = 0, 1, 2, 3: the best line is y = x (the errors have no trend), s² = 4 / 2.
     const line = fitLine([1, -1, -1, 1].map((error, x) => ({ pointMm: x, x, y: x + error })));
     expect(line.slope).toBeCloseTo(1, 12);
@@ -38,7 +38,7 @@ describe('calibration fit', () => {
     expect(() => fitLine([{ pointMm: 1, x: 1, y: 1 }, { pointMm: 2, x: 2, y: 2 }])).toThrow(/at least 3 points/);
   });
 
-  it('doubles the worst standard error over the window for the predicted error', () => {
+  it('doubles the worst standard error over the window for the predicted error', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, () => {
     const fit = fitDepth(readingsOf(1600, 0, (p) => (p === 1.0 || p === 1.5 ? -0.002 : 0.002)), []);
     const line = fitLine(readingsOf(1600, 0, (p) => (p === 1.0 || p === 1.5 ? -0.002 : 0.002)).map((r) => ({ pointMm: r.pointMm, x: r.steps, y: r.gaugeMm })));
     const atEnds = [pen.depthWindowMm.min, pen.depthWindowMm.max].map((d) => line.standardErrorAt((d - line.intercept) / line.slope));
@@ -46,14 +46,14 @@ describe('calibration fit', () => {
     expect(fit.residuals.map((r) => Math.round(r.residualUm))).toEqual([2, -2, -2, 2]);
   });
 
-  it('fails the residual criterion at the point off the line', () => {
+  it('fails the residual criterion at the point off the line', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, () => {
     const fit = fitDepth(readingsOf(1600, 0, (p) => (p === 1.5 ? 0.03 : 0)), []);
     const criteria = evaluateDepthFit(fit);
     expect(criteria.find((c) => c.name === 'residual')).toMatchObject({ passed: false, atMm: 1.5, limitUm: pen.calibration.acceptance.maxResidualUm });
     expect(failureReason(criteria)).toMatch(/^residual: fit residual 21\.0 µm at 1\.50 mm exceeds the limit of ±8 µm$/);
   });
 
-  it('measures backlash as above minus below and fails it at its point', () => {
+  it('measures backlash as above minus below and fails it at its point', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, () => {
     const fit = fitDepth(readingsOf(1600, 0), [{ pointMm: 1.0, belowMm: 1.0, aboveMm: 1.012 }, { pointMm: 1.5, belowMm: 1.5, aboveMm: 1.54 }]);
     expect(fit.backlash.map((b) => Math.round(b.backlashUm))).toEqual([12, 40]);
     const criteria = evaluateDepthFit(fit);
@@ -61,7 +61,7 @@ describe('calibration fit', () => {
     expect(failureReason(criteria)).toMatch(/^backlash: backlash 40\.0 µm at 1\.50 mm exceeds the limit of ±25 µm$/);
   });
 
-  it('fails the predicted error when the points scatter about the line', () => {
+  it('fails the predicted error when the points scatter about the line', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, () => {
     // ±e at the four fit points, alternating with no trend: the line stays, its standard error at the window's ends is
     // e·√2·√(1/4 + 0.75²/1.25) = 1.18 e, doubled 2.37 e. With residuals within 8 µm it stays under 20 µm, so four points
     // whose residuals pass can never fail it alone; at ±10 µm both fail.
@@ -73,7 +73,7 @@ describe('calibration fit', () => {
       /^predicted_error: predicted error over the window 23\.7 µm exceeds the limit of ±20 µm$/);
   });
 
-  it('fails the verification at the worst point, and ignores points not verified', () => {
+  it('fails the verification at the worst point, and ignores points not verified', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, () => {
     const result = evaluateVerification([
       { pointMm: 0.75, beforeErrorUm: 30, afterErrorUm: 3 },
       { pointMm: 1.25, beforeErrorUm: 35, afterErrorUm: -24 },
@@ -84,7 +84,7 @@ describe('calibration fit', () => {
     expect(evaluateVerification([])).toMatchObject({ passed: true, worstUm: null });
   });
 
-  it('fits the depth sensor and judges its residuals in µm of travel', () => {
+  it('fits the depth sensor and judges its residuals in µm of travel', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, () => {
     const readings = fitPointsMm.map((carriageMm) => ({ pointMm: carriageMm, carriageMm, sensorMv: 510 + 1590 * carriageMm + (carriageMm === 1.0 ? 30 : 0) }));
     const fit = fitSensor(readings);
     const criteria = evaluateSensorFit(fit);

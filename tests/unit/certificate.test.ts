@@ -55,7 +55,7 @@ const attributeValues = (svg: string, element: RegExp, attribute: string): numbe
 const render = (record: CalibrationRecord): string => renderCertificate(record, { generatedAt: '2026-11-26T10:00:00.000Z' });
 
 describe('the calibration certificate', () => {
-  it('shows the pen, the people, the gauge, the fit, every verification error and the verdict', () => {
+  it('shows the pen, the people, the gauge, the fit, every verification error and the verdict', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, () => {
     const html = render(acceptedRecord);
     expect(html.startsWith('<!DOCTYPE html>')).toBe(true);
     expect(html).toContain('Depth calibration certificate');
@@ -130,7 +130,7 @@ describe('the calibration certificate', () => {
     expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;'); // harmless text, not an element
   });
 
-  it('says REJECTED with the reason for a rejected record, and is not a certificate of conformity', () => {
+  it('says REJECTED with the reason for a rejected record, and is not a certificate of conformity', { tags: ['REQ-CALIBRATION-PROCEDURE'] }, () => {
     const html = render({
       ...acceptedRecord, verdict: 'rejected', reason: 'backlash 31.5 µm at 1.50 mm exceeds 25 µm', newValues: null,
       fit: { fit, criteria: criteria.map((criterion) => (criterion.name === 'backlash' ? { ...criterion, worstUm: 31.5, atMm: 1.5, passed: false } : criterion)) },

@@ -24,7 +24,7 @@ const penImage = (): Uint8Array => parseIntelHex(readFileSync(defaultFirmwarePat
 const identityAt = (image: Uint8Array): number => Buffer.from(image).indexOf('PENFW-ID');
 
 describe('the image pen flash accepts', () => {
-  it('is the pen firmware the build makes, whose identity record gives the build id pen --version names', () => {
+  it('is the pen firmware the build makes, whose identity record gives the build id pen --version names', { tags: ['REQ-FIRMWARE-FLASH'] }, () => {
     const image = checkFirmwareImage(defaultFirmwarePath);
     const buildId = readFileSync(defaultFirmwarePath.replace(/\.hex$/, '.build-id'), 'utf8').trim();
     expect(image).toMatchObject({ boardName: description.board.name, protocolVersion: PROTOCOL_VERSION, buildId });
@@ -56,11 +56,11 @@ describe('the image pen flash accepts', () => {
       return intelHex([imageChunk(image)]);
     }, new RegExp(`speaks protocol version ${PROTOCOL_VERSION + 1}, and this host speaks version ${PROTOCOL_VERSION}`)],
   ];
-  it.each(refusals)('refuses %s, saying what is wrong and what is allowed', (_what, text, message) => {
+  it.each(refusals)('refuses %s, saying what is wrong and what is allowed', { tags: ['REQ-FIRMWARE-FLASH'] }, (_what, text, message) => {
     expect(() => checkFirmwareImage(file(text()))).toThrow(message);
   });
 
-  it('refuses a file that does not exist, saying how to build one', () => {
+  it('refuses a file that does not exist, saying how to build one', { tags: ['REQ-FIRMWARE-FLASH'] }, () => {
     expect(() => checkFirmwareImage(join(directory, 'missing.hex'))).toThrow(/does not exist: build the firmware with `npm run firmware`/);
   });
 
@@ -96,7 +96,7 @@ describe("reading avrdude's stderr", () => {
 
   const notInSync = Array.from({ length: 10 }, (_, i) => `${socketNoise}avrdude warning: attempt ${i + 1} of 10: not in sync: resp=0x7e\n`).join('') +
     'avrdude error: unable to open programmer arduino on port net:127.0.0.1:7777\n\navrdude done.  Thank you.\n';
-  it('tells a running pen firmware (not in sync, resp=0x7e) from no bootloader, and says how to reach the bootloader', () => {
+  it('tells a running pen firmware (not in sync, resp=0x7e) from no bootloader, and says how to reach the bootloader', { tags: ['REQ-FIRMWARE-FLASH'] }, () => {
     const tcp = read(notInSync).output.failure(1, 'tcp://127.0.0.1:7777');
     expect(tcp?.kind).toBe('no-bootloader');
     expect(tcp?.message).toMatch(/no answer from a bootloader on tcp:\/\/127\.0\.0\.1:7777 after avrdude's 10 tries: the pen firmware answered instead/);
@@ -118,7 +118,7 @@ describe("reading avrdude's stderr", () => {
     expect(failure?.message).toMatch(/could not open tcp:\/\/127\.0\.0\.1:9 \(cannot connect: Connection refused.*is `pen sim --auto-reset` running there\?/);
   });
 
-  it('names the signature of a chip that is not an ATmega328P', () => {
+  it('names the signature of a chip that is not an ATmega328P', { tags: ['REQ-FIRMWARE-FLASH'] }, () => {
     const text = '\navrdude: AVR device initialized and ready to accept instructions\navrdude: device signature = 0x1e9406 (probably m168)\n' +
       'avrdude error: expected signature for ATmega328P is 1E 95 0F\n        double check chip or use -F to override this check\n';
     const failure = read(text).output.failure(1, '/dev/ttyUSB0');
@@ -126,7 +126,7 @@ describe("reading avrdude's stderr", () => {
     expect(failure?.message).toMatch(/answered with signature 0x1e9406, not the ATmega328P's 0x1e950f: .* nothing was written/);
   });
 
-  it('reports where the read-back first differs on a verify failure', () => {
+  it('reports where the read-back first differs on a verify failure', { tags: ['REQ-FIRMWARE-FLASH'] }, () => {
     const text = synced + bars + 'avrdude warning: verification mismatch\n        device 0x55 != input 0x0c at addr 0x0000 (error)\n' +
       'avrdude error: verification mismatch\n\navrdude done.  Thank you.\n';
     const failure = read(text).output.failure(1, '/dev/ttyUSB0');

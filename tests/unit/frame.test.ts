@@ -11,7 +11,7 @@ const vectors = readFileSync(new URL('../vectors/frames.txt', import.meta.url), 
   .filter((line) => line !== '' && !line.startsWith('#'))
   .map((line) => line.split(/\s+/));
 
-describe('shared link vectors (TypeScript side)', () => {
+describe('shared link vectors (TypeScript side)', { tags: ['REQ-LINK-INTEGRITY'] }, () => {
   it('has vectors of every kind', () => {
     const kinds = new Set(vectors.map((v) => v[0]));
     expect([...kinds].sort()).toEqual(['crc', 'frame', 'stream']);
@@ -40,7 +40,7 @@ describe('shared link vectors (TypeScript side)', () => {
   }
 });
 
-describe('framing limits', () => {
+describe('framing limits', { tags: ['REQ-LINK-INTEGRITY'] }, () => {
   it('refuses a payload that would exceed the maximum frame', () => {
     expect(() => encodeFrame(0x10, new Uint8Array(61))).toThrow(/61 bytes exceeds the 60-byte maximum/);
   });
@@ -54,7 +54,7 @@ describe('framing limits', () => {
   });
 });
 
-describe('message codec', () => {
+describe('message codec', { tags: ['REQ-LINK-INTEGRITY'] }, () => {
   it('round-trips an identity reply, strings and unsigned 32-bit values included', () => {
     const fields = {
       protocolVersion: 1, firmwareMajor: 2, firmwareMinor: 3, firmwarePatch: 4, resetCause: 4,

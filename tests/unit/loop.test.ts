@@ -4,7 +4,7 @@ import { VirtualClock } from '../../hardware/clock.ts';
 import { SupervisoryLoop } from '../../src/control/loop.ts';
 
 describe('the supervisory loop', () => {
-  it('ticks at exact multiples of its period, however late each tick was served', () => {
+  it('ticks at exact multiples of its period, however late each tick was served', { tags: ['REQ-HOST-SUPERVISION'] }, () => {
     const clock = new VirtualClock();
     const loop = new SupervisoryLoop({ clock, rateHz: 100 });
     const scheduled: number[] = [];
@@ -20,7 +20,7 @@ describe('the supervisory loop', () => {
     loop.stop();
   });
 
-  it('skips the ticks it missed during a stall and reports the stall as an overrun', () => {
+  it('skips the ticks it missed during a stall and reports the stall as an overrun', { tags: ['REQ-HOST-SUPERVISION'] }, () => {
     const clock = new VirtualClock();
     const loop = new SupervisoryLoop({ clock, rateHz: 100, latenessBudgetMs: 125 });
     const overruns: string[] = [];
@@ -37,7 +37,7 @@ describe('the supervisory loop', () => {
     expect(ticks.filter((index) => index > 6 && index < 36)).toEqual([]);  // no burst of catch-up ticks
   });
 
-  it('reports sustained lateness', () => {
+  it('reports sustained lateness', { tags: ['REQ-HOST-SUPERVISION'] }, () => {
     const clock = new VirtualClock();
     const loop = new SupervisoryLoop({ clock, rateHz: 100, sustainedLateTicks: 10 });
     const overruns: string[] = [];
@@ -48,7 +48,7 @@ describe('the supervisory loop', () => {
     expect(overruns[0]).toMatch(/late on 10 ticks in a row/);
   });
 
-  it('refuses rates outside 1–500 Hz', () => {
+  it('refuses rates outside 1–500 Hz', { tags: ['REQ-HOST-SUPERVISION'] }, () => {
     expect(() => new SupervisoryLoop({ clock: new VirtualClock(), rateHz: 1000 })).toThrow('loop rate 1000 Hz is outside 1–500 Hz');
   });
 });

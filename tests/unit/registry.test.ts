@@ -69,7 +69,7 @@ describe('the parts registry', () => {
     expect(() => registry.status('12')).toThrow(RegistryRefusedError);
   });
 
-  it('records a cycle whose chemical indicator failed, and does not count it as sterile until the nosecone is reprocessed', () => {
+  it('records a cycle whose chemical indicator failed, and does not count it as sterile until the nosecone is reprocessed', { tags: ['REQ-NOSECONE-STERILE', 'REQ-STERILIZATION-RECORD'] }, () => {
     registry.checkFitted(nosecone(N1), actor);
     const failed = registry.recordCycle(cycle([N1], 1, 'fail'), actor);
     expect(failed.cycle).toMatchObject({ cycle: '134C-3min-prevac', chemicalIndicator: 'fail', biologicalIndicator: 'pending', operator: 'reproc-1', pen });
@@ -86,7 +86,7 @@ describe('the parts registry', () => {
     expect(registry.status(N1)).toMatchObject({ condition: 'used_since_sterilized', ready: false });
   });
 
-  it('recalls the whole load on a failed biological indicator, names the sessions since, and only reprocessing clears it', () => {
+  it('recalls the whole load on a failed biological indicator, names the sessions since, and only reprocessing clears it', { tags: ['REQ-BI-RECALL'] }, () => {
     for (const id of [N1, N2]) registry.checkFitted(nosecone(id), actor);
     registry.recordCycle(cycle([N1, N2], 7), actor);
     expect(registry.status(N2).ready).toBe(true);
@@ -112,7 +112,7 @@ describe('the parts registry', () => {
     expect(() => registry.recordBiologicalResult('AUTOCLAVE-1', 99, 'fail', actor)).toThrow(/no cycle of sterilizer AUTOCLAVE-1 load 99 is on record/);
   });
 
-  it('ends sterile storage after the shelf life, on the injected clock', () => {
+  it('ends sterile storage after the shelf life, on the injected clock', { tags: ['REQ-NOSECONE-SHELF-LIFE'] }, () => {
     registry.checkFitted(nosecone(N1), actor);
     registry.recordCycle(cycle([N1], 1), actor);
     const until = new Date(startMs + policy.sterileShelfLifeDays * dayMs).toISOString();
@@ -132,7 +132,7 @@ describe('the parts registry', () => {
     expect(registry.status(C1)).toMatchObject({ condition: 'expired', ready: false });
   });
 
-  it('counts every cycle toward the limit: warns from 90 %, refuses at the limit; a chip that counts more is believed', () => {
+  it('counts every cycle toward the limit: warns from 90 %, refuses at the limit; a chip that counts more is believed', { tags: ['REQ-NOSECONE-CYCLE-LIMIT'] }, () => {
     const small = new SterilizationRegistry(store, smallLimit);
     small.checkFitted(nosecone(N1), actor);
     for (let load = 1; load <= 8; load++) small.recordCycle(cycle([N1], load, load === 3 ? 'fail' : 'pass'), actor);
@@ -150,7 +150,7 @@ describe('the parts registry', () => {
     expect(small.status(N2).condition).toBe('at_cycle_limit');
   });
 
-  it('refuses and flags a nosecone whose tallies went backwards, audited; it stays refused', () => {
+  it('refuses and flags a nosecone whose tallies went backwards, audited; it stays refused', { tags: ['REQ-PART-CLONE-DETECTION'] }, () => {
     registry.checkFitted(nosecone(N1), actor);
     registry.recordCycle(cycle([N1], 1), actor);
     expect(registry.checkFitted(nosecone(N1, 1, 0), actor).usable).toBe(true);
@@ -174,7 +174,7 @@ describe('the parts registry', () => {
       .toMatch(/possibly cloned: its use tally is 0, but the records hold 1 sessions with it/);
   });
 
-  it('refuses and flags a cartridge id already used in a session that reads unused, or a part whose identity changed', () => {
+  it('refuses and flags a cartridge id already used in a session that reads unused, or a part whose identity changed', { tags: ['REQ-PART-CLONE-DETECTION', 'REQ-CARTRIDGE-SINGLE-USE'] }, () => {
     expect(registry.checkFitted(cartridge(C1), actor).usable).toBe(true);
     const session = treat({ cartridge: C1 });
     expect(registry.status(C1)).toMatchObject({ condition: 'used', ready: false });
@@ -192,7 +192,7 @@ describe('the parts registry', () => {
     expect(registry.checkFitted({ ...nosecone(N1), lot: '9999' }, actor).check.problems.join()).toMatch(/its chip says lot 9999, the records lot 4711/);
   });
 
-  it('retires a part with its reason, audited; refuses it again, and refuses to reprocess it or a cartridge', () => {
+  it('retires a part with its reason, audited; refuses it again, and refuses to reprocess it or a cartridge', { tags: ['REQ-STERILIZATION-RECORD', 'REQ-CARTRIDGE-SINGLE-USE'] }, () => {
     registry.checkFitted(nosecone(N1), actor);
     registry.checkFitted(cartridge(C1), actor);
     expect(() => registry.recordCycle(cycle([C1], 1), actor)).toThrow(/is a cartridge: single-use cartridges are sterilized by their maker, never reprocessed/);
@@ -207,14 +207,14 @@ describe('the parts registry', () => {
     expect(() => registry.retire('2d00000000000fff', 'lost', actor)).toThrow(UnknownPartError);
   });
 
-  it('writes all of a cycle or nothing: a load with one part it refuses records no cycle for the others', () => {
+  it('writes all of a cycle or nothing: a load with one part it refuses records no cycle for the others', { tags: ['REQ-STERILIZATION-RECORD', 'REQ-RECORDS-DURABLE'] }, () => {
     registry.checkFitted(nosecone(N1), actor);
     expect(() => registry.recordCycle(cycle([N1, '2d00000000000fff'], 1), actor)).toThrow(UnknownPartError);
     expect(store.parts.cycles()).toEqual([]);
     expect(registry.status(N1).condition).toBe('never_sterilized');
   });
 
-  it('keeps the reprocessing log: one row per part per cycle, numbered, with the load\'s indicator as it stands; CSV-safe', () => {
+  it('keeps the reprocessing log: one row per part per cycle, numbered, with the load\'s indicator as it stands; CSV-safe', { tags: ['REQ-STERILIZATION-RECORD'] }, () => {
     for (const id of [N1, N2]) registry.checkFitted(nosecone(id), actor);
     registry.recordCycle(cycle([N1, N2], 1), actor);
     later(dayMs);
@@ -235,7 +235,7 @@ describe('the parts registry', () => {
     expect(csvCell('a "b", c')).toBe('"a ""b"", c"');
   });
 
-  it('keeps cycles, results and part events append-only, and never deletes a part', () => {
+  it('keeps cycles, results and part events append-only, and never deletes a part', { tags: ['REQ-STERILIZATION-RECORD'] }, () => {
     registry.checkFitted(nosecone(N1), actor);
     registry.recordCycle(cycle([N1], 1), actor);
     const raw = new Database(store.path);
@@ -248,7 +248,7 @@ describe('the parts registry', () => {
 });
 
 describe('the catalogue and the policy', () => {
-  it('has the four steam cycles, the shelf life and spacing of config/policy.json, and the manufacturer\'s nosecone limit', () => {
+  it('has the four steam cycles, the shelf life and spacing of config/policy.json, and the manufacturer\'s nosecone limit', { tags: ['REQ-STERILIZATION-RECORD'] }, () => {
     expect(sterilizationCycles.map((c) => [c.name, c.temperatureC, c.holdMinutes, c.type])).toEqual([
       ['121C-30min-gravity', 121, 30, 'gravity'], ['132C-4min-prevac', 132, 4, 'pre-vacuum'], ['134C-3min-prevac', 134, 3, 'pre-vacuum'],
       ['134C-18min-prion', 134, 18, 'prion'],

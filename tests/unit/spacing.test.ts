@@ -22,7 +22,7 @@ function storeWithClient(): { store: PenStore; clock: VirtualClock; treat: (need
 }
 
 describe('session spacing', () => {
-  it('refuses a session 41 days 23 h (and 42 days less 1 ms) after the last treatment, allows it at 42 days', () => {
+  it('refuses a session 41 days 23 h (and 42 days less 1 ms) after the last treatment, allows it at 42 days', { tags: ['REQ-SESSION-SPACING'] }, () => {
     const { store, clock, treat } = storeWithClient();
     expect(spacingFromStore(store, 'C-1042')).toMatchObject({ allowed: true, last: null });
     const session = treat();
@@ -46,7 +46,7 @@ describe('session spacing', () => {
     store.close();
   });
 
-  it('takes pseudonymous references only: 4–32 letters, digits, - or _, with a digit', () => {
+  it('takes pseudonymous references only: 4–32 letters, digits, - or _, with a digit', { tags: ['REQ-SESSION-SPACING'] }, () => {
     for (const good of ['C-1042', '0001', 'client_7', 'A'.repeat(31) + '1']) expect(clientRefPattern.test(good), good).toBe(true);
     for (const bad of ['Jane Doe', 'JaneDoe', 'C-1', '', 'C/1042', 'Jöns-1', 'A'.repeat(32) + '1', 'C-1042\n']) expect(clientRefPattern.test(bad), bad).toBe(false);
   });

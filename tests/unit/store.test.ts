@@ -24,7 +24,7 @@ const version1Schema = `
   CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;`;
 
 describe('the store', () => {
-  it('creates its schema once, in WAL mode with full synchronous writes, and reopens at the same version', () => {
+  it('creates its schema once, in WAL mode with full synchronous writes, and reopens at the same version', { tags: ['REQ-RECORDS-DURABLE'] }, () => {
     const path = freshPath();
     const store = PenStore.open(path, new VirtualClock());
     expect(store.schemaVersion).toBe(5);
@@ -38,7 +38,7 @@ describe('the store', () => {
     again.close();
   });
 
-  it('keeps the audit log append-only', () => {
+  it('keeps the audit log append-only', { tags: ['REQ-AUDIT-LOG'] }, () => {
     const store = PenStore.open(freshPath(), new VirtualClock());
     store.audit(null, 'arm', {}, 'ok');
     const raw = new Database(store.path);
@@ -49,7 +49,7 @@ describe('the store', () => {
     store.close();
   });
 
-  it('upgrades a version 1 store in place, keeping its rows, with pen and operator unknown on them', () => {
+  it('upgrades a version 1 store in place, keeping its rows, with pen and operator unknown on them', { tags: ['REQ-RECORDS-DURABLE'] }, () => {
     const path = freshPath();
     const raw = new Database(path);
     raw.exec(version1Schema);
@@ -71,7 +71,7 @@ describe('the store', () => {
     store.close();
   });
 
-  it('keeps the pen\'s build and serial on sessions, and finds the newest entry of a command for one pen', () => {
+  it('keeps the pen\'s build and serial on sessions, and finds the newest entry of a command for one pen', { tags: ['REQ-RECORDS-DURABLE'] }, () => {
     const store = PenStore.open(freshPath(), new VirtualClock());
     const provisioned = { board: 'pen-r1a', buildId: '0000abcd', serial: 'PN-0001' };
     const blank = { board: 'pen-r1a', buildId: '0000abcd', serial: null };
@@ -87,7 +87,7 @@ describe('the store', () => {
     store.close();
   });
 
-  it('filters the audit log by pen (serial, build or board), session, command and time, newest first', () => {
+  it('filters the audit log by pen (serial, build or board), session, command and time, newest first', { tags: ['REQ-AUDIT-LOG'] }, () => {
     const clock = new VirtualClock(Date.UTC(2026, 0, 10, 9, 0, 0));
     const store = PenStore.open(':memory:', clock);
     const a = { board: 'pen-r1a', buildId: 'aaaa0001', serial: 'SN-1' };
@@ -110,7 +110,7 @@ describe('the store', () => {
     store.close();
   });
 
-  it('records a fault latched on the pen once per latch: again after a reset, a clear, or on another pen', () => {
+  it('records a fault latched on the pen once per latch: again after a reset, a clear, or on another pen', { tags: ['REQ-RECORDS-DURABLE'] }, () => {
     const clock = new VirtualClock();
     const store = PenStore.open(':memory:', clock);
     const pen = { board: 'pen-r1a', buildId: 'aaaa0001', serial: null };
@@ -157,7 +157,7 @@ describe('the store', () => {
 
   // Several `pen` processes start together (a status reader, pen sim, pen run): each must find the schema current, and
   // none may apply a migration another one already applied.
-  it('is opened by six processes at the same moment, on a new store and on a version 1 store, each finding it current', async () => {
+  it('is opened by six processes at the same moment, on a new store and on a version 1 store, each finding it current', { tags: ['REQ-RECORDS-DURABLE'], timeout: 30_000 }, async () => {
     const fresh = freshPath();
     const old = freshPath();
     const raw = new Database(old);
@@ -181,9 +181,9 @@ describe('the store', () => {
       expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
       check.close();
     }
-  }, 30_000);
+  });
 
-  it('loses nothing committed when the writer is killed -9 mid-write', async () => {
+  it('loses nothing committed when the writer is killed -9 mid-write', { tags: ['REQ-RECORDS-DURABLE'] }, async () => {
     const path = freshPath();
     const writer = spawn('node', ['--import', 'tsx', 'tests/fixtures/store-writer.ts', path], { cwd: root });
     const committed: [number, number][] = [];
