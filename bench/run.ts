@@ -16,6 +16,7 @@ import * as hostCpu from './host-cpu.ts';
 import * as linkRtt from './link-rtt.ts';
 import * as loopJitter from './loop-jitter.ts';
 import * as needleSpeed from './needle-speed.ts';
+import * as records from './records.ts';
 import * as simSpeed from './sim-speed.ts';
 import * as speedLoop from './speed-loop.ts';
 import * as stepper from './stepper.ts';
@@ -41,6 +42,7 @@ const benchmarks: readonly { readonly name: string; readonly measure: () => Prom
   { name: 'command-latency', measure: commandLatency.measure },
   { name: 'loop-jitter', measure: loopJitter.measure },
   { name: 'host-cpu', measure: hostCpu.measure },
+  { name: 'records', measure: records.measure },
   { name: 'fuzz', measure: fuzz.measure },
 ];
 

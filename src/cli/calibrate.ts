@@ -14,7 +14,7 @@ import {
 import { renderCertificate } from '../calibration/certificate.ts';
 import type { CalibrationRecord, CalibrationValues } from '../store/calibrations.ts';
 import { defaultStorePath, PenStore } from '../store/store.ts';
-import { auditActor, operatorName, penRecordIdentity } from '../store/actor.ts';
+import { auditActor, operatorName, penRecordIdentity, serviceRole } from '../store/actor.ts';
 import { defaultKeysDir, KeyFiles } from '../provision/keys.ts';
 import { connectPort } from './connect-port.ts';
 import { ExitCode, exitCodeFor, UsageError } from './format.ts';
@@ -184,7 +184,7 @@ async function calibrate(flags: CalibrateFlags): Promise<number> {
     say(`calibrating the ${channel === 'depth' ? 'depth steps' : 'depth sensor'} of ${opened.where} (serial ${opened.device.identity.serial || 'none'}) ` +
       `as ${channelRole[channel]} ${flags.technician}, gauge ${flags.gaugeId} (due ${flags.gaugeDue}; ${gauge.description})`);
     const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
-    const actor = auditActor(opened.device.identity);
+    const actor = { ...auditActor(opened.device.identity), role: channelRole[channel] };  // the role the procedure stores in
     try {
       let outcome: CalibrationOutcome;
       try {
@@ -290,7 +290,7 @@ export async function restoreDefaultCalibration(
   const technician = flags.technician ?? operatorName();
   const target = await openTarget({ port: flags.port, firmware: flags.firmware, ...(flags.eeprom === undefined ? {} : { eeprom: flags.eeprom }) });
   const store = PenStore.open(flags.db ?? defaultStorePath(), new RealClock());
-  const actor = auditActor(target.device.identity);
+  const actor = { ...auditActor(target.device.identity), role: serviceRole('set_depth_calibration') };
   try {
     const { device } = target;
     device.keys = new KeyFiles(flags.keysDir ?? defaultKeysDir());

@@ -9,7 +9,7 @@ import { testKeys } from '../../hal/auth.ts';
 import type { PenDevice, Telemetry } from '../../hal/device.ts';
 import { dayNumber, romHex } from '../../hal/parts.ts';
 import { PenStore } from '../store/store.ts';
-import { penRecordIdentity } from '../store/actor.ts';
+import { penRecordIdentity, serviceRole } from '../store/actor.ts';
 import type { RecordActor } from '../store/parts.ts';
 import { TreatmentSession, type SessionSummary } from '../control/session.ts';
 import { cartridgeReport, crossCheckChip, noseconeReport, partStatus, SterilizationRegistry, type ChipReport } from '../sterilization/registry.ts';
@@ -137,7 +137,7 @@ async function sterilize(device: PenDevice, store: PenStore, output: Output): Pr
     chemicalIndicator: 'pass', biologicalIndicator: 'pending', operator: demoOperator,
   } as const;
   const result = await sterilizeFitted(device, store, request);
-  store.audit(null, 'sterilize', { target: 'demo', ...request, cycleId: result.recorded.cycle.id, chip: result.chip }, 'ok', demoActor(device));
+  store.audit(null, 'sterilize', { target: 'demo', ...request, cycleId: result.recorded.cycle.id, chip: result.chip }, 'ok', { ...demoActor(device), role: serviceRole('record_sterilization') });
   for (const line of describeSterilized('the virtual pen', result).split('\n')) output.line(`   ${line}`);
 }
 

@@ -17,7 +17,8 @@ import { serveOrExplain } from './listen.ts';
 import { versionRequest } from './version.ts';
 import { checkDepthCalibration, checkSensorCalibration } from '../../hal/limits.ts';
 import { auditCommand, type AuditFlags } from './audit.ts';
-import { auditActor, operatorName } from '../store/actor.ts';
+import { addRecordsCommand } from './records.ts';
+import { auditActor, grantedRole, operatorName } from '../store/actor.ts';
 import { clearFault } from './clear-fault.ts';
 import { faultsCommand, type FaultsFlags } from './faults.ts';
 import { addPortsCommand } from './ports.ts';
@@ -68,9 +69,10 @@ async function withAudit(
     target.device.keys = new KeyFiles(flags.keysDir ?? defaultKeysDir());
     await auditAuthCounters(store, target.device, target.where, `before ${command}`, actor);
     await action(target, details, store);
-    store.audit(null, command, { target: target.where, ...details, ...grants() }, 'ok', actor);
+    store.audit(null, command, { target: target.where, ...details, ...grants() }, 'ok', { ...actor, role: grantedRole(target.device.grantsUsed) });
   } catch (error) {
-    store.audit(null, command, { target: target.where, ...details, ...grants() }, `refused: ${error instanceof Error ? error.message : String(error)}`, actor);
+    store.audit(null, command, { target: target.where, ...details, ...grants() }, `refused: ${error instanceof Error ? error.message : String(error)}`,
+      { ...actor, role: grantedRole(target.device.grantsUsed) });
     throw error;
   } finally {
     try {
@@ -392,6 +394,7 @@ export function buildProgram(): Command {
   addFlashCommand(program, { jsonOption, dbOption }, (code) => { exitCode = code; });  // src/cli/flash.ts
   addProvisionCommand(program, { portOption, firmwareOption, dbOption, jsonOption });  // src/cli/provision.ts
   addPartsCommand(program, { dbOption, jsonOption });  // src/cli/parts.ts
+  addRecordsCommand(program, { dbOption, jsonOption }, (code) => { exitCode = code; });  // src/cli/records.ts
   addSterilizeCommand(program, { portOption, firmwareOption, dbOption, jsonOption });  // src/cli/sterilize.ts
   addCalibrateCommand(program, { portOption, firmwareOption, dbOption, jsonOption }, (code) => { exitCode = code; });  // src/cli/calibrate.ts
   addTargetOptions(program);  // --eeprom on every command that can open an in-process pen

@@ -5,7 +5,7 @@ import { RealClock } from '../../hardware/clock.ts';
 import { isVirtualSerial } from '../../hal/auth.ts';
 import type { AuthStatus } from '../../hal/device.ts';
 import { defaultStorePath, PenStore } from '../store/store.ts';
-import { auditActor } from '../store/actor.ts';
+import { auditActor, serviceRole } from '../store/actor.ts';
 import { defaultKeysDir, KeyFiles } from '../provision/keys.ts';
 import { provisionPen, provisionProblem, type ProvisionResult } from '../provision/provision.ts';
 import { auditAuthCounters } from '../provision/auth-audit.ts';
@@ -76,10 +76,11 @@ export function addProvisionCommand(program: Command, options: ProvisionCommandO
       try {
         await auditAuthCounters(store, target.device, target.where, 'before provision', before);
         const result = await provisionPen(target.device, { serial: flags.serial, keys, testKeys: isVirtualSerial(flags.serial) });
-        store.audit(null, 'provision', { ...details, keys: result.keys, replacedKeys: result.replacedKeys, ...grants() }, 'ok', auditActor(result.identity));
+        store.audit(null, 'provision', { ...details, keys: result.keys, replacedKeys: result.replacedKeys, ...grants() }, 'ok', { ...auditActor(result.identity), role: serviceRole('provision') });
         console.log(flags.json === true ? JSON.stringify({ target: target.where, ...result }, null, 2) : describeProvision(result, target.where));
       } catch (error) {
-        store.audit(null, 'provision', { ...details, ...grants() }, `refused: ${error instanceof Error ? error.message : String(error)}`, before);
+        store.audit(null, 'provision', { ...details, ...grants() }, `refused: ${error instanceof Error ? error.message : String(error)}`,
+          { ...before, role: serviceRole('provision') });
         throw error;
       } finally {
         try {

@@ -8,7 +8,7 @@ import { PenRefusedError, type PenDevice } from '../../hal/device.ts';
 import type { NoseconeChip } from '../../hal/parts.ts';
 import { defaultKeysDir, KeyFiles } from '../provision/keys.ts';
 import { auditAuthCounters } from '../provision/auth-audit.ts';
-import { operatorName, penRecordIdentity } from '../store/actor.ts';
+import { operatorName, penRecordIdentity, serviceRole } from '../store/actor.ts';
 import { defaultStorePath, PenStore } from '../store/store.ts';
 import type { BiologicalIndicator, ChemicalIndicator, RecordActor } from '../store/parts.ts';
 import { catalogueFile, cycleNamed, describeCatalogue, policyFile } from '../sterilization/config.ts';
@@ -262,6 +262,7 @@ export async function sterilizeCommand(flags: SterilizeFlags, open: () => Promis
     const { device } = target;
     const actor = { pen: penRecordIdentity(device.identity), operator: request.operator };
     const details: Record<string, unknown> = { target: target.where, ...request };
+    const role = serviceRole('record_sterilization');  // the role sterilization is recorded in, whether or not a mark was burnt
     const grantsBefore = device.grantsUsed.length;  // this command's grants only
     const grants = (): Record<string, unknown> => {
       const used = device.grantsUsed.slice(grantsBefore);
@@ -271,11 +272,11 @@ export async function sterilizeCommand(flags: SterilizeFlags, open: () => Promis
       device.keys = new KeyFiles(flags.keysDir ?? defaultKeysDir());
       await auditAuthCounters(store, device, target.where, 'before sterilize', actor);
       const result = await sterilizeFitted(device, store, request);
-      store.audit(null, 'sterilize', { ...details, cycleId: result.recorded.cycle.id, chip: result.chip, ...grants() }, 'ok', actor);
+      store.audit(null, 'sterilize', { ...details, cycleId: result.recorded.cycle.id, chip: result.chip, ...grants() }, 'ok', { ...actor, role });
       console.log(flags.json === true ? JSON.stringify({ target: target.where, ...result }, null, 2) : describeSterilized(target.where, result));
       return result;
     } catch (error) {
-      store.audit(null, 'sterilize', { ...details, ...grants() }, `refused: ${error instanceof Error ? error.message : String(error)}`, actor);
+      store.audit(null, 'sterilize', { ...details, ...grants() }, `refused: ${error instanceof Error ? error.message : String(error)}`, { ...actor, role });
       throw error;
     } finally {
       try {

@@ -4,8 +4,9 @@ import { mkdirSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { Clock } from '../../hardware/clock.ts';
+import { RealClock, type Clock } from '../../hardware/clock.ts';
 import { CalibrationRecords } from './calibrations.ts';
+import { chainHead, installChain, registerChainFunctions, verifyRecords, type ChainVerdict } from './chain.ts';
 import { PartRecords } from './parts.ts';
 
 /** Where records live: $PEN_DB, else $XDG_DATA_HOME/pen/pen.db, else ~/.local/share/pen/pen.db. */
@@ -17,7 +18,7 @@ export function defaultStorePath(): string {
 }
 
 // Each entry moves the schema one version up; applied in order, each in its own transaction.
-const migrations: readonly string[] = [
+const migrations: readonly (string | ((db: Database.Database) => void))[] = [
   `CREATE TABLE sessions (
      id INTEGER PRIMARY KEY,
      started_at TEXT NOT NULL,
@@ -171,7 +172,16 @@ const migrations: readonly string[] = [
    CREATE INDEX calibrations_pen ON calibrations (pen_serial, id);
    CREATE TRIGGER calibrations_no_update BEFORE UPDATE ON calibrations BEGIN SELECT RAISE(ABORT, 'calibration records are append-only'); END;
    CREATE TRIGGER calibrations_no_delete BEFORE DELETE ON calibrations BEGIN SELECT RAISE(ABORT, 'calibration records are append-only'); END;`,
+  // 6: the tamper-evident trail (src/store/chain.ts): every row version of every record table chained in record_chain by
+  // triggers, the rows already there chained first; and the role an audited command was done in (NULL: none or unknown).
+  (db) => {
+    db.exec('ALTER TABLE audit_log ADD COLUMN role TEXT;');
+    installChain(db);
+  },
 ];
+
+/** The schema version this code writes and reads. */
+export const currentSchemaVersion = migrations.length;
 
 /** Which pen a record is about: its board, firmware build and serial number (null while the pen is not provisioned). */
 export interface PenRecordIdentity {
@@ -184,6 +194,8 @@ export interface PenRecordIdentity {
 export interface AuditActor {
   readonly pen?: PenRecordIdentity | null;
   readonly operator?: string | null;
+  /** The role the command was done in (a keyed role whose grant it used: reprocessing, technician, engineer); null: none or unknown. */
+  readonly role?: string | null;
 }
 
 /** Filters for reading the audit log; every one given must match. */
@@ -245,12 +257,57 @@ export interface AuditRecord {
   readonly result: string;
   readonly pen: PenRecordIdentity | null;
   readonly operator: string | null;
+  /** The role the command was done in; null for none, unknown, or entries before schema version 6. */
+  readonly role: string | null;
+}
+
+/** Filters for reading sessions; every one given must match. */
+export interface SessionFilter {
+  /** ISO 8601 as stored (toISOString): sessions started at or after this instant. */
+  readonly since?: string | undefined;
+  /** ISO 8601 as stored (toISOString): sessions started before this instant. */
+  readonly until?: string | undefined;
+  /** Matches the pen's serial number, firmware build id or board name. */
+  readonly pen?: string | undefined;
+  readonly clientRef?: string | undefined;
+  /** At most this many, newest first (default 100). */
+  readonly limit?: number | undefined;
+}
+
+/** A started session as its row keeps it (columns added by later schema versions are null on older rows). */
+export interface SessionRecord {
+  readonly id: number;
+  readonly startedAt: string;
+  readonly endedAt: string | null;
+  readonly target: string;
+  readonly board: string;
+  readonly firmware: string;
+  readonly penBuild: string | null;
+  readonly penSerial: string | null;
+  readonly depthMm: number | null;
+  readonly strokesPerSecond: number | null;
+  readonly plannedSeconds: number | null;
+  /** null while the session has not ended (or its process died before ending it). */
+  readonly outcome: string | null;
+  readonly summary: Record<string, unknown> | null;
+  readonly clientRef: string | null;
+  /** When the needle first ran: a session with it is a treatment. */
+  readonly needleStartedAt: string | null;
+  readonly cartridgePartId: string | null;
+  readonly noseconePartId: string | null;
+}
+
+interface SessionRow {
+  id: number; started_at: string; ended_at: string | null; target: string; board: string; firmware: string; depth_mm: number | null;
+  strokes_per_second: number | null; planned_seconds: number | null; outcome: string | null; summary: string | null; pen_build: string | null;
+  pen_serial: string | null; client_ref: string | null; needle_started_at: string | null; cartridge_part_id: string | null; nosecone_part_id: string | null;
 }
 
 interface PenColumns { pen_board: string | null; pen_build: string | null; pen_serial: string | null }
 interface FaultRow extends PenColumns { id: number; session_id: number | null; at: string; source: 'pen' | 'host'; code: string; text: string; context: string }
 interface AuditRow extends PenColumns {
   id: number; at: string; session_id: number | null; command: string; arguments: string; result: string; operator: string | null;
+  role: string | null;
 }
 
 const penOf = (row: PenColumns): PenRecordIdentity | null =>
@@ -259,6 +316,18 @@ const penOf = (row: PenColumns): PenRecordIdentity | null =>
 const faultOf = (row: FaultRow): FaultRecord => ({
   id: row.id, sessionId: row.session_id, at: row.at, source: row.source, code: row.code, text: row.text,
   context: JSON.parse(row.context) as Record<string, unknown>, pen: penOf(row),
+});
+
+const auditOf = (row: AuditRow): AuditRecord => ({
+  id: row.id, at: row.at, sessionId: row.session_id, command: row.command, result: row.result,
+  arguments: JSON.parse(row.arguments) as Record<string, unknown>, pen: penOf(row), operator: row.operator, role: row.role,
+});
+
+const sessionOf = (row: SessionRow): SessionRecord => ({
+  id: row.id, startedAt: row.started_at, endedAt: row.ended_at, target: row.target, board: row.board, firmware: row.firmware,
+  penBuild: row.pen_build, penSerial: row.pen_serial, depthMm: row.depth_mm, strokesPerSecond: row.strokes_per_second,
+  plannedSeconds: row.planned_seconds, outcome: row.outcome, summary: row.summary === null ? null : JSON.parse(row.summary) as Record<string, unknown>,
+  clientRef: row.client_ref, needleStartedAt: row.needle_started_at, cartridgePartId: row.cartridge_part_id, noseconePartId: row.nosecone_part_id,
 });
 
 /** Runs `action` again every 10 ms while SQLite reports the database busy, for at most `limitMs`. */
@@ -290,6 +359,8 @@ export class PenStore {
   static open(path: string, clock: Clock): PenStore {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     const db = new Database(path);
+    // Before anything writes: the chain's triggers (src/store/chain.ts) call these on every write, migrations included.
+    registerChainFunctions(db, () => new Date(clock.epochMs()).toISOString());
     // First: another pen process may be creating or migrating the same file right now, and then this one waits for it.
     db.pragma('busy_timeout = 5000');
     // Switching a new file to WAL takes an exclusive lock that SQLite does not wait for (no busy handler: two processes
@@ -301,13 +372,32 @@ export class PenStore {
     // opening an old or new store at once, the second sees the first's work instead of migrating again.
     const migrateOnce = db.transaction((): boolean => {
       const version = db.pragma('user_version', { simple: true }) as number;
-      const sql = migrations[version];
-      if (sql === undefined) return false;
-      db.exec(sql);
+      const migration = migrations[version];
+      if (migration === undefined) return false;
+      if (typeof migration === 'string') db.exec(migration);
+      else migration(db);
       db.pragma(`user_version = ${version + 1}`);
       return true;
     });
     while (migrateOnce.immediate()) { /* until the schema is current */ }
+    return new PenStore(db, clock, path);
+  }
+
+  /**
+   * Opens a store (a backup, an export, another site's file) only to read and verify it: nothing is migrated or
+   * written. Refuses a file whose schema is not the current one, naming both versions (open it with PenStore.open,
+   * which upgrades it, to read an older one).
+   */
+  static openReadOnly(path: string, clock: Clock = new RealClock()): PenStore {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    registerChainFunctions(db, () => new Date(clock.epochMs()).toISOString());
+    db.pragma('busy_timeout = 5000');
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version !== currentSchemaVersion) {
+      db.close();
+      throw new Error(`${path} has schema version ${version}, this pen reads version ${currentSchemaVersion}: ` +
+        (version < currentSchemaVersion ? 'open it once with any pen command (pen audit, say), which upgrades it, first' : 'use a newer pen to read it'));
+    }
     return new PenStore(db, clock, path);
   }
 
@@ -405,11 +495,11 @@ export class PenStore {
   }
 
   audit(sessionId: number | null, command: string, args: Record<string, unknown>, result: string, actor: AuditActor = {}): number {
-    const { pen = null, operator = null } = actor;
+    const { pen = null, operator = null, role = null } = actor;
     const inserted = this.db
-      .prepare(`INSERT INTO audit_log (at, session_id, command, arguments, result, pen_board, pen_build, pen_serial, operator)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(this.now(), sessionId, command, JSON.stringify(args), result, pen?.board ?? null, pen?.buildId ?? null, pen?.serial ?? null, operator);
+      .prepare(`INSERT INTO audit_log (at, session_id, command, arguments, result, pen_board, pen_build, pen_serial, operator, role)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      .run(this.now(), sessionId, command, JSON.stringify(args), result, pen?.board ?? null, pen?.buildId ?? null, pen?.serial ?? null, operator, role);
     return Number(inserted.lastInsertRowid);
   }
 
@@ -447,11 +537,31 @@ export class PenStore {
       params['until'] = filter.until;
     }
     const sql = `SELECT * FROM audit_log ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY id DESC LIMIT @limit`;
-    const rows = this.db.prepare(sql).all(params) as AuditRow[];
-    return rows.map((row) => ({
-      id: row.id, at: row.at, sessionId: row.session_id, command: row.command, result: row.result,
-      arguments: JSON.parse(row.arguments) as Record<string, unknown>, pen: penOf(row), operator: row.operator,
-    }));
+    return (this.db.prepare(sql).all(params) as AuditRow[]).map(auditOf);
+  }
+
+  /** Started sessions, newest first, filtered. */
+  sessions(filter: SessionFilter = {}): SessionRecord[] {
+    const where: string[] = [];
+    const params: Record<string, string | number> = { limit: filter.limit ?? 100 };
+    if (filter.pen !== undefined) {
+      where.push('@pen IN (pen_serial, pen_build, board)');
+      params['pen'] = filter.pen;
+    }
+    if (filter.clientRef !== undefined) {
+      where.push('client_ref = @clientRef');
+      params['clientRef'] = filter.clientRef;
+    }
+    if (filter.since !== undefined) {
+      where.push('started_at >= @since');
+      params['since'] = filter.since;
+    }
+    if (filter.until !== undefined) {
+      where.push('started_at < @until');
+      params['until'] = filter.until;
+    }
+    const sql = `SELECT * FROM sessions ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY started_at DESC, id DESC LIMIT @limit`;
+    return (this.db.prepare(sql).all(params) as SessionRow[]).map(sessionOf);
   }
 
   /** The newest entry of command about this pen (same board, build and serial; null serial matches null), or null. */
@@ -460,11 +570,7 @@ export class PenStore {
       `SELECT * FROM audit_log WHERE command = @command AND pen_serial IS @serial AND (@serial IS NOT NULL OR (pen_board = @board AND pen_build = @build))
        ORDER BY id DESC LIMIT 1`,
     ).get({ command, serial: pen.serial, board: pen.board, build: pen.buildId }) as AuditRow | undefined;
-    if (row === undefined) return null;
-    return {
-      id: row.id, at: row.at, sessionId: row.session_id, command: row.command, result: row.result,
-      arguments: JSON.parse(row.arguments) as Record<string, unknown>, pen: penOf(row), operator: row.operator,
-    };
+    return row === undefined ? null : auditOf(row);
   }
 
   /** The pen a session was run on, as its row keeps it (build and serial are null for sessions before schema 3). */
@@ -477,6 +583,33 @@ export class PenStore {
   sessionOutcome(sessionId: number): string | null {
     const row = this.db.prepare('SELECT outcome FROM sessions WHERE id = ?').get(sessionId) as { outcome: string | null } | undefined;
     return row?.outcome ?? null;
+  }
+
+  /**
+   * Walks the tamper-evident trail (src/store/chain.ts): every ledger entry's hash and link, and every record row against
+   * its latest entry; names the first row or entry that does not verify.
+   */
+  verify(): ChainVerdict {
+    return verifyRecords(this.db);
+  }
+
+  /** The trail's length and last hash: written down elsewhere, it lets a later verify show nothing was rewritten up to it. */
+  chainHead(): { readonly entries: number; readonly headHash: string | null } {
+    return chainHead(this.db);
+  }
+
+  /**
+   * Copies the store to `path` with SQLite's online backup: a consistent snapshot even while other processes write (the
+   * copy is of one moment, trail included, so it verifies on its own). onProgress gets pages copied and pages in all.
+   */
+  async backupTo(path: string, onProgress?: (done: number, total: number) => void): Promise<void> {
+    const { totalPages } = await this.db.backup(path, {
+      progress: ({ totalPages: total, remainingPages }) => {
+        onProgress?.(total - remainingPages, total);
+        return 100;  // pages per step: the default; between steps other connections may write
+      },
+    });
+    onProgress?.(totalPages, totalPages);  // better-sqlite3 calls progress between steps only, not when done
   }
 
   /** SQLite's own check of the file: 'ok' when sound. */

@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../hardware/clock.ts';
 import { pen as description } from '../../hardware/description.ts';
+import { registerChainFunctions } from '../../src/store/chain.ts';
 import { PenStore } from '../../src/store/store.ts';
 import { checkCatalogue, checkPolicy, policy, sterilizationCycles, type Policy } from '../../src/sterilization/config.ts';
 import {
@@ -239,6 +240,7 @@ describe('the parts registry', () => {
     registry.checkFitted(nosecone(N1), actor);
     registry.recordCycle(cycle([N1], 1), actor);
     const raw = new Database(store.path);
+    registerChainFunctions(raw);  // as the application's own connections have it (without, the chain's triggers refuse first)
     expect(() => raw.prepare("UPDATE sterilization_cycles SET chemical_indicator = 'pass'").run()).toThrow('sterilization records are append-only');
     expect(() => raw.prepare('DELETE FROM sterilization_cycle_parts').run()).toThrow('sterilization records are append-only');
     expect(() => raw.prepare("UPDATE part_events SET event = 'x'").run()).toThrow('part events are append-only');

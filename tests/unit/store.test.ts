@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../hardware/clock.ts';
+import { registerChainFunctions } from '../../src/store/chain.ts';
 import { PenStore } from '../../src/store/store.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -27,13 +28,13 @@ describe('the store', () => {
   it('creates its schema once, in WAL mode with full synchronous writes, and reopens at the same version', { tags: ['REQ-RECORDS-DURABLE'] }, () => {
     const path = freshPath();
     const store = PenStore.open(path, new VirtualClock());
-    expect(store.schemaVersion).toBe(5);
+    expect(store.schemaVersion).toBe(6);
     store.close();
     const raw = new Database(path);
     expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
     raw.close();
     const again = PenStore.open(path, new VirtualClock());
-    expect(again.schemaVersion).toBe(5);
+    expect(again.schemaVersion).toBe(6);
     expect(again.integrityCheck()).toBe('ok');
     again.close();
   });
@@ -42,6 +43,7 @@ describe('the store', () => {
     const store = PenStore.open(freshPath(), new VirtualClock());
     store.audit(null, 'arm', {}, 'ok');
     const raw = new Database(store.path);
+    registerChainFunctions(raw);  // as the application's own connections have it (without, the chain's triggers refuse first)
     expect(() => raw.prepare("UPDATE audit_log SET result = 'forged'").run()).toThrow('the audit log is append-only');
     expect(() => raw.prepare('DELETE FROM audit_log').run()).toThrow('the audit log is append-only');
     raw.close();
@@ -58,7 +60,7 @@ describe('the store', () => {
     raw.prepare("INSERT INTO sessions (started_at, target, board, firmware) VALUES ('2026-01-01T00:00:00.000Z', 't', 'pen-r1a', '0.1.0')").run();
     raw.close();
     const store = PenStore.open(path, new VirtualClock());
-    expect(store.schemaVersion).toBe(5);
+    expect(store.schemaVersion).toBe(6);
     // A session from before: kept, with no client and no parts, and never counted as a treatment.
     expect(store.sessionPen(1)).toEqual({ board: 'pen-r1a', buildId: null, serial: null });
     expect(store.lastClientTreatment('C-1042')).toBeNull();
@@ -66,6 +68,7 @@ describe('the store', () => {
     store.audit(null, 'stop', {}, 'ok', { pen: { board: 'pen-r1a', buildId: '0000abcd', serial: null }, operator: 'ann' });
     expect(store.auditLog()[0]).toMatchObject({ command: 'stop', pen: { board: 'pen-r1a', buildId: '0000abcd', serial: null }, operator: 'ann' });
     const check = new Database(path);
+    registerChainFunctions(check);
     expect(() => check.prepare("UPDATE audit_log SET operator = 'forged'").run()).toThrow('the audit log is append-only');
     check.close();
     store.close();
@@ -163,6 +166,7 @@ describe('the store', () => {
     const raw = new Database(old);
     raw.exec(version1Schema);
     raw.pragma('user_version = 1');
+    raw.prepare("INSERT INTO audit_log (at, session_id, command, arguments, result) VALUES ('2026-01-01T00:00:00.000Z', NULL, 'home', '{}', 'ok')").run();
     raw.close();
     const newest = PenStore.open(':memory:', new VirtualClock()).schemaVersion;
     for (const path of [fresh, old]) {
@@ -180,6 +184,10 @@ describe('the store', () => {
       const check = new Database(path);
       expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
       check.close();
+      // Migrated once: the old store's row chained once (a second genesis would show as a second entry).
+      const verified = PenStore.openReadOnly(path, new VirtualClock());
+      expect(verified.verify(), path).toMatchObject({ ok: true, entries: path === old ? 1 : 0 });
+      verified.close();
     }
   });
 
@@ -216,6 +224,8 @@ describe('the store', () => {
       expect(faultIds.has(fault)).toBe(true);
       expect(auditIds.has(audit)).toBe(true);
     }
+    // Each row and its chain entry were committed together: the trail verifies up to the last write that made it.
+    expect(store.verify()).toMatchObject({ ok: true, problemCount: 0, rowsChecked: 1 + faultIds.size + auditIds.size });
     store.close();
   });
 });
