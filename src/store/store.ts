@@ -330,6 +330,19 @@ const sessionOf = (row: SessionRow): SessionRecord => ({
   clientRef: row.client_ref, needleStartedAt: row.needle_started_at, cartridgePartId: row.cartridge_part_id, noseconePartId: row.nosecone_part_id,
 });
 
+/**
+ * A WHERE clause of the conditions whose value is given (each names its parameter), ANDed, and the parameters with
+ * the limit (default 100).
+ */
+function filtered(limit: number | undefined, conditions: readonly (readonly [sql: string, name: string, value: string | number | undefined])[]): {
+  readonly where: string; readonly params: Record<string, string | number>;
+} {
+  const params: Record<string, string | number> = { limit: limit ?? 100 };
+  const used = conditions.filter(([, , value]) => value !== undefined);
+  for (const [, name, value] of used) params[name] = value ?? '';
+  return { where: used.length === 0 ? '' : `WHERE ${used.map(([sql]) => sql).join(' AND ')}`, params };
+}
+
 /** Runs `action` again every 10 ms while SQLite reports the database busy, for at most `limitMs`. */
 function retryWhileBusy<T>(action: () => T, limitMs: number): T {
   const deadline = Date.now() + limitMs;
@@ -514,53 +527,26 @@ export class PenStore {
 
   /** The audit log, newest first, filtered. */
   queryAudit(filter: AuditFilter = {}): AuditRecord[] {
-    const where: string[] = [];
-    const params: Record<string, string | number> = { limit: filter.limit ?? 100 };
-    if (filter.pen !== undefined) {
-      where.push('@pen IN (pen_serial, pen_build, pen_board)');
-      params['pen'] = filter.pen;
-    }
-    if (filter.sessionId !== undefined) {
-      where.push('session_id = @sessionId');
-      params['sessionId'] = filter.sessionId;
-    }
-    if (filter.command !== undefined) {
-      where.push('command = @command');
-      params['command'] = filter.command;
-    }
-    if (filter.since !== undefined) {
-      where.push('at >= @since');
-      params['since'] = filter.since;
-    }
-    if (filter.until !== undefined) {
-      where.push('at < @until');
-      params['until'] = filter.until;
-    }
-    const sql = `SELECT * FROM audit_log ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY id DESC LIMIT @limit`;
+    const { where, params } = filtered(filter.limit, [
+      ['@pen IN (pen_serial, pen_build, pen_board)', 'pen', filter.pen],
+      ['session_id = @sessionId', 'sessionId', filter.sessionId],
+      ['command = @command', 'command', filter.command],
+      ['at >= @since', 'since', filter.since],
+      ['at < @until', 'until', filter.until],
+    ]);
+    const sql = `SELECT * FROM audit_log ${where} ORDER BY id DESC LIMIT @limit`;
     return (this.db.prepare(sql).all(params) as AuditRow[]).map(auditOf);
   }
 
   /** Started sessions, newest first, filtered. */
   sessions(filter: SessionFilter = {}): SessionRecord[] {
-    const where: string[] = [];
-    const params: Record<string, string | number> = { limit: filter.limit ?? 100 };
-    if (filter.pen !== undefined) {
-      where.push('@pen IN (pen_serial, pen_build, board)');
-      params['pen'] = filter.pen;
-    }
-    if (filter.clientRef !== undefined) {
-      where.push('client_ref = @clientRef');
-      params['clientRef'] = filter.clientRef;
-    }
-    if (filter.since !== undefined) {
-      where.push('started_at >= @since');
-      params['since'] = filter.since;
-    }
-    if (filter.until !== undefined) {
-      where.push('started_at < @until');
-      params['until'] = filter.until;
-    }
-    const sql = `SELECT * FROM sessions ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`} ORDER BY started_at DESC, id DESC LIMIT @limit`;
+    const { where, params } = filtered(filter.limit, [
+      ['@pen IN (pen_serial, pen_build, board)', 'pen', filter.pen],
+      ['client_ref = @clientRef', 'clientRef', filter.clientRef],
+      ['started_at >= @since', 'since', filter.since],
+      ['started_at < @until', 'until', filter.until],
+    ]);
+    const sql = `SELECT * FROM sessions ${where} ORDER BY started_at DESC, id DESC LIMIT @limit`;
     return (this.db.prepare(sql).all(params) as SessionRow[]).map(sessionOf);
   }
 
