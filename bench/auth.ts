@@ -6,7 +6,7 @@
 import { pen as penDescription } from '../hardware/description.ts';
 import { VirtualPen, type PenUart } from '../hardware/sim/virtual-pen.ts';
 import { codeSymbol, elfSymbols } from '../hardware/sim/elf-symbols.ts';
-import { FrameKind, Role, messageSpecs, type HostMessageName, type MessageFields } from '../hardware/generated/protocol.ts';
+import { FrameKind, PROTOCOL_VERSION, Role, messageSpecs, type HostMessageName, type MessageFields } from '../hardware/generated/protocol.ts';
 import { challengeAnswer, testKeys } from '../hal/auth.ts';
 import { PenDevice } from '../hal/device.ts';
 import { decodeMessage, encodeMessage, type Message } from '../hal/link/codec.ts';
@@ -58,7 +58,9 @@ class Bench {
       if (this.replyAfter(from) !== undefined) break;
     }
     this.seq = 0;
-    await this.send('identify', { hostProtocolVersion: 3 });
+    await this.send('identify', { hostProtocolVersion: PROTOCOL_VERSION });
+    // The provisioning host went silent before this one came: the pen latched heartbeat_lost, which refuses challenges.
+    await this.send('clear_fault', {});
   }
 
   async send<K extends HostMessageName>(name: K, fields: MessageFields[K]): Promise<Message> {
