@@ -2,7 +2,7 @@
 // optional), else the virtual bench, a `pen sim` process serving the pen, its rig, its dial gauge and its control channel
 // on TCP, found through its --json lines. The suite then connects to either exactly the same way (tests/hil/bench.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -42,7 +42,9 @@ type Endpoint = (typeof endpoints)[number];
 
 /** Starts `pen sim` with every endpoint on a free port; resolves with the addresses once it has said them all. */
 async function startVirtualBench(): Promise<{ addresses: BenchAddresses; stop: () => Promise<void> }> {
-  const folder = mkdtempSync(join(tmpdir(), 'pen-hil-'));
+  // pen sim writes its EEPROM and parts files durably (fsync) on every change, on its own loop; on a slow disk that
+  // could hold the pen's frames past the host's 250 ms link timeout. The bench needs no durability: memory will do.
+  const folder = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'pen-hil-'));
   const eeprom = writeProvisionedEepromFile(join(folder, 'pen.eeprom'));
   const rigFirmware = rigFirmwarePath();
   const any = 'tcp://127.0.0.1:0';
