@@ -142,7 +142,11 @@ export class PenProcesses {
       return Promise.race([settled, late]).finally(() => clearTimeout(timer));
     };
     const waitFor = (pattern: RegExp, timeoutMs?: number): Promise<string> => {
-      const matched = new Promise<string>((resolve) => waiters.push({ pattern, resolve }));
+      // What was printed already counts: two lines may come in one chunk, before the second one is waited for.
+      const already = pattern.exec(stdout);
+      const matched = already !== null
+        ? Promise.resolve(already[1] ?? already[0])
+        : new Promise<string>((resolve) => waiters.push({ pattern, resolve }));
       if (timeoutMs === undefined) return matched;
       const endedFirst = finished.then((result): never => {
         throw new Error(`${command} ended (${String(result.code)}) before printing ${String(pattern)}:\n${output}`);
