@@ -317,18 +317,11 @@ export class Rig {
    */
   async tachHz(windowMs: number): Promise<number> {
     const risingAtMs: number[] = [];
-    let last = this.tach.isDown;
-    const event = `digital-read-${this.pins.tach.number}`;
-    const onEdge = (value: number): void => {
-      const high = value !== 0;
-      if (high && !last) risingAtMs.push(this.clock.nowMs());
-      last = high;
-    };
-    this.board.io.on(event, onEdge);
+    const stop = this.onTachRise(() => risingAtMs.push(this.clock.nowMs()));
     const start = this.clock.nowMs();
     await this.clock.sleep(windowMs);
     const elapsedMs = this.clock.nowMs() - start;
-    this.board.io.off(event, onEdge);
+    stop();
     const first = risingAtMs[0];
     const final = risingAtMs.at(-1);
     if (first === undefined || final === undefined || final <= first) return risingAtMs.length / (elapsedMs / 1000);
@@ -382,22 +375,28 @@ export class Rig {
    */
   async tachPulsesDuring(action: () => Promise<void>): Promise<number> {
     let pulses = 0;
-    let last = this.tach.isDown;
-    const event = `digital-read-${this.pins.tach.number}`;
-    const onEdge = (value: number): void => {
-      const high = value !== 0;
-      if (high && !last) pulses += 1;
-      last = high;
-    };
     await this.flushReports();
-    this.board.io.on(event, onEdge);
+    const stop = this.onTachRise(() => { pulses += 1; });
     try {
       await action();
       await this.flushReports();
     } finally {
-      this.board.io.off(event, onEdge);
+      stop();
     }
     return pulses;
+  }
+
+  /** Calls onRise at each rising edge of the tach in the rig's digital reports, from now until the returned stop. */
+  private onTachRise(onRise: () => void): () => void {
+    let last = this.tach.isDown;
+    const event = `digital-read-${this.pins.tach.number}`;
+    const onReport = (value: number): void => {
+      const high = value !== 0;
+      if (high && !last) onRise();
+      last = high;
+    };
+    this.board.io.on(event, onReport);
+    return () => this.board.io.off(event, onReport);
   }
 
   /** Resolves with the ms it took once predicate holds (checked at once and on every report); rejects after timeoutMs. */
